@@ -1,0 +1,41 @@
+"""netCDF reading and writing for cubes and results (h5netcdf engine, atomic writes)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import xarray as xr
+
+from .._atomic import atomic_path
+from ..errors import DataFileError
+
+ENGINE = "h5netcdf"
+#: attrs["egu_widgets_kind"] tells a cube file from a result file.
+KIND_ATTR = "egu_widgets_kind"
+
+
+def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, kind: str) -> Path:
+    ds = ds.copy()
+    ds.attrs[KIND_ATTR] = kind
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine=ENGINE, invalid_netcdf=False)
+    return Path(path)
+
+
+def read_dataset(path: str | os.PathLike) -> xr.Dataset:
+    """Read a whole netCDF file into memory and close it (so the file can be replaced later)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataFileError(f"no such file: {str(path)!r}")
+    if path.stat().st_size == 0:
+        raise DataFileError(f"{str(path)!r} is empty (0 bytes); it was not written completely, write it again")
+    try:
+        with xr.open_dataset(path, engine=ENGINE) as ds:
+            return ds.load()
+    except DataFileError:
+        raise
+    except Exception as exc:  # h5py/h5netcdf raise many types for damaged files
+        raise DataFileError(
+            f"{str(path)!r} is not a readable netCDF file ({type(exc).__name__}: {exc}); it may be truncated or corrupted"
+        ) from exc

@@ -1,0 +1,71 @@
+"""Training events: the only thing a training loop tells the outside world.
+
+The trainer builds a :class:`TrainingEvent` at start, after every epoch, and at the end, and
+hands it to each callback. Callbacks (console progress, the notebook dashboard, a logger of your
+own) never reach into the trainer; to end a run early they call ``event.control.request_stop()``,
+which is thread-safe so a button handled on another thread can use it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Protocol, Union
+
+#: Kinds of event, in the order a run emits them. A run emits exactly one of "end", "stop" or
+#: "fail" last: "end" when all epochs ran, "stop" when a callback or KeyboardInterrupt ended it
+#: early, "fail" when training could not continue (for example a NaN loss).
+EVENT_KINDS = ("start", "epoch", "end", "stop", "fail")
+
+
+class TrainingControl:
+    """Shared between a trainer and its callbacks; lets any of them ask the run to stop."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self.reason = ""
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        if not self._stop.is_set():
+            self.reason = reason
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+
+@dataclass(frozen=True)
+class TrainingEvent:
+    kind: str
+    epoch: int  # epochs completed so far (0 at "start")
+    n_epochs: int  # epochs planned
+    elapsed: float  # seconds since the run started
+    losses: dict = field(default_factory=dict)  # name -> float, e.g. total, reconstruction, bundle
+    learning_rate: float | None = None
+    metrics: dict = field(default_factory=dict)  # e.g. {"rmse": 0.04} when truth is known
+    message: str = ""  # why a run stopped or failed
+    control: TrainingControl | None = field(default=None, repr=False, compare=False)
+    info: dict = field(default_factory=dict)  # run description at "start" (method, sizes, device)
+
+    def __post_init__(self) -> None:
+        if self.kind not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {self.kind!r}; expected one of {EVENT_KINDS}")
+
+    @property
+    def is_final(self) -> bool:
+        return self.kind in ("end", "stop", "fail")
+
+
+class Callback(Protocol):
+    def on_event(self, event: TrainingEvent) -> None: ...
+
+
+CallbackLike = Union[Callback, Callable[[TrainingEvent], None]]
+
+
+def dispatch(callbacks: Iterable[CallbackLike], event: TrainingEvent) -> None:
+    """Send ``event`` to every callback: objects with ``on_event`` or plain callables."""
+    for cb in callbacks:
+        handler = getattr(cb, "on_event", None)
+        (handler if handler is not None else cb)(event)

@@ -1,0 +1,209 @@
+"""UnmixingResult: what an unmixing method found, as an xarray Dataset saved to netCDF.
+
+Layout of ``result.ds``:
+
+- ``abundances(endmember, y, x)`` float64, non-negative and summing to one per pixel
+  (NaN at pixels the cube marked invalid);
+- ``endmembers(endmember, band)`` float64 when the method yields spectra (EGU-Net: its decoder
+  applied to each pure abundance vector);
+- optional training curves ``history_<name>(epoch)`` (e.g. ``history_loss_total``);
+- coordinates ``endmember`` (names), ``wavelength(band)`` when the cube had them;
+- attrs: ``method``, ``config`` (JSON), ``cube_name``, ``seconds``, ``partial`` (1 when training
+  was stopped early), ``stop_reason``, and when truth was known ``rmse``, ``sad`` (aligned; see
+  :mod:`egu_widgets.metrics`) and ``scores`` (JSON with per-material figures).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Mapping
+
+import numpy as np
+import xarray as xr
+
+from .cube.hypercube import HyperCube
+from .cube.netcdf import KIND_ATTR, read_dataset, write_dataset
+from .errors import DataFileError, InputError
+
+
+class UnmixingResult:
+    __slots__ = ("ds",)
+
+    def __init__(self, ds: xr.Dataset):
+        if "abundances" not in ds:
+            raise InputError(f"an unmixing result needs an 'abundances' variable (found: {sorted(ds.data_vars)})")
+        self.ds = ds
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_arrays(
+        cls,
+        cube: HyperCube,
+        abundances: np.ndarray,
+        endmembers: np.ndarray | None = None,
+        *,
+        method: str,
+        config: Mapping[str, Any] | None = None,
+        seconds: float | None = None,
+        history: Mapping[str, Any] | None = None,
+        partial: bool = False,
+        stop_reason: str = "",
+        names: list[str] | None = None,
+        score: bool = True,
+    ) -> "UnmixingResult":
+        """Wrap a method's output. ``abundances`` is (pixels, P) in cube pixel order or (P, rows, cols).
+
+        When the cube has truth and ``score`` is true, endmembers are reordered to match the truth
+        (Hungarian alignment) and the aligned scores are stored in attrs.
+        """
+        h, w, b = cube.shape
+        ab = np.asarray(abundances, dtype=np.float64)
+        if ab.ndim == 2:
+            if ab.shape[0] != h * w:
+                raise InputError(f"abundances have {ab.shape[0]} pixels; the cube has {h * w}")
+            ab = ab.T.reshape(-1, h, w)
+        if ab.ndim != 3 or ab.shape[1:] != (h, w):
+            raise InputError(f"abundances must be (pixels, P) or (P, {h}, {w}); got {np.shape(abundances)}")
+        n_em = ab.shape[0]
+        valid = cube.valid_mask
+        if not valid.all():
+            ab = ab.copy()
+            ab[:, ~valid] = np.nan
+        data_vars: dict[str, Any] = {"abundances": (("endmember", "y", "x"), ab)}
+        if endmembers is not None:
+            em = np.asarray(endmembers, dtype=np.float64)
+            if em.shape != (n_em, b):
+                raise InputError(f"endmembers must be ({n_em}, {b}); got {em.shape}")
+            data_vars["endmembers"] = (("endmember", "band"), em)
+        for key, values in (history or {}).items():
+            data_vars[f"history_{key}"] = (("epoch",), np.asarray(values, dtype=np.float64))
+        coords: dict[str, Any] = {"y": cube.ds["y"].values, "x": cube.ds["x"].values}
+        if endmembers is not None or "band" in cube.ds.coords:
+            coords["band"] = cube.ds["band"].values
+        if "wavelength" in cube.ds.coords:
+            coords["wavelength"] = cube.ds["wavelength"]
+        coords["endmember"] = np.array(names if names is not None else [f"endmember {i + 1}" for i in range(n_em)])
+        ds = xr.Dataset(data_vars, coords=coords)
+        if "epoch" in ds.dims:
+            ds = ds.assign_coords(epoch=np.arange(1, ds.sizes["epoch"] + 1))
+        ds.attrs.update(
+            method=method,
+            config=json.dumps(dict(config or {}), sort_keys=True, default=str),
+            cube_name=cube.name,
+            seconds=float(seconds) if seconds is not None else float("nan"),
+            partial=int(bool(partial)),
+            stop_reason=stop_reason,
+        )
+        result = cls(ds)
+        if score and cube.true_abundances is not None:
+            result = result.aligned_to(cube)
+        return result
+
+    # ------------------------------------------------------------------ views
+    @property
+    def abundances(self) -> xr.DataArray:
+        return self.ds["abundances"]
+
+    @property
+    def endmembers(self) -> xr.DataArray | None:
+        return self.ds["endmembers"] if "endmembers" in self.ds else None
+
+    @property
+    def abundance_pixels(self) -> np.ndarray:
+        """(rows*cols, P) abundances in cube pixel order."""
+        ab = self.abundances.values
+        return ab.reshape(ab.shape[0], -1).T.copy()
+
+    @property
+    def n_endmembers(self) -> int:
+        return int(self.ds.sizes["endmember"])
+
+    @property
+    def method(self) -> str:
+        return str(self.ds.attrs.get("method", ""))
+
+    @property
+    def config(self) -> dict:
+        return json.loads(self.ds.attrs.get("config", "{}"))
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.ds.attrs.get("partial", 0))
+
+    @property
+    def scores(self) -> dict:
+        return json.loads(self.ds.attrs.get("scores", "{}"))
+
+    @property
+    def rmse(self) -> float | None:
+        return float(self.ds.attrs["rmse"]) if "rmse" in self.ds.attrs else None
+
+    @property
+    def sad(self) -> float | None:
+        return float(self.ds.attrs["sad"]) if "sad" in self.ds.attrs else None
+
+    @property
+    def history(self) -> dict[str, np.ndarray]:
+        return {k[len("history_"):]: self.ds[k].values for k in self.ds.data_vars if k.startswith("history_")}
+
+    # ------------------------------------------------------------------ scoring
+    def aligned_to(self, cube: HyperCube) -> "UnmixingResult":
+        """A new result with endmembers reordered to the cube's truth, named after it, and scored."""
+        from . import metrics
+
+        if cube.true_abundances is None:
+            raise InputError("the cube has no truth abundances to align to; open it with truth=")
+        true_ab = cube.true_abundance_pixels
+        est_ab = self.abundance_pixels
+        if est_ab.shape[0] != true_ab.shape[0]:
+            raise InputError(f"the result covers {est_ab.shape[0]} pixels, the truth {true_ab.shape[0]}")
+        valid = cube.valid_mask.ravel()
+        est_em = self.endmembers.values if self.endmembers is not None else None
+        scores = metrics.score(
+            est_ab[valid], true_ab[valid], est_endmembers=est_em, true_endmembers=cube.true_endmembers
+        )
+        perm = np.asarray(scores.pop("permutation"))
+        ds = self.ds.isel(endmember=perm)
+        names = list(cube.endmember_names or [])
+        if len(names) == len(perm):
+            ds = ds.assign_coords(endmember=np.array(names))
+        ds.attrs["rmse"] = float(scores["rmse"])
+        sad = scores.get("sad")
+        if sad is not None and np.isfinite(sad):
+            ds.attrs["sad"] = float(sad)
+        ds.attrs["scores"] = json.dumps(scores, default=_jsonable)
+        return UnmixingResult(ds)
+
+    # ------------------------------------------------------------------ files
+    def to_netcdf(self, path: str | os.PathLike) -> None:
+        """Write atomically: an interrupted write leaves any previous file intact."""
+        write_dataset(self.ds, path, kind="result")
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "UnmixingResult":
+        ds = read_dataset(path)
+        if ds.attrs.get(KIND_ATTR) != "result" and "abundances" not in ds:
+            raise DataFileError(f"{str(path)!r} is not an egu_widgets result file (no 'abundances' variable)")
+        ds.attrs.pop(KIND_ATTR, None)
+        return cls(ds)
+
+    def __repr__(self) -> str:
+        h, w = self.ds.sizes["y"], self.ds.sizes["x"]
+        score = f", rmse={self.rmse:.4f}" if self.rmse is not None else ""
+        score += f", sad={self.sad:.2f} deg" if self.sad is not None else ""
+        part = " (partial)" if self.partial else ""
+        return f"<UnmixingResult {self.method}{part}: {self.n_endmembers} endmembers on {h}x{w}{score}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UnmixingResult) and self.ds.identical(other.ds)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
