@@ -289,7 +289,7 @@ def _read_envi(path: Path, truth: MatTruth | None, *, scale, **kw) -> HyperCube:
             "must sit beside the header with the same name"
         ) from exc
     try:
-        data = np.asarray(img.load())
+        data = np.asarray(img.load(scale=False))  # the scale is applied below, once, whoever gives it
     except Exception as exc:
         raise DataFileError(f"cannot read ENVI data of {str(header)!r} ({exc}); the data file may be truncated") from exc
     meta = img.metadata

@@ -1,0 +1,180 @@
+"""The ``egu-widgets`` command line: headless unmixing runs.
+
+    egu-widgets unmix SOURCE [--truth TRUTH] --endmembers P --method METHOD [--seed S]
+                     [--epochs N] [--device cpu|cuda] --out RESULT.nc
+    egu-widgets demo [--out DIR] [--method METHOD] [--epochs N]
+    egu-widgets datasets
+
+Any problem with the input ends the run with one line on stderr (``error: ...``), exit status 2,
+and no result file. An interrupted run (Ctrl-C) writes nothing and exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import EguError, InputError
+
+EXIT_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _option(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--option takes KEY=VALUE; got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key.strip().replace("-", "_"), parsed
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from .unmixing import METHODS
+
+    parser = argparse.ArgumentParser(prog="egu-widgets", description="EGU-Net hyperspectral unmixing, headless.")
+    parser.add_argument("--version", action="version", version=f"egu-widgets {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    un = sub.add_parser("unmix", help="unmix a cube and write the result as netCDF")
+    un.add_argument("source", help="dataset name (samson, jasper-ridge, egu-synthetic, demo) or a file (.mat, ENVI .hdr, .nc)")
+    un.add_argument("--truth", help=".mat file with truth 'A' and/or 'M' (for scoring, and for --method fcls)")
+    un.add_argument("--endmembers", "-p", type=int, dest="n_endmembers", help="number of endmembers P (default: the truth's)")
+    un.add_argument("--method", "-m", default="egu-pw", choices=METHODS)
+    un.add_argument("--endmembers-from", help="file with endmembers for fcls/sunsal: .mat with 'M' (bands x P) or a result .nc")
+    un.add_argument("--seed", type=int, default=0)
+    un.add_argument("--epochs", type=int, help="training epochs (EGU-Net methods)")
+    un.add_argument("--device", default="cpu", help="cpu or cuda (EGU-Net methods)")
+    un.add_argument("--lam", type=float, default=0.0, help="sparsity weight for sunsal")
+    un.add_argument("--rows", type=int, help="image rows, when a .mat file does not store them")
+    un.add_argument("--cols", type=int, help="image columns, when a .mat file does not store them")
+    un.add_argument("--scale", type=float, help="divide the data by this (raw integer data)")
+    un.add_argument("--invalid", choices=("raise", "mask", "fill"), default="raise", help="what to do with NaN/Inf pixels")
+    un.add_argument("--negative", choices=("raise", "clip"), default="raise", help="what to do with negative values")
+    un.add_argument("--option", "-o", action="append", type=_option, default=[], metavar="KEY=VALUE",
+                    help="method option, e.g. -o patch_size=5 -o bundle_mode=faithful (repeatable)")
+    un.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    un.add_argument("--out", required=True, help="result file to write (.nc)")
+
+    demo = sub.add_parser("demo", help="unmix the built-in demo scene; write its result and a figure")
+    demo.add_argument("--out", default="egu-demo", help="folder for result.nc and figure.png (default: ./egu-demo)")
+    demo.add_argument("--method", default="egu-pw", choices=METHODS)
+    demo.add_argument("--epochs", type=int, help="training epochs (EGU-Net methods)")
+    demo.add_argument("--seed", type=int, default=0)
+
+    sub.add_parser("datasets", help="list the datasets known by name and where their files are looked for")
+    return parser
+
+
+def _load_endmembers(path: str):
+    import numpy as np
+
+    p = Path(path)
+    if p.suffix.lower() == ".nc":
+        from .results import UnmixingResult
+
+        res = UnmixingResult.open(p)
+        if res.endmembers is None:
+            raise InputError(f"{path!r} holds no endmembers")
+        return res.endmembers.values
+    from .cube.readers import read_mat_truth
+
+    truth = read_mat_truth(p)
+    if truth.endmembers is None:
+        raise InputError(f"{path!r} has no 'M' (bands x P) endmember matrix")
+    return np.asarray(truth.endmembers)
+
+
+def _cmd_unmix(args) -> int:
+    from ._atomic import check_writable
+    from .cube.readers import open_cube
+    from .unmixing import unmix
+
+    out = check_writable(args.out)  # fail before any work, not after a long training
+    cube = open_cube(args.source, args.truth, rows=args.rows, cols=args.cols, scale=args.scale,
+                     invalid=args.invalid, negative=args.negative)
+    endmembers = _load_endmembers(args.endmembers_from) if args.endmembers_from else None
+    options = dict(args.option)
+    if args.method in ("egu-pw", "egu-ss", "ae"):
+        options.update(epochs=args.epochs, device=args.device, progress=not args.quiet)
+    elif endmembers is not None:
+        options["endmembers"] = endmembers
+    if args.method == "sunsal":
+        options["lam"] = args.lam
+    result = unmix(cube, method=args.method, n_endmembers=args.n_endmembers, seed=args.seed, **options)
+    result.to_netcdf(out)
+    print(f"{args.method} on {cube.name} ({cube.height}x{cube.width}x{cube.n_bands}, P={result.n_endmembers}): "
+          f"{float(result.ds.attrs['seconds']):.2f} s" + (" [partial: " + result.ds.attrs.get("stop_reason", "") + "]" if result.partial else ""))
+    if result.rmse is not None:
+        sad = f", mean SAD {result.sad:.2f} deg" if result.sad is not None else ""
+        print(f"abundance RMSE {result.rmse:.4f}{sad} (aligned to truth; 0-1 scale)")
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from ._atomic import check_writable
+    from .cube.synthetic import make_demo
+    from .unmixing import unmix
+
+    folder = Path(args.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    result_path = check_writable(folder / "result.nc")
+    cube = make_demo(seed=args.seed)
+    print(f"demo scene: {cube.height}x{cube.width} pixels, {cube.n_bands} bands, {cube.n_true_endmembers} materials, 30 dB noise")
+    rows = []
+    baseline = unmix(cube, method="vca-fcls", seed=args.seed)
+    rows.append(baseline)
+    options = {"epochs": args.epochs} if args.method in ("egu-pw", "egu-ss", "ae") else {}
+    start = time.perf_counter()
+    result = unmix(cube, method=args.method, seed=args.seed, **options) if args.method != "vca-fcls" else baseline
+    if result is not baseline:
+        rows.append(result)
+    for r in rows:
+        print(f"  {r.method:<9} abundance RMSE {r.rmse:.4f}  mean SAD {r.sad if r.sad is not None else float('nan'):.2f} deg  "
+              f"{float(r.ds.attrs['seconds']):.2f} s")
+    result.to_netcdf(result_path)
+    print(f"wrote {result_path}")
+    try:
+        from .plotting import save_result_figure
+    except ImportError:  # the figure needs matplotlib only; report rather than fail the run
+        print("figure skipped: matplotlib is not installed")
+    else:
+        fig_path = save_result_figure(cube, result, folder / "figure.png")
+        print(f"wrote {fig_path}")
+    print(f"done in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _cmd_datasets(args) -> int:
+    from .cube.datasets import search_path
+    from .cube.readers import dataset_names
+
+    print("datasets: " + ", ".join(dataset_names()))
+    print("files are looked for in: " + ", ".join(str(p) for p in search_path()))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    commands = {"unmix": _cmd_unmix, "demo": _cmd_demo, "datasets": _cmd_datasets}
+    try:
+        return commands[args.command](args)
+    except EguError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""Cubes and readers: every layout, pixel order, round trips, datasets and bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import xarray as xr
+
+from egu_widgets import HyperCube, open_cube
+from egu_widgets.cube import datasets
+from egu_widgets.cube.readers import mat_pixels_to_image
+from egu_widgets.errors import DataFileError, DatasetError, InputError
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")
+
+
+def scene(rows=6, cols=9, bands=12, p=3, seed=0):
+    """A non-square scene with distinct pixels: a wrong pixel order cannot go unnoticed."""
+    rng = np.random.default_rng(seed)
+    em = rng.uniform(0.1, 0.9, size=(p, bands))
+    ab = rng.dirichlet(np.ones(p), size=(rows, cols)).transpose(2, 0, 1)  # (P, rows, cols)
+    img = np.einsum("phw,pb->hwb", ab, em)
+    return img, em, ab
+
+
+def to_matlab_columns(img: np.ndarray) -> np.ndarray:
+    """(rows, cols, channels) -> (channels, rows*cols) with MATLAB's column-major pixel order."""
+    rows, cols, ch = img.shape
+    out = np.empty((ch, rows * cols))
+    for c in range(cols):  # spelled out on purpose: pixel n = r + c * rows
+        for r in range(rows):
+            out[:, r + c * rows] = img[r, c]
+    return out
+
+
+# ---------------------------------------------------------------------------- HyperCube
+def test_from_array_layout_and_views():
+    img, em, ab = scene()
+    cube = HyperCube.from_array(img, wavelengths=np.linspace(400, 1000, 12), endmembers=em, abundances=ab,
+                                endmember_names=["a", "b", "c"], name="t")
+    assert cube.ds["reflectance"].dims == ("y", "x", "band")
+    assert cube.ds["abundances"].dims == ("endmember", "y", "x")
+    assert cube.ds["endmembers"].dims == ("endmember", "band")
+    assert cube.ds["wavelength"].attrs["units"] == "nm"
+    assert cube.shape == (6, 9, 12) and cube.n_pixels == 54
+    assert cube.endmember_names == ["a", "b", "c"]
+    np.testing.assert_allclose(cube.pixels[9 + 4], img[1, 4], rtol=1e-6)  # row-major pixel order
+    np.testing.assert_allclose(cube.true_abundance_pixels[9 + 4], ab[:, 1, 4])
+    assert "6x9 pixels, 12 bands" in repr(cube)
+
+
+def test_abundances_accepted_bands_last():
+    img, em, ab = scene()
+    cube = HyperCube.from_array(img, endmembers=em, abundances=ab.transpose(1, 2, 0))
+    np.testing.assert_allclose(cube.true_abundances, ab)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.full((4, 4, 5), np.nan), "NaN or Inf"),
+        (np.zeros((4, 4, 5)), "all zeros"),
+        (-np.ones((4, 4, 5)), "negative"),
+        (np.ones((4, 5)), "3-D"),
+        (np.ones((4, 4, 5), dtype=np.uint16), "raw integer"),
+    ],
+)
+def test_bad_reflectance_is_refused(bad, message):
+    with pytest.raises(InputError, match=message):
+        HyperCube.from_array(bad)
+
+
+def test_nan_policies():
+    img, *_ = scene()
+    img[2, 3, 4] = np.nan
+    masked = HyperCube.from_array(img, invalid="mask")
+    assert not masked.valid_mask[2, 3] and masked.valid_mask.sum() == 53
+    assert np.isfinite(masked.image).all()
+    filled = HyperCube.from_array(img, invalid="fill")
+    assert filled.valid_mask.all() and np.isfinite(filled.image).all()
+    assert filled.provenance["invalid_pixels"] == 1
+
+
+def test_negative_clip():
+    img, *_ = scene()
+    img[0, 0, 0] = -0.01
+    cube = HyperCube.from_array(img, negative="clip")
+    assert cube.image.min() == 0 and cube.provenance["clipped_negative_values"] == 1
+
+
+def test_truth_mismatch_is_refused():
+    img, em, ab = scene()
+    with pytest.raises(InputError, match="bands"):
+        HyperCube.from_array(img, endmembers=em[:, :5])
+    with pytest.raises(InputError, match="pixels|cube is"):
+        HyperCube.from_array(img, abundances=ab[:, :4])
+
+
+# ---------------------------------------------------------------------------- .mat layouts
+def test_matlab_pixel_order_helper():
+    img, *_ = scene()
+    np.testing.assert_array_equal(mat_pixels_to_image(to_matlab_columns(img), 6, 9), img)
+
+
+def test_zhu_pair_layout(tmp_path):
+    img, em, ab = scene()
+    scipy.io.savemat(tmp_path / "cube.mat", {"V": to_matlab_columns(img), "nRow": 6, "nCol": 9, "nBand": 12})
+    cood = np.empty((3, 1), dtype=object)
+    cood[:, 0] = ["1-rock", "2-Tree", "3-water"]
+    scipy.io.savemat(tmp_path / "truth.mat", {"A": to_matlab_columns(ab.transpose(1, 2, 0)), "M": em.T, "cood": cood})
+    cube = open_cube(tmp_path / "cube.mat", truth=tmp_path / "truth.mat")
+    np.testing.assert_allclose(cube.image, img, rtol=1e-6)
+    np.testing.assert_allclose(cube.true_abundances, ab)  # truth maps line up with the image
+    np.testing.assert_allclose(cube.true_endmembers, em)
+    assert cube.endmember_names == ["rock", "tree", "water"]
+
+
+def test_integer_cube_with_max_value(tmp_path):
+    img, *_ = scene()
+    raw = np.round(img * 5000).astype(np.uint16)
+    scipy.io.savemat(tmp_path / "c.mat", {"Y": to_matlab_columns(raw).astype(np.uint16), "nRow": 6, "nCol": 9, "maxValue": 5000})
+    cube = open_cube(tmp_path / "c.mat")
+    np.testing.assert_allclose(cube.image, raw / 5000, rtol=1e-6)
+    assert cube.provenance["scale"] == 5000
+
+
+def test_integer_cube_without_scale_is_refused(tmp_path):
+    img, *_ = scene()
+    raw = np.round(img * 5000).astype(np.uint16)
+    scipy.io.savemat(tmp_path / "c.mat", {"Y": to_matlab_columns(raw).astype(np.uint16), "nRow": 6, "nCol": 9})
+    with pytest.raises(InputError, match="scale"):
+        open_cube(tmp_path / "c.mat")
+    assert open_cube(tmp_path / "c.mat", scale=5000).image.max() <= 1
+
+
+def test_single_file_layout_with_size(tmp_path):
+    img, em, ab = scene()
+    scipy.io.savemat(tmp_path / "s.mat", {"Y": to_matlab_columns(img), "A": to_matlab_columns(ab.transpose(1, 2, 0)),
+                                          "M": em.T, "H": 6, "W": 9})
+    cube = open_cube(tmp_path / "s.mat")
+    np.testing.assert_allclose(cube.image, img, rtol=1e-6)
+    np.testing.assert_allclose(cube.true_abundances, ab)
+
+
+def test_single_file_square_assumed_only_when_exact(tmp_path):
+    img, em, ab = scene(rows=5, cols=5)
+    scipy.io.savemat(tmp_path / "sq.mat", {"Y": to_matlab_columns(img), "A": to_matlab_columns(ab.transpose(1, 2, 0)), "M": em.T})
+    assert open_cube(tmp_path / "sq.mat").shape == (5, 5, 12)
+    img, em, ab = scene()  # 6 x 9 = 54 pixels: not a square
+    scipy.io.savemat(tmp_path / "ns.mat", {"Y": to_matlab_columns(img), "A": to_matlab_columns(ab.transpose(1, 2, 0)), "M": em.T})
+    with pytest.raises(InputError, match="rows= and cols="):
+        open_cube(tmp_path / "ns.mat")
+    np.testing.assert_allclose(open_cube(tmp_path / "ns.mat", rows=6, cols=9).image, img, rtol=1e-6)
+
+
+def test_tnnls_layout(tmp_path):
+    img, em, ab = scene(rows=8, cols=8)
+    mixed = img.reshape(64, 12, order="F")  # the authors' (pixels, bands) export of a square image
+    scipy.io.savemat(tmp_path / "Mixed_TrSet.mat", {"Mixed_TrSet": mixed})
+    scipy.io.savemat(tmp_path / "TeLabel.mat", {"TeLabel": ab.transpose(1, 2, 0).reshape(64, 3, order="F")})
+    cube = open_cube(tmp_path)
+    np.testing.assert_allclose(cube.image, img, rtol=1e-6)
+    np.testing.assert_allclose(cube.true_abundances, ab)
+
+
+def test_unknown_mat_keys_are_listed(tmp_path):
+    scipy.io.savemat(tmp_path / "odd.mat", {"foo": np.ones((3, 3)), "bar": 1})
+    with pytest.raises(DataFileError) as err:
+        open_cube(tmp_path / "odd.mat")
+    assert "bar" in str(err.value) and "foo" in str(err.value) and "Zhu" in str(err.value)
+
+
+def test_empty_and_truncated_files(tmp_path):
+    (tmp_path / "empty.mat").write_bytes(b"")
+    with pytest.raises(DataFileError, match="empty"):
+        open_cube(tmp_path / "empty.mat")
+    img, *_ = scene()
+    scipy.io.savemat(tmp_path / "full.mat", {"Y": to_matlab_columns(img), "nRow": 6, "nCol": 9})
+    data = (tmp_path / "full.mat").read_bytes()
+    (tmp_path / "cut.mat").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataFileError):
+        open_cube(tmp_path / "cut.mat")
+
+
+def test_missing_file_and_unknown_dataset():
+    with pytest.raises(DataFileError, match="no such file"):
+        open_cube("/nonexistent/cube.mat")
+    with pytest.raises(DatasetError) as err:
+        open_cube("not-a-dataset")
+    assert "samson" in str(err.value) and "jasper-ridge" in str(err.value)
+
+
+# ---------------------------------------------------------------------------- ENVI
+def test_envi_reader(tmp_path):
+    import spectral.io.envi as envi
+
+    img, *_ = scene()
+    wl = np.linspace(0.4, 2.5, 12)
+    envi.save_image(str(tmp_path / "c.hdr"), (img * 10000).astype(np.int16), ext=".img",
+                    metadata={"wavelength": list(wl), "wavelength units": "Micrometers", "reflectance scale factor": 10000})
+    cube = open_cube(tmp_path / "c.hdr")
+    np.testing.assert_allclose(cube.image, (img * 10000).astype(np.int16) / 10000, atol=1e-6)
+    np.testing.assert_allclose(cube.wavelengths, wl)
+    assert cube.wavelength_units == "um"
+    os.remove(tmp_path / "c.img")
+    with pytest.raises(DataFileError, match="data file"):
+        open_cube(tmp_path / "c.hdr")
+
+
+# ---------------------------------------------------------------------------- netCDF round trip
+def test_netcdf_round_trip_is_identical(tmp_path):
+    img, em, ab = scene()
+    cube = HyperCube.from_array(img, wavelengths=np.linspace(400, 1000, 12), endmembers=em, abundances=ab,
+                                endmember_names=["rock", "tree", "water"], name="rt", provenance={"k": 1})
+    cube.to_netcdf(tmp_path / "c.nc")
+    back = open_cube(tmp_path / "c.nc")
+    xr.testing.assert_identical(back.ds, cube.ds)
+
+
+def test_netcdf_round_trip_with_mask(tmp_path):
+    img, *_ = scene()
+    img[1, 1] = np.inf
+    cube = HyperCube.from_array(img, invalid="mask")
+    cube.to_netcdf(tmp_path / "m.nc")
+    xr.testing.assert_identical(open_cube(tmp_path / "m.nc").ds, cube.ds)
+
+
+def test_corrupted_netcdf(tmp_path):
+    img, *_ = scene()
+    HyperCube.from_array(img).to_netcdf(tmp_path / "c.nc")
+    data = (tmp_path / "c.nc").read_bytes()
+    (tmp_path / "bad.nc").write_bytes(data[: len(data) // 3])
+    with pytest.raises(DataFileError):
+        open_cube(tmp_path / "bad.nc")
+
+
+# ---------------------------------------------------------------------------- datasets
+def test_demo_dataset_needs_no_files():
+    cube = open_cube("demo")
+    assert cube.has_truth and cube.wavelengths is not None
+    np.testing.assert_allclose(cube.true_abundances.sum(axis=0), 1.0)
+    assert open_cube("demo") == cube  # deterministic
+
+
+@needs_shared
+@pytest.mark.parametrize("name, shape, p", [("samson", (95, 95, 156), 3), ("jasper-ridge", (100, 100, 198), 4)])
+def test_real_datasets(name, shape, p):
+    cube = open_cube(name)
+    assert cube.shape == shape and cube.n_true_endmembers == p
+    assert 0 <= cube.image.min() and cube.image.max() < 1.5
+    np.testing.assert_allclose(cube.true_abundances.sum(axis=0), 1.0, atol=1e-6)
+
+
+@needs_shared
+def test_real_truth_maps_line_up_with_the_image():
+    """Samson's water map must sit where the image is dark in the near infrared (water absorbs it)."""
+    cube = open_cube("samson")
+    nir = cube.image[:, :, -20:].mean(axis=-1)
+    water = cube.true_abundances[cube.endmember_names.index("water")]
+    assert np.corrcoef(nir.ravel(), water.ravel())[0, 1] < -0.8
+    flipped = water.T  # the classic row-major mistake transposes a square image
+    assert np.corrcoef(nir.ravel(), flipped.ravel())[0, 1] > -0.5
+
+
+@needs_shared
+def test_egu_synthetic():
+    cube = open_cube("egu-synthetic")
+    assert cube.shape == (200, 200, 224) and cube.n_true_endmembers == 5
+    assert cube.provenance["snr_db"] == 30.0
+    clean = np.einsum("phw,pb->hwb", cube.true_abundances, cube.true_endmembers)
+    noise = cube.image - clean
+    snr = 10 * np.log10(np.mean(clean**2) / np.mean(noise**2))
+    assert abs(snr - 30.0) < 0.2
+
+
+def test_checksum_mismatch_of_a_download(tmp_path, monkeypatch):
+    """Serve a wrong file on loopback: the download must be refused and not kept."""
+    import http.server
+    import threading
+
+    (tmp_path / "srv").mkdir()
+    (tmp_path / "srv" / "x.mat").write_bytes(b"not the real file")
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "srv"), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        remote = datasets.RemoteFile("samson/samson_1.mat", hashlib.sha256(b"real").hexdigest(),
+                                     f"http://127.0.0.1:{server.server_port}/x.mat")
+        monkeypatch.setitem(datasets.FILES, remote.relpath, remote)
+        monkeypatch.setattr(datasets, "search_path", lambda: [tmp_path / "dl"])
+        monkeypatch.setattr(datasets, "download_dir", lambda: tmp_path / "dl")
+        with pytest.raises(DatasetError, match="checksum"):
+            datasets.fetch("samson/samson_1.mat")
+        assert not (tmp_path / "dl" / "samson" / "samson_1.mat").exists()
+    finally:
+        server.shutdown()
+
+
+def test_local_file_with_wrong_hash_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "samson").mkdir()
+    (tmp_path / "samson" / "end3.mat").write_bytes(b"tampered")
+    monkeypatch.setenv(datasets.ENV_VAR, str(tmp_path))
+    with pytest.raises(DatasetError, match="checksum"):
+        datasets.fetch("samson/end3.mat", download=False)
+
+
+def test_data_dir_setting_comes_first(tmp_path, monkeypatch):
+    monkeypatch.setenv(datasets.ENV_VAR, str(tmp_path))
+    assert datasets.search_path()[0] == tmp_path
+    assert datasets.download_dir() == tmp_path
