@@ -1,0 +1,361 @@
+"""Numbers behind the views, shared by the notebook widgets and the static matplotlib figures.
+
+Plain numpy only (no widget library), so :mod:`egu_widgets.plotting` can use it without the
+widget extra.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import InputError
+
+
+# ---------------------------------------------------------------------------------- spectra
+def spectral_angles_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle in degrees between matching rows of ``a`` and ``b`` (each (P, B) or (B,))."""
+    a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+    b = np.atleast_2d(np.asarray(b, dtype=np.float64))
+    num = np.sum(a * b, axis=-1)
+    den = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def sad_matrix_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) spectral angles in degrees between every row of ``a`` and of ``b``."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    an = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-300)
+    bn = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-300)
+    return np.degrees(np.arccos(np.clip(an @ bn.T, -1.0, 1.0)))
+
+
+def match_rows_by_sad(rows: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """``perm`` such that ``rows[perm[i]]`` is the row matched to ``targets[i]`` (least total SAD)."""
+    from scipy.optimize import linear_sum_assignment
+
+    cost = sad_matrix_deg(targets, rows)
+    cost = np.where(np.isfinite(cost), cost, 1e6)
+    target_idx, row_idx = linear_sum_assignment(cost)
+    perm = np.empty(len(targets), dtype=int)
+    perm[target_idx] = row_idx
+    return perm
+
+
+def least_squares_endmembers(pixels: np.ndarray, abundances: np.ndarray) -> np.ndarray:
+    """(P, B) spectra that best explain ``pixels`` (N, B) from ``abundances`` (N, P), clipped at 0.
+
+    Used when a method gives abundances only: the "extracted" endmembers implied by them.
+    """
+    ab = np.asarray(abundances, dtype=np.float64)
+    px = np.asarray(pixels, dtype=np.float64)
+    ok = np.isfinite(ab).all(axis=1)
+    em, *_ = np.linalg.lstsq(ab[ok], px[ok], rcond=None)
+    return np.clip(em, 0.0, None)
+
+
+def bundle_envelopes(
+    spectra: np.ndarray, labels: np.ndarray, n_endmembers: int, envelope: Any = "minmax"
+) -> list[tuple[np.ndarray, np.ndarray, int] | None]:
+    """Per bundle group (the spectra whose label argmax is ``p``): (low, high, count) or None if empty.
+
+    ``envelope`` is ``"minmax"`` or a pair of quantiles such as ``(0.05, 0.95)``.
+    """
+    spectra = np.asarray(spectra, dtype=np.float64)
+    labels = np.asarray(labels)
+    if spectra.ndim != 2:
+        raise InputError(f"bundle spectra must be (K, bands); got shape {spectra.shape}")
+    if labels.ndim == 2:
+        if labels.shape[0] != spectra.shape[0]:
+            raise InputError(f"{labels.shape[0]} bundle labels for {spectra.shape[0]} bundle spectra")
+        group = labels.argmax(axis=1)
+    elif labels.ndim == 1 and labels.shape[0] == spectra.shape[0]:
+        group = labels.astype(int)
+    else:
+        raise InputError(f"bundle labels must be (K, P) or (K,); got shape {labels.shape}")
+    if isinstance(envelope, str):
+        if envelope != "minmax":
+            raise InputError(f"envelope={envelope!r}; use 'minmax' or a pair of quantiles like (0.05, 0.95)")
+        q = None
+    else:
+        q = tuple(float(v) for v in envelope)
+        if len(q) != 2 or not 0.0 <= q[0] < q[1] <= 1.0:
+            raise InputError(f"envelope quantiles must be two numbers 0 <= low < high <= 1; got {envelope!r}")
+    out: list = []
+    for p in range(n_endmembers):
+        members = spectra[group == p]
+        if len(members) == 0:
+            out.append(None)
+        elif q is None:
+            out.append((members.min(axis=0), members.max(axis=0), len(members)))
+        else:
+            lo, hi = np.quantile(members, q, axis=0)
+            out.append((lo, hi, len(members)))
+    return out
+
+
+def group_means(spectra: np.ndarray, labels: np.ndarray, n_endmembers: int) -> np.ndarray:
+    """(P, B) mean spectrum of each bundle group (NaN rows for empty groups)."""
+    spectra = np.asarray(spectra, dtype=np.float64)
+    labels = np.asarray(labels)
+    group = labels.argmax(axis=1) if labels.ndim == 2 else labels.astype(int)
+    out = np.full((n_endmembers, spectra.shape[1]), np.nan)
+    for p in range(n_endmembers):
+        members = spectra[group == p]
+        if len(members):
+            out[p] = members.mean(axis=0)
+    return out
+
+
+# ---------------------------------------------------------------------------------- axes
+@dataclass(frozen=True)
+class SpectralAxis:
+    values: np.ndarray
+    label: str  # e.g. "wavelength (nm)" or "band"
+    name: str  # a HoloViews dimension name: "wavelength" or "band"
+
+
+def spectral_axis(n_bands: int, cube: Any = None, result: Any = None) -> SpectralAxis:
+    """Wavelengths with units when the cube (or the result) knows them, else band numbers."""
+    wl, units = None, None
+    if cube is not None and getattr(cube, "wavelengths", None) is not None:
+        wl, units = cube.wavelengths, cube.wavelength_units
+    elif result is not None and "wavelength" in getattr(result, "ds", {}).coords:
+        wl = result.ds["wavelength"].values
+        units = result.ds["wavelength"].attrs.get("units")
+    if wl is not None and len(wl) == n_bands:
+        label = f"wavelength ({units})" if units else "wavelength"
+        return SpectralAxis(np.asarray(wl, dtype=np.float64), label, "wavelength")
+    return SpectralAxis(np.arange(n_bands, dtype=np.float64), "band", "band")
+
+
+# ---------------------------------------------------------------------------------- maps
+def downsample_factor(height: int, width: int, max_side: int) -> int:
+    """Smallest integer block size that brings both sides to at most ``max_side``."""
+    if max_side < 1:
+        raise InputError(f"max_side must be at least 1; got {max_side}")
+    return max(1, math.ceil(max(height, width) / max_side))
+
+
+def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
+    """Average ``factor`` x ``factor`` blocks of a 2-D map (edge blocks may be partial; NaN ignored)."""
+    image = np.asarray(image, dtype=np.float32)
+    if factor == 1:
+        return image
+    h, w = image.shape
+    hp, wp = -(-h // factor) * factor, -(-w // factor) * factor
+    padded = np.full((hp, wp), np.nan, dtype=np.float32)
+    padded[:h, :w] = image
+    blocks = padded.reshape(hp // factor, factor, wp // factor, factor)
+    with np.errstate(invalid="ignore"), _quiet_nanmean():
+        return np.nanmean(blocks, axis=(1, 3)).astype(np.float32)
+
+
+class _quiet_nanmean:
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+def block_centres(n: int, factor: int) -> np.ndarray:
+    """Pixel-coordinate centre of each block along an axis of ``n`` pixels (pixel i spans i±0.5)."""
+    n_blocks = -(-n // factor)
+    return np.arange(n_blocks, dtype=np.float64) * factor + (factor - 1) / 2.0
+
+
+def error_limit(errors: np.ndarray) -> float:
+    """Symmetric colour limit for error maps: the largest |error|, rounded up, at least 0.01."""
+    finite = np.abs(errors[np.isfinite(errors)])
+    top = float(finite.max()) if finite.size else 0.0
+    return max(0.01, math.ceil(top * 100) / 100)
+
+
+# ---------------------------------------------------------------------------------- pixels
+def make_reconstructor(result: Any, cube: Any, reconstruct: Callable[[int], Any] | None = None):
+    """A ``pixel_index -> spectrum`` function and a short description, or ``(None, reason)``.
+
+    Order of preference: the caller's ``reconstruct``; a ``reconstruction(y, x, band)`` variable
+    stored in the result; the result's own ``reconstruct`` method; the linear mixture
+    ``abundances @ endmembers`` when the result has endmembers.
+    """
+    if reconstruct is not None:
+        if not callable(reconstruct):
+            raise InputError("reconstruct must be a function pixel_index -> spectrum")
+        return reconstruct, "reconstruction"
+    ds = getattr(result, "ds", None)
+    if ds is not None and "reconstruction" in ds:
+        rec = ds["reconstruction"].transpose("y", "x", "band").values
+        flat = rec.reshape(-1, rec.shape[-1])
+        return (lambda i: flat[i]), "reconstruction"
+    method = getattr(result, "reconstruct", None)
+    if callable(method):
+        return method, "reconstruction"
+    if getattr(result, "endmembers", None) is not None:
+        em = result.endmembers.values
+        ab = result.abundance_pixels
+        return (lambda i: ab[i] @ em), "linear reconstruction"
+    return None, "no reconstruction (the result has no endmembers)"
+
+
+def format_duration(seconds: float | None) -> str:
+    """``75.2`` -> ``"1:15"``, ``3725`` -> ``"1:02:05"``; ``None``/NaN -> ``"--:--"``."""
+    if seconds is None or not np.isfinite(seconds) or seconds < 0:
+        return "--:--"
+    total = int(round(seconds))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def remaining_seconds(elapsed: float, epoch: int, n_epochs: int) -> float | None:
+    """Naive estimate from the mean epoch time so far; None before the first epoch."""
+    if epoch <= 0 or n_epochs <= 0:
+        return None
+    return elapsed / epoch * max(n_epochs - epoch, 0)
+
+
+def names_of(result: Any) -> list[str]:
+    return [str(v) for v in result.abundances.coords["endmember"].values]
+
+
+def as_spectra(reference: Any, n_endmembers: int, n_bands: int, what: str) -> np.ndarray:
+    arr = np.asarray(getattr(reference, "values", reference), dtype=np.float64)
+    if arr.ndim != 2:
+        raise InputError(f"{what} must be (endmembers, bands); got shape {arr.shape}")
+    if arr.shape != (n_endmembers, n_bands) and arr.shape == (n_bands, n_endmembers):
+        arr = arr.T
+    if arr.shape != (n_endmembers, n_bands):
+        raise InputError(f"{what} must be ({n_endmembers}, {n_bands}); got {arr.shape}")
+    return arr
+
+
+# ---------------------------------------------------------------------------------- view data
+@dataclass
+class PairData:
+    """Everything the endmember-pair views draw, resolved once from a result and its context."""
+
+    names: list[str]
+    axis: SpectralAxis
+    estimate: np.ndarray  # (P, B)
+    estimate_label: str
+    reference: np.ndarray | None  # (P, B)
+    reference_label: str | None
+    sad: np.ndarray | None  # (P,) degrees, estimate vs reference
+    envelopes: list | None  # per endmember (low, high, count) or None
+    envelope_label: str | None
+
+    @property
+    def n_endmembers(self) -> int:
+        return len(self.names)
+
+    def title(self, p: int) -> str:
+        sad = "" if self.sad is None or not np.isfinite(self.sad[p]) else f" — SAD {self.sad[p]:.2f}°"
+        return f"{self.names[p]}{sad}"
+
+
+def pair_data(
+    result: Any,
+    cube: Any = None,
+    *,
+    reference: Any = None,
+    reference_label: str | None = None,
+    bundles: Any = None,
+    envelope: Any = "minmax",
+    align: bool = False,
+) -> PairData:
+    """Resolve estimate, reference, SAD and bundle envelopes for each endmember of ``result``.
+
+    The estimate is the result's endmembers, or (abundance-only methods) the least-squares spectra
+    implied by its abundances and the cube. The reference is, in order: ``reference`` (labelled
+    ``reference_label``), the cube's truth, the bundles' reference spectra. With ``align=True`` the
+    reference rows are reordered to the estimate by least total SAD (Hungarian); otherwise they are
+    taken in the result's order (results scored against truth are already aligned to it). Bundle
+    groups (spectra whose label argmax is p) are matched to endmembers by SAD of their mean spectra.
+    """
+    names = names_of(result)
+    n_em = len(names)
+    if result.endmembers is not None:
+        estimate = np.asarray(result.endmembers.transpose("endmember", "band").values, dtype=np.float64)
+        estimate_label = "estimate"
+    elif cube is not None:
+        estimate = least_squares_endmembers(cube.pixels, result.abundance_pixels)
+        estimate_label = "estimate (least squares from abundances)"
+    else:
+        raise InputError(
+            "the result has no endmember spectra; pass the cube too so that they can be estimated "
+            "from its pixels and the abundances"
+        )
+    n_bands = estimate.shape[1]
+    axis = spectral_axis(n_bands, cube, result)
+
+    ref, ref_label = None, None
+    if reference is not None:
+        ref = as_spectra(reference, n_em, n_bands, "reference")
+        ref_label = reference_label or "reference"
+    elif cube is not None and getattr(cube, "true_endmembers", None) is not None:
+        if cube.true_endmembers.shape == (n_em, n_bands):
+            ref, ref_label = np.asarray(cube.true_endmembers, dtype=np.float64), reference_label or "truth"
+    if ref is None and bundles is not None and getattr(bundles, "reference", None) is not None:
+        ref = as_spectra(bundles.reference, n_em, n_bands, "bundle reference")
+        ref_label = reference_label or "library"
+        align = True  # bundle references come in extraction order, not the result's
+    if ref is not None and align:
+        ref = ref[match_rows_by_sad(ref, estimate)]
+    sad = spectral_angles_deg(estimate, ref) if ref is not None else None
+
+    envelopes, envelope_label = None, None
+    if bundles is not None and envelope is not None:
+        spectra = np.asarray(bundles.spectra, dtype=np.float64)
+        labels = np.asarray(bundles.labels)
+        if spectra.shape[1] != n_bands:
+            raise InputError(f"bundle spectra have {spectra.shape[1]} bands; the endmembers have {n_bands}")
+        n_groups = labels.shape[1] if labels.ndim == 2 else int(labels.max()) + 1
+        groups = bundle_envelopes(spectra, labels, n_groups, envelope)
+        means = group_means(spectra, labels, n_groups)
+        target = ref if ref is not None else estimate
+        if n_groups == n_em and np.isfinite(means).all():
+            order = match_rows_by_sad(means, target)
+            envelopes = [groups[i] for i in order]
+        else:
+            envelopes = groups[:n_em] + [None] * max(0, n_em - n_groups)
+        envelope_label = "bundle min-max" if isinstance(envelope, str) else f"bundle {envelope[0]:g}-{envelope[1]:g} quantiles"
+    return PairData(names, axis, estimate, estimate_label, ref, ref_label, sad, envelopes, envelope_label)
+
+
+@dataclass
+class MapData:
+    names: list[str]
+    estimate: np.ndarray  # (P, H, W)
+    truth: np.ndarray | None  # (P, H, W), same order as estimate
+    error: np.ndarray | None  # estimate - truth
+    error_limit: float | None
+
+
+def map_data(result: Any, cube: Any = None) -> MapData:
+    """Estimated abundance maps, and the truth and error maps when the cube has truth."""
+    names = names_of(result)
+    estimate = np.asarray(result.abundances.transpose("endmember", "y", "x").values, dtype=np.float32)
+    truth = None
+    if cube is not None and getattr(cube, "true_abundances", None) is not None:
+        t = np.asarray(cube.true_abundances, dtype=np.float32)
+        true_names = list(getattr(cube, "endmember_names", None) or [])
+        if sorted(true_names) == sorted(names) and true_names != names:
+            t = t[[true_names.index(n) for n in names]]  # same materials, other order: follow the result
+        if t.shape == estimate.shape:
+            truth = t
+    if truth is None:
+        return MapData(names, estimate, None, None, None)
+    error = estimate - truth
+    return MapData(names, estimate, truth, error, error_limit(error))

@@ -1,0 +1,103 @@
+"""What every view shares: the builder's dict, notebook display, and HoloViews plots as widgets.
+
+HoloViews objects are rendered by a Bokeh renderer in "server" mode into a Document of their own,
+and that Document's root is wrapped in a :class:`jupyter_bokeh.BokehModel` widget. jupyter_bokeh
+keeps the Document in sync both ways, the way a Bokeh server would: Python-side changes (a stream
+event redrawing a DynamicMap) are sent to the page as patches, and page events (a tap on a map)
+come back as Bokeh events, where HoloViews' stream callbacks pick them up. So the plots sit inside
+ordinary ipywidgets layouts: one container toolkit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._deps import holoviews, require_widgets
+
+
+class HoloViewsWidget:
+    """A HoloViews object rendered once, its live Bokeh plot, and the widget that shows it."""
+
+    def __init__(self, obj: Any):
+        hv = holoviews()
+        from bokeh.document import Document
+        from jupyter_bokeh import BokehModel
+
+        self.obj = obj
+        self.document = Document()
+        renderer = hv.renderer("bokeh").instance(mode="server")
+        self.plot = renderer.get_plot(obj, doc=self.document)
+        self.document.add_root(self.plot.state)
+        self.widget = BokehModel(self.plot.state)
+
+    def subplots(self, kind: str | None = None) -> list:
+        """Every element plot (not layouts/overlays containers) in this plot, in drawing order.
+
+        ``kind`` filters by the plot class name, e.g. ``"CurvePlot"`` or ``"RasterPlot"``.
+        """
+        found = self.plot.traverse(lambda p: p)
+        out = [p for p in found if "source" in getattr(p, "handles", {})]
+        if kind is not None:
+            out = [p for p in out if type(p).__name__ == kind]
+        return out
+
+    def hold(self):
+        """Context manager: combine the Document changes made inside into one batch of patches."""
+        return _DocumentHold(self.document)
+
+    def close(self) -> None:
+        self.widget.close()
+
+
+class _DocumentHold:
+    def __init__(self, document):
+        self.document = document
+
+    def __enter__(self):
+        self.document.hold("combine")
+        return self
+
+    def __exit__(self, *exc):
+        self.document.unhold()
+        return False
+
+
+class View:
+    """Base of the notebook views: ``.widget`` (an ipywidgets container) and ``.wdict`` (its parts).
+
+    Displaying the object in a notebook displays the widget; :meth:`show` does it explicitly.
+    """
+
+    widget: Any
+    wdict: dict
+
+    def __init__(self) -> None:
+        require_widgets()
+
+    def show(self) -> "View":
+        from IPython.display import display
+
+        display(self.widget)
+        return self
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        return self.widget._repr_mimebundle_(include=include, exclude=exclude, **kwargs)
+
+    def as_dict(self) -> dict:
+        """The builder form: ``{"widget": container, "wdict": {name: child}, "view": self}``."""
+        return {"widget": self.widget, "wdict": self.wdict, "view": self}
+
+    def close(self) -> None:
+        """Close every widget of the view (frees the kernel-side models)."""
+        for child in self.wdict.values():
+            close = getattr(child, "close", None)
+            if close is not None:
+                close()
+        self.widget.close()
+
+
+def build(view: View, display: bool) -> dict:
+    """Shared tail of the builders: optionally display, then return the builder dict."""
+    if display:
+        view.show()
+    return view.as_dict()

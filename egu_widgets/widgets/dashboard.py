@@ -1,0 +1,595 @@
+"""Live training dashboard: progress, loss/metric/learning-rate curves, Stop, and a clear end state.
+
+The dashboard is a training callback (``on_event``); it never reaches into the trainer. Each event
+is recorded in microseconds; redraws happen at most every ``update_every`` seconds, and further
+apart when a redraw is slow, so that redrawing costs at most ``overhead_budget`` of the wall time.
+
+Stop in a live notebook
+-----------------------
+While a cell runs, the kernel handles no widget messages, so a Stop click made during a blocking
+``fit(...)`` would only arrive after training ended. :meth:`TrainingDashboard.run` therefore starts
+training in a background thread and returns at once: the cell finishes, the kernel is free to
+deliver the click, and the button's handler calls ``event.control.request_stop()`` (thread-safe),
+which the trainer checks between epochs. Redraws requested from the training thread are handed to
+the kernel's event loop (``call_soon_threadsafe``), so widgets and Bokeh documents are only ever
+changed on the kernel's main thread, never concurrently with the handling of a click.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import threading
+import time
+import traceback
+from functools import partial
+from typing import Any, Callable
+
+import numpy as np
+
+from ..engine.events import TrainingEvent
+from ..errors import InputError
+from ._data import format_duration, remaining_seconds
+from ._deps import holoviews, in_notebook, require_widgets
+from ._view import HoloViewsWidget, View, build
+from .console import ConsoleProgress
+
+_STATE_STYLE = {
+    "waiting": ("#555", "waiting for training to start"),
+    "running": ("#1f6feb", "running"),
+    "stopping": ("#b26b00", "stopping after this epoch…"),
+    "finished": ("#1a7f37", "finished"),
+    "stopped": ("#b26b00", "stopped"),
+    "failed": ("#cf222e", "FAILED"),
+}
+_BAR_STYLE = {"finished": "success", "stopped": "warning", "stopping": "warning", "failed": "danger"}
+_METRIC_LABELS = {"rmse": "abundance RMSE", "sad": "SAD (deg)"}
+
+
+def _fmt(value: Any) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return html.escape(str(value))
+    return f"{v:.4g}" if np.isfinite(v) else str(v)
+
+
+class TrainingDashboard(View):
+    """A training callback that shows a live dashboard in a notebook.
+
+    Parameters
+    ----------
+    title: optional heading.
+    update_every: least seconds between two redraws (fastprogress-style throttle).
+    overhead_budget: largest share of wall time redraws may take; slow redraws space out further.
+    max_interval: the longest a redraw may be delayed by ``overhead_budget``.
+    logy: log scale for the loss curves ("auto": when every loss is positive).
+    mode: "auto" (a notebook kernel gets the widget, anything else console progress),
+        "notebook" or "console". Only :meth:`run` looks at it.
+
+    Use :meth:`run` to train in the background with a working Stop button, or pass the dashboard
+    in ``callbacks=[...]`` yourself (then Stop clicks are only seen when the cell has finished).
+    """
+
+    def __init__(
+        self,
+        title: str | None = None,
+        *,
+        update_every: float = 0.2,
+        overhead_budget: float = 0.02,
+        max_interval: float = 5.0,
+        logy: Any = "auto",
+        plot_width: int = 340,
+        plot_height: int = 230,
+        mode: str = "auto",
+    ):
+        super().__init__()
+        import ipywidgets as w
+
+        if mode not in ("auto", "notebook", "console"):
+            raise InputError(f"mode={mode!r}; choose 'auto', 'notebook' or 'console'")
+        if update_every < 0 or not 0 < overhead_budget <= 1:
+            raise InputError("update_every must be >= 0 and 0 < overhead_budget <= 1")
+        self.mode = mode
+        self.update_every = float(update_every)
+        self.overhead_budget = float(overhead_budget)
+        self.max_interval = float(max_interval)
+        self.logy = logy
+        self.plot_width = plot_width
+        self.plot_height = plot_height
+
+        self._lock = threading.RLock()  # guards the recorded state below
+        self._flush_lock = threading.RLock()  # one redraw at a time
+        self._reset_state()
+        self._stop_requested = False
+        self._control = None
+        self._flush_scheduled = False
+        self._next_flush = 0.0
+        self._ui_thread = threading.current_thread()
+        self._ui_loop = _running_loop()
+        self._reset_plots = False
+        self._shown = False
+        self._run: TrainingRun | None = None
+        self.redraws = 0
+        self.redraw_seconds = 0.0
+        self.plots: HoloViewsWidget | None = None
+        self._buffer = None
+        self._columns: tuple[str, ...] = ()
+
+        progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="100%"))
+        progress.add_class("egu-progress")
+        stop = w.Button(description="Stop", icon="stop", button_style="danger", tooltip="Stop training after the current epoch; the result so far is kept")
+        stop.add_class("egu-stop")
+        stop.on_click(lambda _button: self.request_stop())
+        status = w.HTML("epoch 0 of ?")
+        status.add_class("egu-status")
+        values = w.HTML("")
+        values.add_class("egu-values")
+        state = w.HTML("")
+        state.add_class("egu-state")
+        error = w.HTML("", layout=w.Layout(display="none"))
+        error.add_class("egu-error")
+        plots = w.VBox([w.HTML("<i>curves appear after the first epoch</i>")])
+        plots.add_class("egu-plots")
+        heading = w.HTML(f"<b>{html.escape(title)}</b>" if title else "", layout=w.Layout(display=None if title else "none"))
+        self.wdict = {
+            "title": heading,
+            "progress": progress,
+            "stop": stop,
+            "status": status,
+            "values": values,
+            "state": state,
+            "error": error,
+            "plots": plots,
+        }
+        self.widget = w.VBox(
+            [heading, w.HBox([progress, stop], layout=w.Layout(width="100%", align_items="center")), w.HBox([state, status]), values, error, plots],
+            layout=w.Layout(width="100%"),
+        )
+        self.widget.add_class("egu-dashboard")
+        self._render_state("waiting")
+
+    # ------------------------------------------------------------------ recorded state
+    def _reset_state(self) -> None:
+        self.state = "waiting"
+        self.epoch = 0
+        self.n_epochs = 0
+        self.elapsed = 0.0
+        self.losses: dict = {}
+        self.metrics: dict = {}
+        self.learning_rate: float | None = None
+        self.message = ""
+        self.info: dict = {}
+        self.error_text = ""
+        self.history: dict[str, list[float]] = {"epoch": []}
+        self._pending_rows = 0
+        self._dirty = True
+        self.last_event: TrainingEvent | None = None
+
+    # ------------------------------------------------------------------ callback
+    def on_event(self, event: TrainingEvent) -> None:
+        """Record one training event (cheap); redraw when the throttle allows or the run ended."""
+        now = time.perf_counter()
+        with self._lock:
+            if event.kind == "start":
+                self._reset_state()
+                self._reset_plots = True
+                self.info = dict(event.info)
+            if event.control is not None:
+                self._control = event.control
+                if self._stop_requested and not event.control.stop_requested:
+                    event.control.request_stop("stopped from the dashboard")
+            self.last_event = event
+            self.epoch = int(event.epoch)
+            self.n_epochs = int(event.n_epochs)
+            self.elapsed = float(event.elapsed)
+            if event.losses or event.metrics or event.learning_rate is not None:
+                self.losses = dict(event.losses)
+                self.metrics = dict(event.metrics)
+                self.learning_rate = event.learning_rate
+            if event.kind == "epoch" and (event.losses or event.metrics or event.learning_rate is not None):
+                self._record_row(event)
+            if event.kind in ("start", "epoch"):
+                self.state = "stopping" if self._stop_requested else "running"
+            elif event.kind == "end":
+                self.state = "finished"
+            elif event.kind == "stop":
+                self.state = "stopped"
+                self.message = event.message or "stop requested"
+            elif event.kind == "fail":
+                self.state = "failed"
+                self.message = event.message or "training failed"
+            if event.is_final:
+                self._stop_requested = False  # a Stop belongs to one run
+            self._dirty = True
+            due = event.kind != "epoch" or now >= self._next_flush
+            if not due:
+                return
+        self._request_flush()
+
+    def __call__(self, event: TrainingEvent) -> None:
+        self.on_event(event)
+
+    def _record_row(self, event: TrainingEvent) -> None:
+        hist = self.history
+        n = len(hist["epoch"])
+        row = {"epoch": float(event.epoch)}
+        row.update({f"loss:{k}": v for k, v in event.losses.items()})
+        row.update({f"metric:{k}": v for k, v in event.metrics.items()})
+        if event.learning_rate is not None:
+            row["lr"] = event.learning_rate
+        for key in row:
+            if key not in hist:
+                hist[key] = [float("nan")] * n
+        for key, column in hist.items():
+            value = row.get(key, float("nan"))
+            try:
+                column.append(float(value))
+            except (TypeError, ValueError):
+                column.append(float("nan"))
+        self._pending_rows += 1
+
+    # ------------------------------------------------------------------ stopping
+    def request_stop(self, reason: str = "stopped from the dashboard") -> None:
+        """What the Stop button does: ask the running training to stop after its current epoch."""
+        with self._lock:
+            self._stop_requested = True
+            control = self._control
+            if self.state in ("waiting", "running"):
+                self.state = "stopping"
+            self._dirty = True
+        if control is not None:
+            control.request_stop(reason)
+        stop = self.wdict["stop"]
+        stop.disabled = True
+        stop.description = "Stopping…"
+        self._request_flush()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
+    # ------------------------------------------------------------------ redraw scheduling
+    def _request_flush(self) -> None:
+        if threading.current_thread() is self._ui_thread or self._ui_loop is None:
+            self.flush()
+            return
+        with self._lock:
+            if self._flush_scheduled:
+                return
+            self._flush_scheduled = True
+        try:
+            self._ui_loop.call_soon_threadsafe(self.flush)
+        except RuntimeError:  # the loop is closed (kernel shutting down): draw here instead
+            self.flush()
+
+    def flush(self) -> None:
+        """Redraw now with everything recorded so far (normally called by the throttle)."""
+        with self._flush_lock:
+            with self._lock:
+                self._flush_scheduled = False
+                if not self._dirty:
+                    return
+                self._dirty = False
+                snapshot = self._snapshot()
+            t0 = time.perf_counter()
+            built = self._draw(snapshot)
+            cost = time.perf_counter() - t0
+            self.redraws += 1
+            self.redraw_seconds += cost
+            if built:  # building the plots is a one-off; do not let it space out the redraws
+                cost = 0.0
+            with self._lock:
+                self._next_flush = time.perf_counter() + min(
+                    self.max_interval, max(self.update_every, cost / self.overhead_budget)
+                )
+
+    def _snapshot(self) -> dict:
+        rows = self._pending_rows
+        self._pending_rows = 0
+        reset = self._reset_plots
+        self._reset_plots = False
+        n_hist = len(self.history["epoch"])
+        return {
+            "state": self.state,
+            "epoch": self.epoch,
+            "n_epochs": self.n_epochs,
+            "elapsed": self.elapsed,
+            "losses": dict(self.losses),
+            "metrics": dict(self.metrics),
+            "lr": self.learning_rate,
+            "message": self.message,
+            "error": self.error_text,
+            "info": dict(self.info),
+            "columns": tuple(self.history),
+            "new_rows": {k: np.asarray(v[n_hist - rows:], dtype=np.float64) for k, v in self.history.items()} if rows else None,
+            "all_rows": {k: np.asarray(v, dtype=np.float64) for k, v in self.history.items()},
+            "reset": reset,
+        }
+
+    # ------------------------------------------------------------------ drawing (UI thread)
+    def _draw(self, s: dict) -> bool:
+        wd = self.wdict
+        progress = wd["progress"]
+        with progress.hold_sync(), wd["status"].hold_sync(), wd["values"].hold_sync():
+            progress.max = max(s["n_epochs"], 1)
+            progress.value = min(s["epoch"], progress.max)
+            progress.bar_style = _BAR_STYLE.get(s["state"], "info" if s["state"] == "running" else "")
+            parts = [f"epoch {s['epoch']} of {s['n_epochs'] or '?'}", f"elapsed {format_duration(s['elapsed'])}"]
+            if s["state"] in ("running", "stopping"):
+                parts.append(f"remaining ~{format_duration(remaining_seconds(s['elapsed'], s['epoch'], s['n_epochs']))}")
+            wd["status"].value = " · ".join(parts)
+            values = [f"{html.escape(str(k))} {_fmt(v)}" for k, v in s["losses"].items()]
+            values += [f"{html.escape(_METRIC_LABELS.get(k, k))} {_fmt(v)}" for k, v in s["metrics"].items()]
+            if s["lr"] is not None:
+                values.append(f"lr {s['lr']:.3g}")
+            wd["values"].value = "<span style='font-family:monospace'>" + " · ".join(values) + "</span>"
+        self._render_state(s["state"], s["message"], s["error"], s["info"])
+        return self._draw_curves(s)
+
+    def _render_state(self, state: str, message: str = "", error: str = "", info: dict | None = None) -> None:
+        import ipywidgets as w  # noqa: F401  (already imported; keeps the dependency explicit)
+
+        wd = self.wdict
+        colour, text = _STATE_STYLE[state]
+        extra = ""
+        if state in ("stopped", "failed") and message:
+            extra = f": {html.escape(message)}"
+        elif state == "running" and info:
+            bits = [str(info[k]) for k in ("method", "device") if info.get(k)]
+            extra = f" ({html.escape(', '.join(bits))})" if bits else ""
+        wd["state"].value = f"<b style='color:{colour}' data-state='{state}'>{text}{extra}</b>&nbsp;·&nbsp;"
+        stop = wd["stop"]
+        if state in ("finished", "stopped", "failed"):
+            stop.disabled = True
+            stop.description = "Stop"
+        elif state == "stopping":
+            stop.disabled = True
+            stop.description = "Stopping…"
+        else:
+            stop.disabled = False
+            stop.description = "Stop"
+        err = wd["error"]
+        if state == "failed":
+            body = html.escape(error or message or "training failed")
+            err.value = f"<div style='color:#cf222e'><b>Training failed.</b><pre style='white-space:pre-wrap'>{body}</pre></div>"
+            err.layout.display = None
+        else:
+            err.value = ""
+            err.layout.display = "none"
+
+    def _draw_curves(self, s: dict) -> bool:
+        columns = tuple(c for c in s["columns"] if c != "epoch")
+        if not columns or len(s["all_rows"]["epoch"]) == 0:
+            return False
+        if self.plots is None or s["reset"] or set(columns) - set(self._columns):
+            self._build_plots(s)
+            return True
+        if s["new_rows"] is not None and len(s["new_rows"]["epoch"]):
+            with self.plots.hold():
+                self._buffer.send({k: s["new_rows"][k] for k in ("epoch",) + self._columns})
+        return False
+
+    def _build_plots(self, s: dict) -> None:
+        hv = holoviews()
+        data = s["all_rows"]
+        self._columns = tuple(c for c in data if c != "epoch")
+        length = max(s["n_epochs"], len(data["epoch"]), 1) + 1
+        self._buffer = hv.streams.Buffer(
+            {k: data[k] for k in ("epoch",) + self._columns}, length=length, index=False, following=True
+        )
+        losses = [c for c in self._columns if c.startswith("loss:")]
+        metrics = [c for c in self._columns if c.startswith("metric:")]
+        logy = self.logy
+        if logy == "auto":
+            finite = np.concatenate([data[c][np.isfinite(data[c])] for c in losses]) if losses else np.array([])
+            logy = bool(finite.size) and bool((finite > 0).all())
+        panels = []
+        common = dict(width=self.plot_width, height=self.plot_height, show_grid=True, tools=["hover"], framewise=True)
+        if losses:
+            panels.append(
+                hv.DynamicMap(partial(_curves, columns=losses, vdim="loss", logy=bool(logy)), streams=[self._buffer]).opts(
+                    {"Curve": dict(common, logy=bool(logy)), "Overlay": dict(title="losses", legend_position="top_right", logy=bool(logy))},
+                    backend="bokeh",
+                )
+            )
+        if metrics:
+            ylabel = _METRIC_LABELS.get(metrics[0][len("metric:"):], "metric") if len(metrics) == 1 else "metric"
+            panels.append(
+                hv.DynamicMap(partial(_curves, columns=metrics, vdim=ylabel, logy=False), streams=[self._buffer]).opts(
+                    {"Curve": dict(common), "Overlay": dict(title="metrics", legend_position="top_right")}, backend="bokeh"
+                )
+            )
+        if "lr" in self._columns:
+            panels.append(
+                hv.DynamicMap(partial(_curves, columns=["lr"], vdim="learning rate", logy=False), streams=[self._buffer]).opts(
+                    {"Curve": dict(common, color="#6e7781"), "Overlay": dict(title="learning rate", show_legend=False)},
+                    backend="bokeh",
+                )
+            )
+        layout = hv.Layout(panels).cols(3).opts(shared_axes=False)
+        old = self.plots
+        self.plots = HoloViewsWidget(layout)
+        self.wdict["plots"].children = (self.plots.widget,)
+        if old is not None:
+            old.close()
+
+    # ------------------------------------------------------------------ running training
+    def _notebook_mode(self) -> bool:
+        return self.mode == "notebook" or (self.mode == "auto" and in_notebook())
+
+    def run(self, fit: Callable[..., Any], *args: Any, background: bool | None = None, **kwargs: Any) -> "TrainingRun":
+        """Train with this dashboard attached: ``dashboard.run(EGUNet(...).fit, cube)``.
+
+        ``fit`` is called as ``fit(*args, callbacks=[..., dashboard], **kwargs)`` (callbacks you
+        pass are kept). In a notebook training runs in a background thread (``background=False``
+        to block instead) and a :class:`TrainingRun` is returned at once: ``run.result()`` waits
+        for and returns what ``fit`` returned. Outside a notebook the same call shows console
+        progress, trains in the calling thread and returns a finished :class:`TrainingRun`
+        (exceptions propagate as from any function call).
+        """
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        if not self._notebook_mode():
+            console = ConsoleProgress()
+            started = time.perf_counter()
+            value = fit(*args, callbacks=callbacks + [console], **kwargs)
+            return TrainingRun.completed(value, time.perf_counter() - started)
+        if self._run is not None and not self._run.done():
+            raise InputError("a training is already running on this dashboard; press Stop (or run.stop()) and wait for it first")
+        self._ui_thread = threading.current_thread()
+        self._ui_loop = _running_loop()
+        with self._lock:
+            self._reset_state()
+            self._stop_requested = False
+            self._control = None
+            self._dirty = True
+        self.flush()
+        if not self._shown and in_notebook():
+            self.show()
+        run = TrainingRun(self, fit, args, dict(kwargs, callbacks=callbacks + [self]))
+        self._run = run
+        run._start(background=True if background is None else background)
+        return run
+
+    def show(self) -> "TrainingDashboard":
+        self._shown = True
+        return super().show()
+
+    # called by TrainingRun when fit() returned or raised
+    def _run_finished(self, error: BaseException | None) -> None:
+        with self._lock:
+            if error is not None:
+                self.error_text = "".join(traceback.format_exception_only(type(error), error)).strip()
+                if self.state != "failed":
+                    self.message = self.error_text
+                self.state = "failed"
+            elif self.state not in ("finished", "stopped", "failed"):
+                self.state = "stopped" if self._stop_requested else "finished"
+                if self._stop_requested:
+                    self.message = self.message or "stopped from the dashboard"
+            self._dirty = True
+        self._request_flush()
+
+
+class TrainingRun:
+    """A training started by :meth:`TrainingDashboard.run`; like a small future.
+
+    ``result(timeout=None)`` waits and returns what ``fit`` returned (or raises its exception);
+    ``done()``, ``exception()``, ``stop()``. While ``result()`` waits on the notebook's main
+    thread it keeps the dashboard redrawing.
+    """
+
+    def __init__(self, dashboard: TrainingDashboard | None, fit=None, args=(), kwargs=None):
+        self.dashboard = dashboard
+        self._fit = fit
+        self._args = args
+        self._kwargs = kwargs or {}
+        self._done = threading.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+        self.seconds: float | None = None
+
+    @classmethod
+    def completed(cls, value: Any, seconds: float | None = None) -> "TrainingRun":
+        run = cls(None)
+        run._value = value
+        run.seconds = seconds
+        run._done.set()
+        return run
+
+    def _start(self, background: bool) -> None:
+        if background:
+            self.thread = threading.Thread(target=self._target, name="egu-training", daemon=True)
+            self.thread.start()
+        else:
+            self._target()
+
+    def _target(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._value = self._fit(*self._args, **self._kwargs)
+        except BaseException as exc:  # noqa: BLE001  - reported on the dashboard and by result()
+            self._error = exc
+        finally:
+            self.seconds = time.perf_counter() - started
+            if self.dashboard is not None:
+                self.dashboard._run_finished(self._error)
+            self._done.set()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the run to end (redrawing the dashboard meanwhile); True if it has ended."""
+        dash = self.dashboard
+        pump = dash is not None and threading.current_thread() is dash._ui_thread
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = 0.05 if pump else None
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return self._done.is_set()
+                step = left if step is None else min(step, left)
+            if self._done.wait(step):
+                break
+            if pump:
+                dash.flush()
+        if pump:
+            dash.flush()
+        return True
+
+    def result(self, timeout: float | None = None) -> Any:
+        if not self.wait(timeout):
+            raise TimeoutError(f"training still running after {timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if not self.wait(timeout):
+            raise TimeoutError(f"training still running after {timeout} s")
+        return self._error
+
+    def stop(self, reason: str = "stopped from the dashboard") -> None:
+        if self.dashboard is not None:
+            self.dashboard.request_stop(reason)
+
+    def __repr__(self) -> str:
+        if not self.done():
+            state = "running"
+        elif self._error is not None:
+            state = f"failed: {type(self._error).__name__}: {self._error}"
+        else:
+            state = "done"
+        return f"<TrainingRun {state}>"
+
+
+def _curves(data: dict, columns: list, vdim: str, logy: bool):
+    hv = holoviews()
+    curves = []
+    epoch = np.asarray(data["epoch"], dtype=np.float64)
+    for column in columns:
+        values = np.asarray(data[column], dtype=np.float64)
+        if logy:
+            values = np.where(values > 0, values, np.nan)
+        label = column.split(":", 1)[-1]
+        curves.append(hv.Curve((epoch, values), "epoch", vdim, label=label))
+    return hv.Overlay(curves)
+
+
+def _running_loop():
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def training_dashboard(title: str | None = None, *, display: bool = True, **options: Any) -> dict:
+    """Build a :class:`TrainingDashboard`: ``{"widget", "wdict", "view"}``; shown unless ``display=False``.
+
+    ``view`` is the dashboard itself: pass it as a training callback or call ``view.run(fit, cube)``.
+    """
+    require_widgets("the training dashboard")
+    return build(TrainingDashboard(title, **options), display)

@@ -1,0 +1,242 @@
+"""Abundance inspector: every abundance map (and truth and error), tap a pixel to look inside it.
+
+Maps larger than ``max_side`` pixels on a side are shown as block means (a 1000 x 1000 cube at
+max_side=250 sends 4 x 4 block averages), so the page never receives millions of cells; a tap
+still selects the exact full-resolution pixel under the pointer, because the downsampled images
+keep the original pixel coordinates.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import InputError
+from ._data import block_centres, block_mean, downsample_factor, make_reconstructor, map_data, spectral_axis
+from ._deps import holoviews, require_widgets
+from ._view import HoloViewsWidget, View, build
+
+OBSERVED_COLOUR = "#222222"
+RECONSTRUCTION_COLOUR = "#d62728"
+MARKER_COLOUR = "#ff00ff"
+
+
+class AbundanceInspector(View):
+    """Abundance maps side by side, truth and error under each when known, and a pixel probe.
+
+    Parameters
+    ----------
+    result: an :class:`~egu_widgets.results.UnmixingResult`.
+    cube: the :class:`~egu_widgets.cube.HyperCube` it was computed from (observed spectra, truth,
+        wavelengths).
+    reconstruct: optional ``pixel_index -> spectrum`` (pixel_index in row-major order, as in
+        ``cube.pixels``); by default the result's own reconstruction, else ``abundances @ endmembers``.
+    max_side: largest side, in cells, of a map sent to the page (bigger maps are block-averaged).
+    map_size: screen size of one map in pixels.
+    pixel: (row, col) selected first; the centre by default.
+
+    Tap any map (or type a row and column) to select a pixel: the spectrum plot shows its observed
+    spectrum and reconstruction, the bars its abundances (estimate vs truth). All maps share pan
+    and zoom; estimates and truths share one 0-1 colour scale, errors a symmetric one.
+    """
+
+    def __init__(
+        self,
+        result: Any,
+        cube: Any,
+        *,
+        reconstruct: Callable[[int], Any] | None = None,
+        max_side: int = 250,
+        map_size: int = 220,
+        cmap: str = "viridis",
+        error_cmap: str = "RdBu_r",
+        spectrum_width: int = 520,
+        spectrum_height: int = 280,
+        pixel: tuple[int, int] | None = None,
+    ):
+        super().__init__()
+        import ipywidgets as w
+
+        hv = holoviews()
+        if cube is None or not hasattr(cube, "image"):
+            raise InputError("the abundance inspector needs the cube the result came from (for the observed spectra)")
+        self.maps_data = md = map_data(result, cube)
+        n_em, height, width = md.estimate.shape
+        if cube.image.shape[:2] != (height, width):
+            raise InputError(f"the result is {height}x{width} pixels but the cube is {cube.image.shape[0]}x{cube.image.shape[1]}")
+        self.height, self.width = height, width
+        self._image = cube.image  # (H, W, B) view, indexed per tap (cube.pixels would copy)
+        self._estimate = md.estimate
+        self._truth = md.truth
+        self.reconstruct, self.reconstruction_label = make_reconstructor(result, cube, reconstruct)
+        self.axis = spectral_axis(self._image.shape[2], cube, result)
+        self.factor = downsample_factor(height, width, max_side)
+        self._syncing = False
+
+        row0, col0 = pixel if pixel is not None else (height // 2, width // 2)
+        self._check_pixel(row0, col0)
+        self._pixel = (int(row0), int(col0))
+        self.pixel_stream = hv.streams.Stream.define("Pixel", row=int(row0), col=int(col0))()
+
+        # ---- maps: one row of estimates, then truths and errors when truth is known
+        xs, ys = block_centres(width, self.factor), block_centres(height, self.factor)
+        xdim, ydim = hv.Dimension("x", label="column"), hv.Dimension("y", label="row")
+        shown = "" if self.factor == 1 else f" (1/{self.factor})"
+        rows = [("abundance", md.estimate, "", cmap, (0.0, 1.0))]
+        if md.truth is not None:
+            lim = md.error_limit
+            rows.append(("abundance", md.truth, "truth: ", cmap, (0.0, 1.0)))
+            rows.append(("error", md.error, "error: ", error_cmap, (-lim, lim)))
+        self.images: list = []
+        self.taps: list = []
+        panels = []
+        marker = hv.DynamicMap(self._marker, streams=[self.pixel_stream])
+        for vname, maps, prefix, colormap, clim in rows:
+            vdim = hv.Dimension(vname, range=clim)
+            for p in range(n_em):
+                img = hv.Image((xs, ys, block_mean(maps[p], self.factor)), kdims=[xdim, ydim], vdims=[vdim])
+                img = img.opts(
+                    cmap=colormap,
+                    clim=clim,
+                    colorbar=p == n_em - 1,
+                    invert_yaxis=True,
+                    data_aspect=1,
+                    frame_width=map_size,
+                    title=f"{prefix}{md.names[p]}{shown}",
+                    tools=["hover", "tap"],
+                    active_tools=["wheel_zoom", "tap"],
+                    backend="bokeh",
+                )
+                tap = hv.streams.Tap(source=img, x=None, y=None)
+                tap.add_subscriber(self._on_tap)
+                self.images.append(img)
+                self.taps.append(tap)
+                panels.append(img * marker)
+        self.maps = HoloViewsWidget(hv.Layout(panels).cols(n_em))
+
+        # ---- the selected pixel: spectrum + reconstruction, abundance bars
+        spectrum = hv.DynamicMap(self._spectrum, streams=[self.pixel_stream]).opts(
+            {
+                "Curve": dict(width=spectrum_width, height=spectrum_height, show_grid=True, tools=["hover"], framewise=True),
+                "Overlay": dict(legend_position="top_right", framewise=True),
+            },
+            backend="bokeh",
+        )
+        bars = hv.DynamicMap(self._bars, streams=[self.pixel_stream]).opts(
+            {"Bars": dict(width=max(260, 70 * n_em + 80), height=spectrum_height, ylim=(0, 1.05), tools=["hover"], xrotation=30, show_legend=True)},
+            backend="bokeh",
+        )
+        self.spectrum_dmap, self.bars_dmap = spectrum, bars
+        self.probe = HoloViewsWidget((spectrum + bars).opts(shared_axes=False))
+
+        row_w = w.BoundedIntText(value=row0, min=0, max=height - 1, description="row", layout=w.Layout(width="150px"))
+        col_w = w.BoundedIntText(value=col0, min=0, max=width - 1, description="col", layout=w.Layout(width="150px"))
+        row_w.add_class("egu-row")
+        col_w.add_class("egu-col")
+        info = w.HTML()
+        info.add_class("egu-pixel-info")
+        row_w.observe(lambda ch: self._on_text(row=ch["new"]), names="value")
+        col_w.observe(lambda ch: self._on_text(col=ch["new"]), names="value")
+        self.wdict = {"row": row_w, "col": col_w, "info": info, "maps": self.maps.widget, "probe": self.probe.widget}
+        note = w.HTML(
+            f"<small>{height}×{width} pixels"
+            + (f", maps shown as {self.factor}×{self.factor} block means; taps pick the exact pixel" if self.factor > 1 else "")
+            + ". Tap a map to inspect a pixel.</small>"
+        )
+        self.widget = w.VBox([w.HBox([row_w, col_w, info]), note, self.maps.widget, self.probe.widget])
+        self.widget.add_class("egu-abundance-inspector")
+        self._render_info()
+
+    # ------------------------------------------------------------------ selection
+    @property
+    def pixel(self) -> tuple[int, int]:
+        """The selected (row, col)."""
+        return self._pixel
+
+    def _check_pixel(self, row: int, col: int) -> None:
+        if not (0 <= row < self.height and 0 <= col < self.width):
+            raise InputError(f"pixel ({row}, {col}) is outside the {self.height}x{self.width} image")
+
+    def select_pixel(self, row: int, col: int) -> None:
+        """Select pixel (row, col): updates the marker, the spectrum, the bars and the text boxes."""
+        row, col = int(row), int(col)
+        self._check_pixel(row, col)
+        self._pixel = (row, col)
+        self._syncing = True
+        try:
+            self.wdict["row"].value = row
+            self.wdict["col"].value = col
+        finally:
+            self._syncing = False
+        self._render_info()
+        with self.maps.hold(), self.probe.hold():
+            self.pixel_stream.event(row=row, col=col)
+
+    def _on_tap(self, x=None, y=None, **_ignored) -> None:
+        if x is None or y is None:
+            return
+        col = int(np.clip(np.floor(x + 0.5), 0, self.width - 1))
+        row = int(np.clip(np.floor(y + 0.5), 0, self.height - 1))
+        self.select_pixel(row, col)
+
+    def _on_text(self, row=None, col=None) -> None:
+        if self._syncing:
+            return
+        r, c = self._pixel
+        self.select_pixel(r if row is None else row, c if col is None else col)
+
+    def _render_info(self) -> None:
+        r, c = self._pixel
+        est = self._estimate[:, r, c]
+        parts = [f"<b>pixel (row {r}, col {c})</b>"]
+        for p, name in enumerate(self.maps_data.names):
+            truth = f" (truth {self._truth[p, r, c]:.3f})" if self._truth is not None else ""
+            parts.append(f"{html.escape(name)} {est[p]:.3f}{truth}")
+        self.wdict["info"].value = " · ".join(parts)
+
+    # ------------------------------------------------------------------ drawing
+    def pixel_index(self, row: int, col: int) -> int:
+        return int(row) * self.width + int(col)
+
+    def _marker(self, row: int, col: int):
+        hv = holoviews()
+        return hv.Points([(col, row)], kdims=["x", "y"]).opts(
+            marker="circle_x", size=14, color=None, line_color=MARKER_COLOUR, line_width=2, fill_alpha=0, backend="bokeh"
+        )
+
+    def _spectrum(self, row: int, col: int):
+        hv = holoviews()
+        x = self.axis.values
+        xdim = hv.Dimension(self.axis.name, label=self.axis.label)
+        observed = np.asarray(self._image[row, col], dtype=np.float64)
+        layers = [
+            hv.Curve((x, observed), xdim, "reflectance", label="observed").opts(color=OBSERVED_COLOUR, line_width=2, backend="bokeh")
+        ]
+        if self.reconstruct is not None:
+            rec = np.asarray(self.reconstruct(self.pixel_index(row, col)), dtype=np.float64).ravel()
+            if rec.shape != observed.shape:
+                raise InputError(f"reconstruct() returned {rec.shape[0]} values for a {observed.shape[0]}-band pixel")
+            layers.append(
+                hv.Curve((x, rec), xdim, "reflectance", label=self.reconstruction_label).opts(
+                    color=RECONSTRUCTION_COLOUR, line_dash="dashed", line_width=2, backend="bokeh"
+                )
+            )
+        return hv.Overlay(layers).opts(title=f"pixel (row {row}, col {col})", backend="bokeh")
+
+    def _bars(self, row: int, col: int):
+        hv = holoviews()
+        names = self.maps_data.names
+        data = [(name, "estimate", float(self._estimate[p, row, col])) for p, name in enumerate(names)]
+        if self._truth is not None:
+            data += [(name, "truth", float(self._truth[p, row, col])) for p, name in enumerate(names)]
+        return hv.Bars(data, kdims=["endmember", "source"], vdims=[hv.Dimension("abundance", range=(0, 1))]).opts(
+            title="abundances", backend="bokeh"
+        )
+
+
+def abundance_inspector(result: Any, cube: Any, *, display: bool = True, **options: Any) -> dict:
+    """Build an :class:`AbundanceInspector`: ``{"widget", "wdict", "view"}``; shown unless ``display=False``."""
+    require_widgets("the abundance inspector")
+    return build(AbundanceInspector(result, cube, **options), display)

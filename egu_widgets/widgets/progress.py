@@ -1,0 +1,40 @@
+"""One call for "show me training progress here": the dashboard in a notebook, tqdm elsewhere."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from ..errors import InputError, MissingDependencyError
+from ._deps import in_notebook, require_widgets
+from .console import ConsoleProgress
+
+
+def progress_callback(title: str | None = None, *, mode: str = "auto", **options: Any):
+    """A training callback chosen once for where the code runs.
+
+    In a notebook kernel (``mode="auto"`` or ``"notebook"``): a displayed
+    :class:`~egu_widgets.widgets.TrainingDashboard` (``options`` go to it). Elsewhere, or with
+    ``mode="console"``: a :class:`ConsoleProgress` bar. In ``"auto"`` mode a notebook without the
+    widget extra gets the console bar and a warning saying what to install.
+
+    Usage: ``EGUNet(...).fit(cube, callbacks=[progress_callback()])``. For a Stop button that works
+    while training runs, prefer ``TrainingDashboard().run(fit, cube)``.
+    """
+    if mode not in ("auto", "notebook", "console"):
+        raise InputError(f"mode={mode!r}; choose 'auto', 'notebook' or 'console'")
+    if mode == "console" or (mode == "auto" and not in_notebook()):
+        return ConsoleProgress(desc=title)
+    try:
+        require_widgets("the training dashboard")
+    except MissingDependencyError as exc:
+        if mode == "notebook":
+            raise
+        warnings.warn(f"{exc}; showing console progress instead", stacklevel=2)
+        return ConsoleProgress(desc=title)
+    from .dashboard import TrainingDashboard
+
+    dashboard = TrainingDashboard(title, **options)
+    if in_notebook():
+        dashboard.show()
+    return dashboard
