@@ -183,8 +183,10 @@ class UnmixingResult:
     @classmethod
     def open(cls, path: str | os.PathLike) -> "UnmixingResult":
         ds = read_dataset(path)
-        if ds.attrs.get(KIND_ATTR) != "result" and "abundances" not in ds:
-            raise DataFileError(f"{str(path)!r} is not an egu_widgets result file (no 'abundances' variable)")
+        kind = ds.attrs.get(KIND_ATTR)
+        if kind == "cube" or (kind is None and "abundances" not in ds):
+            what = "a cube (open it with open_cube)" if kind == "cube" else "a file without an 'abundances' variable"
+            raise DataFileError(f"{str(path)!r} is not an egu_widgets result file: it is {what}")
         ds.attrs.pop(KIND_ATTR, None)
         return cls(ds)
 
