@@ -314,3 +314,60 @@ def test_data_dir_setting_comes_first(tmp_path, monkeypatch):
     monkeypatch.setenv(datasets.ENV_VAR, str(tmp_path))
     assert datasets.search_path()[0] == tmp_path
     assert datasets.download_dir() == tmp_path
+
+
+# ---------------------------------------------------------------------------- more bad input
+def test_rows_cols_not_matching_pixel_count(tmp_path):
+    img, *_ = scene()
+    scipy.io.savemat(tmp_path / "c.mat", {"Y": to_matlab_columns(img), "nRow": 7, "nCol": 9})
+    with pytest.raises(InputError, match="no axis of 63 pixels"):
+        open_cube(tmp_path / "c.mat")
+
+
+def test_truth_with_other_band_or_pixel_count(tmp_path):
+    img, em, ab = scene()
+    scipy.io.savemat(tmp_path / "c.mat", {"Y": to_matlab_columns(img), "nRow": 6, "nCol": 9})
+    scipy.io.savemat(tmp_path / "bands.mat", {"M": em[:, :10].T})
+    with pytest.raises(InputError, match="12 bands|10 bands"):
+        open_cube(tmp_path / "c.mat", truth=tmp_path / "bands.mat")
+    scipy.io.savemat(tmp_path / "pix.mat", {"A": to_matlab_columns(ab.transpose(1, 2, 0))[:, :50], "M": em.T})
+    with pytest.raises(InputError, match="50 pixels"):
+        open_cube(tmp_path / "c.mat", truth=tmp_path / "pix.mat")
+
+
+def test_output_path_checks(tmp_path):
+    from egu_widgets._atomic import check_writable
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataFileError, match="is a file, not a folder"):
+        check_writable(tmp_path / "file" / "r.nc")
+    with pytest.raises(DataFileError, match="does not exist"):
+        check_writable(tmp_path / "missing" / "r.nc")
+    with pytest.raises(DataFileError, match="is a folder"):
+        check_writable(tmp_path)
+
+
+# ---------------------------------------------------------------------------- properties
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 7), cols=st.integers(1, 7), bands=st.integers(2, 9), seed=st.integers(0, 10_000))
+def test_property_matlab_layout_round_trip(tmp_path_factory, rows, cols, bands, seed):
+    """Any image written in MATLAB's column-major layout reads back pixel for pixel."""
+    img = np.random.default_rng(seed).uniform(0.01, 1.0, size=(rows, cols, bands))
+    path = tmp_path_factory.mktemp("m") / "c.mat"
+    scipy.io.savemat(path, {"Y": to_matlab_columns(img), "nRow": rows, "nCol": cols})
+    np.testing.assert_allclose(open_cube(path).image, img, rtol=1e-6)
+
+
+@settings(max_examples=15, deadline=None)
+@given(rows=st.integers(1, 6), cols=st.integers(1, 6), bands=st.integers(1, 8), p=st.integers(2, 4), seed=st.integers(0, 10_000))
+def test_property_netcdf_round_trip(tmp_path_factory, rows, cols, bands, p, seed):
+    rng = np.random.default_rng(seed)
+    img = rng.uniform(0.0, 1.0, size=(rows, cols, bands)) + 1e-3
+    cube = HyperCube.from_array(img, wavelengths=np.sort(rng.uniform(400, 2500, bands)),
+                                endmembers=rng.uniform(size=(p, bands)), abundances=rng.dirichlet(np.ones(p), size=(rows, cols)))
+    path = tmp_path_factory.mktemp("n") / "c.nc"
+    cube.to_netcdf(path)
+    xr.testing.assert_identical(open_cube(path).ds, cube.ds)

@@ -94,10 +94,17 @@ def _material_names(cood: Any, n: int) -> list[str]:
     return names if len(names) == n else [f"material {i + 1}" for i in range(n)]
 
 
-def _image_size(mat: dict, n_pixels: int, *, source: str) -> tuple[int, int]:
+def _stored_size(mat: dict) -> tuple[int, int] | None:
     for rk, ck in (("nRow", "nCol"), ("H", "W"), ("nrow", "ncol"), ("rows", "cols")):
         if rk in mat and ck in mat:
             return int(_scalar(mat[rk])), int(_scalar(mat[ck]))
+    return None
+
+
+def _image_size(mat: dict, n_pixels: int, *, source: str) -> tuple[int, int]:
+    stored = _stored_size(mat)
+    if stored is not None:
+        return stored
     side = int(round(np.sqrt(n_pixels)))
     if side * side == n_pixels:
         return side, side
@@ -120,7 +127,9 @@ def _bands_first(y: np.ndarray, n_bands: int | None, n_pixels: int | None) -> np
             return y
         if y.shape[0] == n_pixels:
             return y.T
-        raise InputError(f"pixel matrix {y.shape} has no axis of {n_pixels} pixels (rows x cols)")
+        raise InputError(
+            f"pixel matrix {y.shape} has no axis of {n_pixels} pixels (rows x cols); check nRow/nCol (or H/W, rows=/cols=)"
+        )
     return y if y.shape[0] <= y.shape[1] else y.T  # images have more pixels than bands
 
 
@@ -198,10 +207,13 @@ def _read_mat_cube(path: Path, truth: MatTruth | None, *, rows: int | None, cols
     n_bands = truth.endmembers.shape[1] if truth is not None and truth.endmembers is not None else None
     if "nBand" in mat and n_bands is None:
         n_bands = int(_scalar(mat["nBand"]))
-    if n_bands is None and rows is None and not any(k in mat for k in ("nRow", "H")) and truth is not None and truth.abundances is not None:
-        y = _bands_first(y, None, truth.abundances.shape[1])
-    else:
-        y = _bands_first(y, n_bands, rows * cols if rows and cols else None)
+    stored = _stored_size(mat)
+    if (rows is None or cols is None) and stored is not None:
+        rows, cols = stored
+    n_pixels = rows * cols if rows and cols else None
+    if n_pixels is None and truth is not None and truth.abundances is not None:
+        n_pixels = truth.abundances.shape[1]
+    y = _bands_first(y, n_bands, n_pixels)
     if rows is None or cols is None:
         rows, cols = _image_size(mat, y.shape[1], source=str(path))
     y, notes = _scale_pixels(y, mat, scale)
