@@ -64,6 +64,24 @@ def check_reflectance(image: np.ndarray, *, what: str = "cube") -> None:
         )
 
 
+def _check_lazy_reflectance(data) -> None:
+    import dask
+    import dask.array as da
+
+    n_bad, any_nonzero, minimum = dask.compute(
+        (~da.isfinite(data).all(axis=-1)).sum(), (data != 0).any(), da.nanmin(data)
+    )
+    if n_bad:
+        raise InputError(
+            f"cube has {int(n_bad)} pixel(s) with NaN or Inf values; open it in memory with invalid='mask' or "
+            "invalid='fill', or repair the file"
+        )
+    if not any_nonzero:
+        raise InputError("cube is all zeros; there is nothing to unmix (check the file or its scale)")
+    if minimum < 0:
+        raise InputError(f"cube has negative values (min {float(minimum):.4g}); reflectance cannot be negative")
+
+
 class HyperCube:
     """A hyperspectral image (rows × cols × bands) with optional truth; see the module doc."""
 
@@ -77,7 +95,11 @@ class HyperCube:
         if ds[REFLECTANCE].dims != ("y", "x", "band"):
             raise InputError(f"{REFLECTANCE!r} must have dims ('y', 'x', 'band'); got {ds[REFLECTANCE].dims}")
         if validate:
-            check_reflectance(ds[REFLECTANCE].values)
+            data = ds[REFLECTANCE].data
+            if hasattr(data, "dask"):  # lazy cube: one pass over the chunks, nothing kept in memory
+                _check_lazy_reflectance(data)
+            else:
+                check_reflectance(data)
         self.ds = ds
 
     # ------------------------------------------------------------------ construction

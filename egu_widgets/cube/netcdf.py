@@ -23,14 +23,16 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, kind: str) -> Path
     return Path(path)
 
 
-def read_dataset(path: str | os.PathLike) -> xr.Dataset:
-    """Read a whole netCDF file into memory and close it (so the file can be replaced later)."""
+def read_dataset(path: str | os.PathLike, chunks: dict | None = None) -> xr.Dataset:
+    """Read a netCDF file: into memory and closed (default), or lazily as dask chunks."""
     path = Path(path)
     if not path.exists():
         raise DataFileError(f"no such file: {str(path)!r}")
     if path.stat().st_size == 0:
         raise DataFileError(f"{str(path)!r} is empty (0 bytes); it was not written completely, write it again")
     try:
+        if chunks is not None:
+            return xr.open_dataset(path, engine=ENGINE, chunks=chunks)
         with xr.open_dataset(path, engine=ENGINE) as ds:
             return ds.load()
     except DataFileError:

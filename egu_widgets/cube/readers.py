@@ -399,6 +399,7 @@ def open_cube(
     scale: float | None = None,
     invalid: str = "raise",
     negative: str = "raise",
+    chunks: dict | None = None,
     **options: Any,
 ) -> HyperCube:
     """Open a hyperspectral cube from a dataset name, a file, an array or an xarray Dataset.
@@ -420,6 +421,9 @@ def open_cube(
         ``"fill"`` (replaced by the mean valid spectrum).
     negative
         Negative values: ``"raise"`` (default) or ``"clip"`` to zero.
+    chunks
+        netCDF only: open lazily with dask, e.g. ``{"y": 512, "x": 512}``, for scenes larger than
+        memory (see :mod:`egu_widgets.chunked`).
     options
         For named datasets: generator options, e.g. ``snr_db=`` and ``seed=`` for ``egu-synthetic``.
     """
@@ -462,12 +466,14 @@ def open_cube(
     if suffix in (".hdr", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip"):
         return _read_envi(path, truth_obj, scale=scale, **kw)
     if suffix in (".nc", ".nc4", ".netcdf", ".h5"):
-        return _read_netcdf(path)
+        return _read_netcdf(path, chunks)
+    if chunks is not None:
+        raise InputError("chunks= (lazy reading) is available for netCDF cubes; convert the file with cube.to_netcdf first")
     raise DataFileError(f"{str(path)!r}: unknown file type {suffix!r}; accepted: .mat, ENVI .hdr/.img, netCDF .nc")
 
 
-def _read_netcdf(path: Path) -> HyperCube:
-    ds = read_dataset(path)
+def _read_netcdf(path: Path, chunks: dict | None = None) -> HyperCube:
+    ds = read_dataset(path, chunks)
     kind = ds.attrs.pop(KIND_ATTR, None)
     if kind == "result":
         raise DataFileError(f"{str(path)!r} is an unmixing result, not a cube; open it with UnmixingResult.open")

@@ -1,0 +1,60 @@
+"""Chunked, lazy unmixing with dask, on a LocalCluster bound to loopback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from egu_widgets import HyperCube, open_cube
+from egu_widgets.chunked import fcls_chunked, is_lazy, map_pixels
+from egu_widgets.classic import fcls
+from egu_widgets.errors import InputError
+
+distributed = pytest.importorskip("dask.distributed")
+
+
+@pytest.fixture
+def cube_file(tmp_path):
+    rng = np.random.default_rng(5)
+    em = rng.uniform(0.1, 0.9, size=(3, 16))
+    ab = rng.dirichlet(np.ones(3), size=(37, 29)).transpose(2, 0, 1)
+    img = np.einsum("phw,pb->hwb", ab, em) + rng.normal(0, 0.005, size=(37, 29, 16))
+    cube = HyperCube.from_array(np.clip(img, 0, None), endmembers=em, abundances=ab)
+    cube.to_netcdf(tmp_path / "c.nc")
+    return tmp_path / "c.nc", cube
+
+
+def test_lazy_open_reads_nothing_up_front(cube_file):
+    path, cube = cube_file
+    lazy = open_cube(path, chunks={"y": 10, "x": 8})
+    assert is_lazy(lazy) and not is_lazy(cube)
+    assert lazy.reflectance.data.chunks[0] == (10, 10, 10, 7)
+
+
+def test_chunked_fcls_on_local_cluster_equals_in_memory(cube_file):
+    path, cube = cube_file
+    expected = fcls(cube.pixels, cube.true_endmembers).T.reshape(3, 37, 29)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                                  processes=True) as cluster, distributed.Client(cluster):
+        lazy = open_cube(path, chunks={"y": 10, "x": 8})
+        result = fcls_chunked(lazy, cube.true_endmembers)
+        assert result.chunks is not None  # still lazy: nothing computed yet
+        computed = result.compute()
+    assert computed.dims == ("endmember", "y", "x")
+    np.testing.assert_allclose(computed.values, expected, atol=1e-10)
+
+
+def test_map_pixels_checks_the_function_output(cube_file):
+    _, cube = cube_file
+    with pytest.raises(InputError, match="expected"):
+        map_pixels(cube, lambda px: np.ones((px.shape[0], 2)), 3)
+
+
+def test_lazy_nan_cube_is_refused(tmp_path):
+    img = np.random.default_rng(0).uniform(0.1, 1, size=(6, 6, 4))
+    img[3, 3, 1] = np.nan
+    HyperCube.from_array(img, invalid="fill").ds.assign(
+        reflectance=(("y", "x", "band"), img.astype(np.float32))
+    ).to_netcdf(tmp_path / "nan.nc", engine="h5netcdf")
+    with pytest.raises(InputError, match="NaN"):
+        open_cube(tmp_path / "nan.nc", chunks={"y": 3})
