@@ -63,8 +63,8 @@ def _build_parser() -> argparse.ArgumentParser:
     un.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     un.add_argument("--out", required=True, help="result file to write (.nc)")
 
-    demo = sub.add_parser("demo", help="unmix the built-in demo scene; write its result and a figure")
-    demo.add_argument("--out", default="egu-demo", help="folder for result.nc and figure.png (default: ./egu-demo)")
+    demo = sub.add_parser("demo", help="unmix the built-in demo scene; write its result and figures")
+    demo.add_argument("--out", default="egu-demo", help="folder for result.nc and the PNG figures (default: ./egu-demo)")
     demo.add_argument("--method", default="egu-pw", choices=METHODS)
     demo.add_argument("--epochs", type=int, help="training epochs (EGU-Net methods)")
     demo.add_argument("--seed", type=int, default=0)
@@ -142,12 +142,9 @@ def _cmd_demo(args) -> int:
               f"{float(r.ds.attrs['seconds']):.2f} s")
     result.to_netcdf(result_path)
     print(f"wrote {result_path}")
-    try:
-        from .plotting import save_result_figure
-    except ImportError:  # the figure needs matplotlib only; report rather than fail the run
-        print("figure skipped: matplotlib is not installed")
-    else:
-        fig_path = save_result_figure(cube, result, folder / "figure.png")
+    from .plotting import save_figures
+
+    for fig_path in save_figures(result, cube, folder):
         print(f"wrote {fig_path}")
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
