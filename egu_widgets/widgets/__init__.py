@@ -2,7 +2,8 @@
 
 - :func:`training_dashboard` / :class:`TrainingDashboard`: live progress, curves, Stop;
   ``dashboard.run(fit, cube)`` trains in the background so that Stop works in a live kernel, and
-  falls back to console progress outside a notebook (:class:`ConsoleProgress`, tqdm only).
+  falls back to the engine's console progress (tqdm) outside a notebook; :func:`progress_callback`
+  picks one of the two for you.
 - :func:`endmember_pairs` / :class:`EndmemberPairs`: reference vs estimated spectrum per endmember,
   SAD in the title, optional bundle envelope, a selector to page through.
 - :func:`abundance_inspector` / :class:`AbundanceInspector`: abundance, truth and error maps with
@@ -29,7 +30,6 @@ _LAZY = {
     "endmember_pairs": "endmembers",
     "AbundanceInspector": "inspector",
     "abundance_inspector": "inspector",
-    "ConsoleProgress": "console",
     "progress_callback": "progress",
 }
 _NEEDS_EXTRA = {"dashboard", "endmembers", "inspector"}

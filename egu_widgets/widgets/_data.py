@@ -17,35 +17,17 @@ from ..errors import InputError
 
 # ---------------------------------------------------------------------------------- spectra
 def spectral_angles_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Angle in degrees between matching rows of ``a`` and ``b`` (each (P, B) or (B,))."""
-    a = np.atleast_2d(np.asarray(a, dtype=np.float64))
-    b = np.atleast_2d(np.asarray(b, dtype=np.float64))
-    num = np.sum(a * b, axis=-1)
-    den = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    """Angle in degrees between matching rows of ``a`` and ``b`` (the project's SAD)."""
+    from ..metrics import sad
 
-
-def sad_matrix_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) spectral angles in degrees between every row of ``a`` and of ``b``."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    an = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-300)
-    bn = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-300)
-    return np.degrees(np.arccos(np.clip(an @ bn.T, -1.0, 1.0)))
+    return sad(np.atleast_2d(a), np.atleast_2d(b))
 
 
 def match_rows_by_sad(rows: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """``perm`` such that ``rows[perm[i]]`` is the row matched to ``targets[i]`` (least total SAD)."""
-    from scipy.optimize import linear_sum_assignment
+    from ..metrics import align
 
-    cost = sad_matrix_deg(targets, rows)
-    cost = np.where(np.isfinite(cost), cost, 1e6)
-    target_idx, row_idx = linear_sum_assignment(cost)
-    perm = np.empty(len(targets), dtype=int)
-    perm[target_idx] = row_idx
-    return perm
+    return align(est_endmembers=np.asarray(rows, dtype=np.float64), true_endmembers=np.asarray(targets, dtype=np.float64))
 
 
 def least_squares_endmembers(pixels: np.ndarray, abundances: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The widget extra: check that it is installed, and load HoloViews' Bokeh backend once.
 
-Nothing here imports a widget library at module level, so this module (and the console fallback)
-can be imported by anything in the package.
+Nothing here imports a widget library at module level, so this module can be imported by anything
+in the package.
 """
 
 from __future__ import annotations

@@ -21,14 +21,13 @@ class HoloViewsWidget:
     def __init__(self, obj: Any):
         hv = holoviews()
         from bokeh.document import Document
-        from jupyter_bokeh import BokehModel
 
         self.obj = obj
         self.document = Document()
         renderer = hv.renderer("bokeh").instance(mode="server")
         self.plot = renderer.get_plot(obj, doc=self.document)
         self.document.add_root(self.plot.state)
-        self.widget = BokehModel(self.plot.state)
+        self.widget = _bokeh_model_class()(self.plot.state)
 
     def subplots(self, kind: str | None = None) -> list:
         """Every element plot (not layouts/overlays containers) in this plot, in drawing order.
@@ -47,6 +46,28 @@ class HoloViewsWidget:
 
     def close(self) -> None:
         self.widget.close()
+
+
+_BOKEH_MODEL = None
+
+
+def _bokeh_model_class():
+    """jupyter_bokeh's widget with a close() that may be called twice (explicitly, then by __del__)."""
+    global _BOKEH_MODEL
+    if _BOKEH_MODEL is None:
+        from jupyter_bokeh import BokehModel
+
+        class BokehPlotWidget(BokehModel):
+            _egu_closed = False
+
+            def close(self) -> None:
+                if self._egu_closed:
+                    return
+                self._egu_closed = True
+                super().close()
+
+        _BOKEH_MODEL = BokehPlotWidget
+    return _BOKEH_MODEL
 
 
 class _DocumentHold:

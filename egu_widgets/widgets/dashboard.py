@@ -23,16 +23,17 @@ import threading
 import time
 import traceback
 from functools import partial
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ..engine.events import TrainingEvent
 from ..errors import InputError
 from ._data import format_duration, remaining_seconds
 from ._deps import holoviews, in_notebook, require_widgets
 from ._view import HoloViewsWidget, View, build
-from .console import ConsoleProgress
+
+if TYPE_CHECKING:  # the views only read events; importing the engine would pull in torch
+    from ..engine.events import TrainingEvent
 
 _STATE_STYLE = {
     "waiting": ("#555", "waiting for training to start"),
@@ -164,10 +165,10 @@ class TrainingDashboard(View):
         self.history: dict[str, list[float]] = {"epoch": []}
         self._pending_rows = 0
         self._dirty = True
-        self.last_event: TrainingEvent | None = None
+        self.last_event: "TrainingEvent | None" = None
 
     # ------------------------------------------------------------------ callback
-    def on_event(self, event: TrainingEvent) -> None:
+    def on_event(self, event: "TrainingEvent") -> None:
         """Record one training event (cheap); redraw when the throttle allows or the run ended."""
         now = time.perf_counter()
         with self._lock:
@@ -207,10 +208,10 @@ class TrainingDashboard(View):
                 return
         self._request_flush()
 
-    def __call__(self, event: TrainingEvent) -> None:
+    def __call__(self, event: "TrainingEvent") -> None:
         self.on_event(event)
 
-    def _record_row(self, event: TrainingEvent) -> None:
+    def _record_row(self, event: "TrainingEvent") -> None:
         hist = self.history
         n = len(hist["epoch"])
         row = {"epoch": float(event.epoch)}
@@ -359,10 +360,16 @@ class TrainingDashboard(View):
             err.layout.display = "none"
 
     def _draw_curves(self, s: dict) -> bool:
+        if s["reset"] and self.plots is not None:  # a new run: drop the previous run's curves
+            import ipywidgets as w
+
+            self.plots.close()
+            self.plots, self._buffer, self._columns = None, None, ()
+            self.wdict["plots"].children = (w.HTML("<i>curves appear after the first epoch</i>"),)
         columns = tuple(c for c in s["columns"] if c != "epoch")
         if not columns or len(s["all_rows"]["epoch"]) == 0:
             return False
-        if self.plots is None or s["reset"] or set(columns) - set(self._columns):
+        if self.plots is None or set(columns) - set(self._columns):
             self._build_plots(s)
             return True
         if s["new_rows"] is not None and len(s["new_rows"]["epoch"]):
@@ -430,6 +437,8 @@ class TrainingDashboard(View):
         """
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if not self._notebook_mode():
+            from ..engine.progress import ConsoleProgress
+
             console = ConsoleProgress()
             started = time.perf_counter()
             value = fit(*args, callbacks=callbacks + [console], **kwargs)

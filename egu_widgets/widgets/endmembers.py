@@ -60,7 +60,7 @@ class EndmemberPairs(View):
         self._syncing = False
         self._x = hv.Dimension(d.axis.name, label=d.axis.label)
         self._y = hv.Dimension("reflectance")
-        self._y2 = hv.Dimension("reflectance_high", label="reflectance")
+        self._y2 = hv.Dimension("reflectance_high", label="reflectance (high)")
         self.stream = hv.streams.Stream.define("Endmember", index=0)()
         dmap = hv.DynamicMap(self._overlay, streams=[self.stream])
         dmap = dmap.opts(

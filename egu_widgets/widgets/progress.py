@@ -7,7 +7,6 @@ from typing import Any
 
 from ..errors import InputError, MissingDependencyError
 from ._deps import in_notebook, require_widgets
-from .console import ConsoleProgress
 
 
 def progress_callback(title: str | None = None, *, mode: str = "auto", **options: Any):
@@ -15,23 +14,26 @@ def progress_callback(title: str | None = None, *, mode: str = "auto", **options
 
     In a notebook kernel (``mode="auto"`` or ``"notebook"``): a displayed
     :class:`~egu_widgets.widgets.TrainingDashboard` (``options`` go to it). Elsewhere, or with
-    ``mode="console"``: a :class:`ConsoleProgress` bar. In ``"auto"`` mode a notebook without the
-    widget extra gets the console bar and a warning saying what to install.
+    ``mode="console"``: the engine's tqdm bar (:class:`egu_widgets.engine.progress.ConsoleProgress`).
+    In ``"auto"`` mode a notebook without the widget extra gets the console bar and a warning
+    saying what to install.
 
     Usage: ``EGUNet(...).fit(cube, callbacks=[progress_callback()])``. For a Stop button that works
     while training runs, prefer ``TrainingDashboard().run(fit, cube)``.
     """
     if mode not in ("auto", "notebook", "console"):
         raise InputError(f"mode={mode!r}; choose 'auto', 'notebook' or 'console'")
+    from ..engine.progress import ConsoleProgress
+
     if mode == "console" or (mode == "auto" and not in_notebook()):
-        return ConsoleProgress(desc=title)
+        return ConsoleProgress()
     try:
         require_widgets("the training dashboard")
     except MissingDependencyError as exc:
         if mode == "notebook":
             raise
         warnings.warn(f"{exc}; showing console progress instead", stacklevel=2)
-        return ConsoleProgress(desc=title)
+        return ConsoleProgress()
     from .dashboard import TrainingDashboard
 
     dashboard = TrainingDashboard(title, **options)

@@ -1,0 +1,729 @@
+"""Headless tests of the notebook views: build on tiny cubes, drive them, assert on the models and
+on the rendered Bokeh data sources. The browser tests are in tests/browser/."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ipywidgets")
+pytest.importorskip("holoviews")
+pytest.importorskip("jupyter_bokeh")
+
+from egu_widgets.cube import HyperCube  # noqa: E402
+from egu_widgets.cube.synthetic import demo_endmembers  # noqa: E402
+from egu_widgets.engine.events import TrainingControl, TrainingEvent  # noqa: E402
+from egu_widgets.errors import InputError, MissingDependencyError, TrainingError  # noqa: E402
+from egu_widgets.results import UnmixingResult  # noqa: E402
+from egu_widgets.engine.progress import ConsoleProgress  # noqa: E402
+from egu_widgets.widgets import (  # noqa: E402
+    AbundanceInspector,
+    EndmemberPairs,
+    TrainingDashboard,
+    abundance_inspector,
+    endmember_pairs,
+    progress_callback,
+    training_dashboard,
+)
+
+sys.path.insert(0, str(Path(__file__).parent / "browser"))
+from fake_training import nmf_fit  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------------- fixtures
+def _tiny_cube(height=16, width=20, n_bands=24, n_em=3, seed=1, wavelengths=True):
+    """Mixed pixels everywhere (Dirichlet abundances), demo spectra, a little noise."""
+    rng = np.random.default_rng(seed)
+    wl = np.linspace(400.0, 2500.0, n_bands)
+    em = demo_endmembers(n_bands, n_em, wl)
+    ab = rng.dirichlet(np.full(n_em, 0.7), size=(height, width)).transpose(2, 0, 1)
+    image = np.einsum("phw,pb->hwb", ab, em) + rng.normal(0, 0.002, (height, width, n_bands))
+    return HyperCube.from_array(
+        np.clip(image, 0, None).astype(np.float32),
+        wavelengths=wl if wavelengths else None,
+        endmembers=em,
+        abundances=ab,
+        endmember_names=[f"material {chr(65 + k)}" for k in range(n_em)],
+        name="tiny",
+    )
+
+
+@pytest.fixture(scope="module")
+def cube():
+    return _tiny_cube()
+
+
+def _noisy_result(cube, *, endmembers=True, scale=1.1, seed=0, score=False):
+    rng = np.random.default_rng(seed)
+    ab = cube.true_abundances + 0.1 * rng.random(cube.true_abundances.shape)
+    ab /= ab.sum(axis=0)
+    em = cube.true_endmembers * scale + 0.02 * rng.random(cube.true_endmembers.shape) if endmembers else None
+    return UnmixingResult.from_arrays(cube, ab, em, method="test", score=score, names=cube.endmember_names)
+
+
+@pytest.fixture(scope="module")
+def result(cube):
+    return _noisy_result(cube)
+
+
+def _events(n_epochs=5, *, control=None, losses=lambda k: {"total": 1.0 / k, "reconstruction": 0.5 / k}, rmse=True, lr=True):
+    control = control or TrainingControl()
+    yield TrainingEvent("start", 0, n_epochs, 0.0, control=control, info={"method": "fake", "device": "cpu"})
+    for k in range(1, n_epochs + 1):
+        yield TrainingEvent(
+            "epoch",
+            k,
+            n_epochs,
+            0.5 * k,
+            losses=losses(k),
+            metrics={"rmse": 0.2 / k} if rmse else {},
+            learning_rate=1e-3 / k if lr else None,
+            control=control,
+        )
+
+
+def _curve_sources(plots):
+    """{label: (epochs, values)} for every curve of a rendered HoloViews plot."""
+    out = {}
+    for p in plots.subplots("CurvePlot"):
+        data = p.handles["source"].data
+        keys = [k for k in data if k != "epoch"]
+        out[p.current_frame.label] = (np.asarray(data["epoch"]), np.asarray(data[keys[0]]))
+    return out
+
+
+def _state(dash):
+    return dash.wdict["state"].value.split("data-state='")[1].split("'")[0]
+
+
+# ---------------------------------------------------------------------------------- packaging
+BLOCK_WIDGETS = r"""
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {"ipywidgets", "holoviews", "bokeh", "jupyter_bokeh", "panel"}:
+            raise ImportError(f"No module named {name!r} (blocked for the test)")
+sys.meta_path.insert(0, Block())
+"""
+
+
+def _run_python(code: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+
+
+def test_core_imports_no_widget_library():
+    out = _run_python(
+        "import sys, egu_widgets, egu_widgets.results, egu_widgets.engine.events, egu_widgets.plotting, egu_widgets.widgets\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'ipywidgets','holoviews','bokeh','jupyter_bokeh','IPython','panel','matplotlib'})\n"
+        "print(bad)"
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_without_widget_extra_views_say_what_to_install():
+    out = _run_python(
+        BLOCK_WIDGETS
+        + "import egu_widgets, egu_widgets.widgets as W\n"
+        "from egu_widgets.errors import MissingDependencyError\n"
+        "for name in ['TrainingDashboard', 'training_dashboard', 'EndmemberPairs', 'abundance_inspector']:\n"
+        "    try:\n"
+        "        getattr(W, name)\n"
+        "    except MissingDependencyError as e:\n"
+        "        print('MDE', e)\n"
+        "    else:\n"
+        "        print('NO ERROR', name)\n"
+        "cb = W.progress_callback(mode='console')\n"
+        "print(type(cb).__name__)\n"
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 5
+    assert all(line.startswith("MDE") and 'pip install "egu_widgets[widgets]"' in line for line in lines[:4]), lines
+    assert lines[4] == "ConsoleProgress"
+
+
+def test_missing_dependency_error_is_an_import_error(monkeypatch):
+    from egu_widgets.widgets import _deps
+
+    monkeypatch.setattr(_deps, "_checked", False)
+    monkeypatch.setitem(_deps.WIDGET_MODULES, "egu_no_such_module_xyz", "egu-no-such-dist")
+    with pytest.raises(MissingDependencyError, match=r'egu-no-such-dist.*pip install "egu_widgets\[widgets\]"') as info:
+        _deps.require_widgets()
+    assert isinstance(info.value, ImportError)
+
+
+# ---------------------------------------------------------------------------------- builders
+@pytest.mark.parametrize("which", ["dashboard", "pairs", "inspector"])
+def test_builders_return_widget_and_named_parts(which, cube, result):
+    if which == "dashboard":
+        built = training_dashboard("run", display=False)
+        names = {"progress", "stop", "status", "state", "values", "error", "plots", "title"}
+    elif which == "pairs":
+        built = endmember_pairs(result, cube, display=False)
+        names = {"selector", "prev", "next", "title", "plot"}
+    else:
+        built = abundance_inspector(result, cube, display=False)
+        names = {"row", "col", "info", "maps", "probe"}
+    assert set(built) == {"widget", "wdict", "view"}
+    assert set(built["wdict"]) == names
+    view = built["view"]
+    assert view.widget is built["widget"]
+    bundle = view._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == built["widget"].model_id
+    # every named part is inside the container (reachable through children)
+    seen, todo = set(), [built["widget"]]
+    while todo:
+        node = todo.pop()
+        seen.add(id(node))
+        todo.extend(getattr(node, "children", ()))
+    assert all(id(child) in seen for child in built["wdict"].values())
+
+
+# ---------------------------------------------------------------------------------- dashboard
+def test_dashboard_progress_curves_and_values():
+    dash = TrainingDashboard(update_every=0.0)
+    for event in _events(4):
+        dash.on_event(event)
+        dash.flush()
+    wd = dash.wdict
+    assert (wd["progress"].value, wd["progress"].max) == (4, 4)
+    assert "epoch 4 of 4" in wd["status"].value and "elapsed 0:02" in wd["status"].value
+    assert "remaining ~0:00" in wd["status"].value
+    assert "total 0.25" in wd["values"].value and "abundance RMSE 0.05" in wd["values"].value and "lr 0.00025" in wd["values"].value
+    curves = _curve_sources(dash.plots)
+    assert set(curves) == {"total", "reconstruction", "rmse", "lr"}
+    np.testing.assert_array_equal(curves["total"][0], [1, 2, 3, 4])
+    np.testing.assert_allclose(curves["reconstruction"][1], [0.5, 0.25, 0.5 / 3, 0.125])
+    np.testing.assert_allclose(curves["rmse"][1], [0.2, 0.1, 0.2 / 3, 0.05])
+    np.testing.assert_allclose(curves["lr"][1], [1e-3, 5e-4, 1e-3 / 3, 2.5e-4])
+    assert _state(dash) == "running"
+    # losses are all positive: the loss axis is logarithmic
+    loss_plot = [p for p in dash.plots.subplots("CurvePlot") if p.current_frame.label == "total"][0]
+    assert type(loss_plot.handles["plot"].y_scale).__name__ == "LogScale"
+
+
+def test_dashboard_remaining_time_estimate():
+    dash = TrainingDashboard()
+    control = TrainingControl()
+    dash.on_event(TrainingEvent("start", 0, 10, 0.0, control=control))
+    dash.on_event(TrainingEvent("epoch", 2, 10, 30.0, losses={"total": 1.0}, control=control))
+    dash.flush()
+    assert "elapsed 0:30" in dash.wdict["status"].value
+    assert "remaining ~2:00" in dash.wdict["status"].value  # 15 s/epoch x 8 epochs left
+
+
+def test_dashboard_throttles_redraws_but_ends_complete():
+    dash = TrainingDashboard(update_every=30.0)
+    for event in _events(200):
+        dash.on_event(event)
+    assert dash.redraws <= 2  # the start event, maybe the first epoch; then nothing for 30 s
+    assert dash.wdict["progress"].value < 200
+    dash.on_event(TrainingEvent("end", 200, 200, 100.0))
+    assert dash.wdict["progress"].value == 200
+    assert dash.wdict["progress"].bar_style == "success"
+    assert _state(dash) == "finished"
+    epochs, values = _curve_sources(dash.plots)["total"]
+    np.testing.assert_array_equal(epochs, np.arange(1, 201))
+    np.testing.assert_allclose(values, 1.0 / np.arange(1, 201))
+    assert dash.wdict["stop"].disabled
+
+
+def test_dashboard_slow_redraws_space_out(monkeypatch):
+    dash = TrainingDashboard(update_every=0.0, overhead_budget=0.05, max_interval=60.0)
+    events = list(_events(3))
+    dash.on_event(events[0])
+    dash.on_event(events[1])
+    dash.flush()  # builds the plots (a one-off, not counted)
+    assert dash.plots is not None
+    real_draw = dash._draw
+
+    def slow_draw(snapshot):
+        time.sleep(0.05)
+        return real_draw(snapshot)
+
+    monkeypatch.setattr(dash, "_draw", slow_draw)
+    dash.on_event(events[2])
+    dash.flush()
+    # a 50 ms redraw at a 5 % budget means the next one waits about a second
+    assert dash._next_flush - time.perf_counter() > 0.7
+
+
+def test_dashboard_stop_button_requests_stop_through_the_control():
+    dash = TrainingDashboard(update_every=0.0)
+    control = TrainingControl()
+    events = list(_events(5, control=control))
+    for event in events[:3]:
+        dash.on_event(event)
+    dash.wdict["stop"].click()
+    assert control.stop_requested and control.reason == "stopped from the dashboard"
+    assert dash.wdict["stop"].disabled and dash.wdict["stop"].description.startswith("Stopping")
+    assert _state(dash) == "stopping"
+    dash.on_event(TrainingEvent("stop", 2, 5, 1.0, message="stopped from the dashboard", control=control))
+    assert _state(dash) == "stopped"
+    assert dash.wdict["progress"].bar_style == "warning"
+    assert "stopped from the dashboard" in dash.wdict["state"].value
+    assert dash.wdict["progress"].value == 2
+
+
+def test_dashboard_stop_before_the_first_event_is_applied_when_training_starts():
+    dash = TrainingDashboard()
+    dash.wdict["stop"].click()
+    control = TrainingControl()
+    dash.on_event(TrainingEvent("start", 0, 5, 0.0, control=control))
+    assert control.stop_requested
+
+
+def test_dashboard_failed_state_is_visible():
+    dash = TrainingDashboard()
+    for event in list(_events(3))[:3]:
+        dash.on_event(event)
+    dash.on_event(TrainingEvent("fail", 2, 3, 1.0, message="the loss became NaN at epoch 3"))
+    wd = dash.wdict
+    assert _state(dash) == "failed"
+    assert wd["progress"].bar_style == "danger"
+    assert wd["error"].layout.display is None and "the loss became NaN at epoch 3" in wd["error"].value
+    assert "FAILED" in wd["state"].value
+    assert wd["stop"].disabled
+
+
+def test_dashboard_log_axis_only_for_positive_losses_and_new_terms_rebuild():
+    dash = TrainingDashboard(update_every=0.0)
+    dash.on_event(TrainingEvent("start", 0, 4, 0.0))
+    dash.on_event(TrainingEvent("epoch", 1, 4, 0.1, losses={"total": 0.0}))
+    dash.flush()
+    plot = dash.plots.subplots("CurvePlot")[0]
+    assert type(plot.handles["plot"].y_scale).__name__ == "LinearScale"
+    first = dash.plots
+    dash.on_event(TrainingEvent("epoch", 2, 4, 0.2, losses={"total": 0.5, "bundle": 0.1}))
+    dash.flush()
+    assert dash.plots is not first and dash.wdict["plots"].children == (dash.plots.widget,)
+    curves = _curve_sources(dash.plots)
+    np.testing.assert_array_equal(curves["total"][1], [0.0, 0.5])
+    assert np.isnan(curves["bundle"][1][0]) and curves["bundle"][1][1] == 0.1
+
+
+def test_dashboard_is_reusable_for_a_second_run():
+    dash = TrainingDashboard(update_every=0.0)
+    for event in _events(3):
+        dash.on_event(event)
+    dash.on_event(TrainingEvent("end", 3, 3, 1.5))
+    for event in _events(2):
+        dash.on_event(event)
+    dash.flush()
+    assert _state(dash) == "running" and not dash.wdict["stop"].disabled
+    assert (dash.wdict["progress"].value, dash.wdict["progress"].max) == (2, 2)
+    np.testing.assert_array_equal(_curve_sources(dash.plots)["total"][0], [1, 2])
+
+
+def test_dashboard_curves_stream_rather_than_rebuild():
+    dash = TrainingDashboard(update_every=0.0)
+    events = list(_events(6))
+    for event in events[:3]:
+        dash.on_event(event)
+    dash.flush()
+    plots = dash.plots
+    source = [p for p in plots.subplots("CurvePlot") if p.current_frame.label == "total"][0].handles["source"]
+    sent = []
+    plots.widget.send = lambda content, buffers=None: sent.append(content)
+    for event in events[3:]:
+        dash.on_event(event)
+        dash.flush()
+    assert dash.plots is plots
+    np.testing.assert_array_equal(source.data["epoch"], np.arange(1, 7))
+    assert sent, "the new points were not sent to the page"
+
+
+def test_dashboard_run_in_background_thread_and_stop(cube):
+    dash = TrainingDashboard(update_every=0.0, mode="notebook")
+    run = dash.run(nmf_fit, cube, n_epochs=500, delay=0.01)
+    assert run.thread is not None and run.thread is not threading.current_thread()
+    deadline = time.time() + 20
+    while dash.epoch < 5 and time.time() < deadline:
+        time.sleep(0.02)
+    assert dash.epoch >= 5 and not run.done()
+    dash.wdict["stop"].click()
+    out = run.result(timeout=20)
+    assert isinstance(out, UnmixingResult) and out.partial
+    assert out.ds.attrs["stop_reason"] == "stopped from the dashboard"
+    assert _state(dash) == "stopped"
+    assert dash.wdict["progress"].value == dash.epoch < 500
+    assert dash.wdict["progress"].bar_style == "warning"
+    assert len(out.history["loss_total"]) == dash.epoch
+
+
+def test_dashboard_run_failure_shows_failed_state(cube):
+    dash = TrainingDashboard(mode="notebook")
+    run = dash.run(nmf_fit, cube, n_epochs=50, fail_at=7)
+    assert isinstance(run.exception(timeout=20), TrainingError)
+    with pytest.raises(TrainingError, match="NaN at epoch 7"):
+        run.result()
+    assert _state(dash) == "failed" and dash.wdict["progress"].bar_style == "danger"
+    assert "NaN at epoch 7" in dash.wdict["error"].value
+    assert "failed" in repr(run)
+
+
+def test_dashboard_run_reports_a_crash_without_fail_event():
+    dash = TrainingDashboard(mode="notebook")
+
+    def broken_fit(callbacks):
+        for cb in callbacks:
+            cb.on_event(TrainingEvent("start", 0, 10, 0.0))
+        raise ValueError("shapes do not match")
+
+    run = dash.run(broken_fit)
+    assert isinstance(run.exception(timeout=10), ValueError)
+    assert _state(dash) == "failed"
+    assert "ValueError: shapes do not match" in dash.wdict["error"].value
+
+
+def test_dashboard_run_refuses_a_second_concurrent_run(cube):
+    dash = TrainingDashboard(mode="notebook")
+    run = dash.run(nmf_fit, cube, n_epochs=400, delay=0.01)
+    try:
+        with pytest.raises(InputError, match="already running"):
+            dash.run(nmf_fit, cube)
+    finally:
+        run.stop()
+        run.wait(20)
+    assert run.done()
+
+
+def test_dashboard_redraws_go_through_the_ui_loop_when_there_is_one(cube):
+    """In a kernel the training thread must not touch widgets: redraws are handed to the loop."""
+    threads = []
+
+    async def main():
+        dash = TrainingDashboard(update_every=0.0, mode="notebook")  # created on the loop's thread
+        real_draw = dash._draw
+
+        def recording_draw(snapshot):
+            threads.append(threading.current_thread())
+            return real_draw(snapshot)
+
+        dash._draw = recording_draw
+        run = dash.run(nmf_fit, cube, n_epochs=30, delay=0.005)
+        while not run.done():
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        return dash, run
+
+    dash, run = asyncio.run(main())
+    assert isinstance(run.result(), UnmixingResult)
+    assert threads and all(t is threading.main_thread() for t in threads)
+    assert _state(dash) == "finished" and dash.wdict["progress"].value == 30
+
+
+def test_dashboard_run_falls_back_to_console_outside_a_notebook(cube, capsys):
+    dash = TrainingDashboard()  # mode="auto", and pytest is not a notebook kernel
+    run = dash.run(nmf_fit, cube, n_epochs=12)
+    assert run.done() and isinstance(run.result(), UnmixingResult)
+    err = capsys.readouterr().err
+    assert "12/12" in err and "nmf-demo" in err
+    assert dash.wdict["progress"].value == 0  # the widget was not used
+    with pytest.raises(TrainingError):
+        dash.run(nmf_fit, cube, n_epochs=12, fail_at=3)
+    assert "fail: the loss became NaN at epoch 3" in capsys.readouterr().err
+
+
+def test_progress_callback_chooses_by_mode():
+    assert isinstance(progress_callback(mode="console"), ConsoleProgress)
+    assert isinstance(progress_callback(mode="auto"), ConsoleProgress)  # not in a kernel here
+    assert isinstance(progress_callback("t", mode="notebook"), TrainingDashboard)
+    with pytest.raises(InputError):
+        progress_callback(mode="gui")
+
+
+def test_dashboard_works_as_a_plain_callable(cube):
+    dash = TrainingDashboard(update_every=0.0)
+    out = nmf_fit(cube, n_epochs=8, callbacks=[dash])
+    assert isinstance(out, UnmixingResult)
+    assert _state(dash) == "finished" and dash.wdict["progress"].value == 8
+    assert len(_curve_sources(dash.plots)["rmse"][0]) == 8
+
+
+@pytest.mark.skipif(
+    not (REPO / "egu_widgets" / "engine" / "estimator.py").exists(), reason="the EGU-Net engine has not landed yet"
+)
+def test_dashboard_drives_the_real_engine(cube):
+    from egu_widgets.engine.estimator import EGUNet
+
+    dash = TrainingDashboard(update_every=0.0, mode="notebook")
+    run = dash.run(EGUNet(n_endmembers=3, epochs=400).fit, cube)
+    deadline = time.time() + 60
+    while dash.epoch < 2 and not run.done() and time.time() < deadline:
+        time.sleep(0.05)
+    dash.wdict["stop"].click()
+    run.wait(120)
+    assert run.exception() is None
+    assert _state(dash) in ("stopped", "finished")
+    assert dash.history["epoch"] and dash.wdict["progress"].value == dash.epoch
+
+
+# ---------------------------------------------------------------------------------- endmember pairs
+def _pair_curves(view):
+    return {p.current_frame.label: np.asarray(p.handles["source"].data["reflectance"]) for p in view.plots.subplots("CurvePlot")}
+
+
+def test_pairs_show_truth_and_estimate_with_sad_in_title(cube, result):
+    from egu_widgets.metrics import sad
+
+    view = EndmemberPairs(result, cube)
+    expected = sad(result.endmembers.values, cube.true_endmembers)
+    for i in range(3):
+        view.select(i)
+        curves = _pair_curves(view)
+        np.testing.assert_allclose(curves["estimate"], result.endmembers.values[i])
+        np.testing.assert_allclose(curves["truth"], cube.true_endmembers[i])
+        title = view.plots.plot.state.title.text
+        assert title == f"{cube.endmember_names[i]} — SAD {expected[i]:.2f}°"
+        assert f"SAD {expected[i]:.2f}°" in view.wdict["title"].value
+    xaxis = view.plots.plot.state.xaxis[0]
+    assert xaxis.axis_label == "wavelength (nm)"
+    x = view.plots.subplots("CurvePlot")[0].handles["source"].data["wavelength"]
+    np.testing.assert_allclose(x, cube.wavelengths)
+
+
+def test_pairs_selector_and_buttons_page_through(cube, result):
+    view = EndmemberPairs(result, cube)
+    wd = view.wdict
+    wd["selector"].value = 2
+    assert view.index == 2
+    np.testing.assert_allclose(_pair_curves(view)["estimate"], result.endmembers.values[2])
+    wd["next"].click()  # wraps around
+    assert view.index == 0 and wd["selector"].value == 0
+    np.testing.assert_allclose(_pair_curves(view)["estimate"], result.endmembers.values[0])
+    wd["prev"].click()
+    assert view.index == 2
+    view.select("material B")
+    assert wd["selector"].value == 1 and cube.endmember_names[1] in view.plots.plot.state.title.text
+    with pytest.raises(InputError):
+        view.select("granite")
+    with pytest.raises(InputError):
+        view.select(7)
+
+
+def test_pairs_bundle_envelope_minmax_and_quantiles(cube, result):
+    rng = np.random.default_rng(3)
+    spectra, labels = [], []
+    for p in (2, 0, 1):  # groups in another order than the result's endmembers
+        for _ in range(6):
+            spectra.append(cube.true_endmembers[p] * rng.uniform(0.8, 1.2))
+            lab = np.full(3, 0.05)
+            lab[[2, 0, 1].index(p)] = 0.9
+            labels.append(lab)
+    bundles = SimpleNamespace(spectra=np.array(spectra), labels=np.array(labels), reference=cube.true_endmembers[[2, 0, 1]])
+    view = EndmemberPairs(result, cube, bundles=bundles)
+    group_of_b = np.array(spectra[12:18])  # material B's bundle (third group)
+    view.select(1)
+    # the area is drawn as one closed polygon through both edges: compare the set of its heights
+    def polygon_heights(v):
+        return np.sort(np.asarray(v.plots.subplots("AreaPlot")[0].handles["source"].data["y"], dtype=np.float64))
+
+    expected = np.sort(np.concatenate([group_of_b.min(axis=0), group_of_b.max(axis=0)]))
+    np.testing.assert_allclose(polygon_heights(view), expected, rtol=1e-6)
+    assert "6 bundle spectra" in view.wdict["title"].value
+    view_q = EndmemberPairs(result, cube, bundles=bundles, envelope=(0.25, 0.75))
+    view_q.select(1)
+    expected_q = np.sort(np.concatenate(np.quantile(group_of_b, [0.25, 0.75], axis=0)))
+    np.testing.assert_allclose(polygon_heights(view_q), expected_q, rtol=1e-6)
+    view_q.select(0)  # material A: the first bundle group's
+    group_of_a = np.array(spectra[6:12])
+    expected_a = np.sort(np.concatenate(np.quantile(group_of_a, [0.25, 0.75], axis=0)))
+    np.testing.assert_allclose(polygon_heights(view_q), expected_a, rtol=1e-6)
+    with pytest.raises(InputError):
+        EndmemberPairs(result, cube, bundles=bundles, envelope="std")
+
+
+def test_pairs_with_real_bundles(cube, result):
+    from egu_widgets.engine.bundles import extract_bundles
+
+    bundles = extract_bundles(cube, 3)
+    view = EndmemberPairs(result, cube, bundles=bundles, envelope=(0.05, 0.95))
+    assert len(view.plots.subplots("AreaPlot")) == 1
+    counts = [env[2] for env in view.data.envelopes if env is not None]
+    assert sum(counts) == bundles.n_bundles
+
+
+def test_pairs_reference_options(cube, result):
+    # explicit library reference given in a shuffled order, aligned by SAD
+    library = cube.true_endmembers[[1, 2, 0]]
+    view = EndmemberPairs(result, cube, reference=library, reference_label="library", align=True)
+    np.testing.assert_allclose(_pair_curves(view)["library"], cube.true_endmembers[0])
+    # no wavelengths: band axis
+    bare = _tiny_cube(wavelengths=False)
+    view = EndmemberPairs(_noisy_result(bare), bare)
+    assert view.plots.plot.state.xaxis[0].axis_label == "band"
+    # abundances only: the spectra come from least squares on the cube, against the truth
+    ab_only = UnmixingResult.from_arrays(cube, cube.true_abundances, method="t", score=False, names=cube.endmember_names)
+    view = EndmemberPairs(ab_only, cube)
+    assert view.data.estimate_label.startswith("estimate (least squares")
+    assert np.all(view.data.sad < 1.0)
+    with pytest.raises(InputError, match="pass the cube"):
+        EndmemberPairs(ab_only)
+    # no truth and no reference: estimate only, no SAD
+    view = EndmemberPairs(result)
+    assert set(_pair_curves(view)) == {"estimate"} and "SAD" not in view.plots.plot.state.title.text
+
+
+# ---------------------------------------------------------------------------------- inspector
+def _probe_curves(view):
+    return {p.current_frame.label: np.asarray(p.handles["source"].data["reflectance"]) for p in view.probe.subplots("CurvePlot")}
+
+
+def _bars(view):
+    data = view.probe.subplots("BarPlot")[0].handles["source"].data
+    return {(e, s): float(v) for e, s, v in zip(data["endmember"], data["source"], data["abundance"])}
+
+
+def test_inspector_maps_truth_errors_and_shared_colour_scales(cube, result):
+    view = AbundanceInspector(result, cube)
+    rasters = view.maps.subplots("RasterPlot")
+    assert len(rasters) == 9
+    for p in rasters[:6]:
+        mapper = p.handles["color_mapper"]
+        assert (mapper.low, mapper.high) == (0.0, 1.0)
+    lows = {p.handles["color_mapper"].low for p in rasters[6:]}
+    highs = {p.handles["color_mapper"].high for p in rasters[6:]}
+    assert len(lows) == len(highs) == 1
+    low, high = lows.pop(), highs.pop()
+    err = result.abundances.values - cube.true_abundances
+    assert low == -high and high >= np.abs(err).max() - 1e-6
+    # the error map shown is estimate - truth
+    img = rasters[7].handles["source"].data["image"][0]
+    np.testing.assert_allclose(img, err[1], atol=1e-6)
+    # linked pan/zoom: one x range and one y range for all maps
+    assert len({id(p.handles["x_range"]) for p in rasters}) == 1
+    assert len({id(p.handles["y_range"]) for p in rasters}) == 1
+    titles = [p.state.title.text for p in rasters]
+    assert titles[:3] == cube.endmember_names and titles[3].startswith("truth: ") and titles[6].startswith("error: ")
+
+
+def test_inspector_without_truth_shows_estimates_only(cube, result):
+    bare = cube.without_truth()
+    res = UnmixingResult.from_arrays(bare, result.abundances.values, result.endmembers.values, method="t", score=False)
+    view = AbundanceInspector(res, bare)
+    assert len(view.maps.subplots("RasterPlot")) == 3
+    view.taps[0].event(x=1.0, y=2.0)
+    assert set(_bars(view)) == {(n, "estimate") for n in res.abundances.coords["endmember"].values}
+
+
+def test_inspector_tap_shows_pixel_spectrum_reconstruction_and_bars(cube, result):
+    view = AbundanceInspector(result, cube)
+    for tap, (x, y) in zip((view.taps[0], view.taps[5], view.taps[8]), ((3.2, 5.4), (19.4, 0.3), (0.0, 15.0))):
+        tap.event(x=x, y=y)
+        row, col = int(round(y)), int(round(x))
+        assert view.pixel == (row, col)
+        assert (view.wdict["row"].value, view.wdict["col"].value) == (row, col)
+        curves = _probe_curves(view)
+        np.testing.assert_allclose(curves["observed"], cube.image[row, col], rtol=1e-6)
+        expected = result.abundances.values[:, row, col] @ result.endmembers.values
+        np.testing.assert_allclose(curves["linear reconstruction"], expected)
+        bars = _bars(view)
+        for p, name in enumerate(cube.endmember_names):
+            assert bars[(name, "estimate")] == pytest.approx(result.abundances.values[p, row, col])
+            assert bars[(name, "truth")] == pytest.approx(cube.true_abundances[p, row, col])
+        marker = view.maps.subplots("PointPlot")[0].handles["source"].data
+        assert (marker["x"][0], marker["y"][0]) == (col, row)
+        assert view.probe.plot.subplots[(0, 0)].subplots["main"].state.title.text == f"pixel (row {row}, col {col})"
+        assert f"pixel (row {row}, col {col})" in view.wdict["info"].value
+
+
+def test_inspector_bokeh_tap_event_reaches_the_spectrum(cube, result):
+    """The path a browser click takes: a Bokeh Tap event on the map's figure, through HoloViews."""
+    from bokeh.events import Tap
+
+    view = AbundanceInspector(result, cube)
+    figure = view.maps.subplots("RasterPlot")[4].state
+    sent = []
+    view.probe.widget.send = lambda content, buffers=None: sent.append(content)
+
+    async def click():
+        view.maps.document.callbacks.trigger_event(Tap(figure, x=7.2, y=11.4))
+        for _ in range(50):
+            await asyncio.sleep(0.02)
+            if view.pixel == (11, 7):
+                break
+
+    asyncio.run(click())
+    assert view.pixel == (11, 7)
+    np.testing.assert_allclose(_probe_curves(view)["observed"], cube.image[11, 7], rtol=1e-6)
+    assert sent, "the new spectrum was not sent to the page"
+
+
+def test_inspector_row_col_boxes_select_pixel(cube, result):
+    view = AbundanceInspector(result, cube)
+    view.wdict["row"].value = 2
+    view.wdict["col"].value = 9
+    assert view.pixel == (2, 9)
+    np.testing.assert_allclose(_probe_curves(view)["observed"], cube.image[2, 9], rtol=1e-6)
+    with pytest.raises(InputError):
+        view.select_pixel(16, 0)
+
+
+def test_inspector_reconstruction_sources(cube, result):
+    calls = []
+
+    def reconstruct(i):
+        calls.append(i)
+        return np.full(cube.n_bands, 0.5)
+
+    view = AbundanceInspector(result, cube, reconstruct=reconstruct)
+    view.select_pixel(3, 4)
+    assert calls[-1] == 3 * cube.width + 4
+    np.testing.assert_allclose(_probe_curves(view)["reconstruction"], 0.5)
+    # a reconstruction stored in the result wins over the linear mixture
+    stored = result.ds.assign(reconstruction=(("y", "x", "band"), np.full(cube.image.shape, 0.25)))
+    view = AbundanceInspector(UnmixingResult(stored), cube)
+    view.select_pixel(1, 1)
+    np.testing.assert_allclose(_probe_curves(view)["reconstruction"], 0.25)
+    # abundances only: observed spectrum alone
+    view = AbundanceInspector(_noisy_result(cube, endmembers=False), cube)
+    assert set(_probe_curves(view)) == {"observed"}
+    with pytest.raises(InputError):
+        AbundanceInspector(result, cube, reconstruct=lambda i: np.zeros(3))
+
+
+def test_inspector_large_cube_is_downsampled_but_taps_are_exact():
+    rng = np.random.default_rng(0)
+    h, w, b, p = 1000, 1000, 4, 3
+    ab = rng.dirichlet(np.ones(p), size=(h, w)).transpose(2, 0, 1)
+    em = rng.uniform(0.1, 0.9, size=(p, b))
+    image = np.einsum("phw,pb->hwb", ab, em).astype(np.float32)
+    big = HyperCube.from_array(image, wavelengths=np.linspace(400, 900, b), endmembers=em, abundances=ab)
+    res = UnmixingResult.from_arrays(big, ab, em, method="t", score=False, names=big.endmember_names)
+    started = time.perf_counter()
+    view = AbundanceInspector(res, big, max_side=250)
+    assert time.perf_counter() - started < 30
+    assert view.factor == 4
+    total_cells = 0
+    for plot in view.maps.subplots("RasterPlot"):
+        image_shape = np.asarray(plot.handles["source"].data["image"][0]).shape
+        assert max(image_shape) <= 250
+        total_cells += int(np.prod(image_shape))
+    assert total_cells <= 9 * 250 * 250
+    np.testing.assert_allclose(
+        view.maps.subplots("RasterPlot")[0].handles["source"].data["image"][0][0, 0], ab[0, :4, :4].mean(), rtol=1e-5
+    )
+    assert "block means" in view.widget.children[1].value
+    view.taps[2].event(x=998.8, y=1.2)
+    assert view.pixel == (1, 999)
+    np.testing.assert_allclose(_probe_curves(view)["observed"], image[1, 999], rtol=1e-6)
+    assert _bars(view)[(big.endmember_names[0], "truth")] == pytest.approx(ab[0, 1, 999])
+
+
+def test_inspector_needs_the_cube(result):
+    with pytest.raises(InputError, match="needs the cube"):
+        AbundanceInspector(result, None)
