@@ -315,6 +315,20 @@ def test_dashboard_log_axis_only_for_positive_losses_and_new_terms_rebuild():
     assert np.isnan(curves["bundle"][1][0]) and curves["bundle"][1][1] == 0.1
 
 
+def test_dashboard_metrics_evaluated_every_few_epochs_draw_a_connected_curve():
+    dash = TrainingDashboard(update_every=0.0)
+    dash.on_event(TrainingEvent("start", 0, 9, 0.0))
+    for k in range(1, 10):
+        metrics = {"rmse": 0.1 * k} if k % 3 == 0 else {}
+        dash.on_event(TrainingEvent("epoch", k, 9, 0.1 * k, losses={"total": 1.0 / k}, metrics=metrics))
+        if k in (4, 9):
+            dash.flush()
+    curves = _curve_sources(dash.plots)
+    np.testing.assert_array_equal(curves["rmse"][0], [3, 6, 9])
+    np.testing.assert_allclose(curves["rmse"][1], [0.3, 0.6, 0.9])
+    np.testing.assert_array_equal(curves["total"][0], np.arange(1, 10))
+
+
 def test_dashboard_is_reusable_for_a_second_run():
     dash = TrainingDashboard(update_every=0.0)
     for event in _events(3):

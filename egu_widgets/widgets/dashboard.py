@@ -114,7 +114,7 @@ class TrainingDashboard(View):
         self.redraws = 0
         self.redraw_seconds = 0.0
         self.plots: HoloViewsWidget | None = None
-        self._buffer = None
+        self._buffers: dict = {}
         self._columns: tuple[str, ...] = ()
 
         progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="100%"))
@@ -364,7 +364,7 @@ class TrainingDashboard(View):
             import ipywidgets as w
 
             self.plots.close()
-            self.plots, self._buffer, self._columns = None, None, ()
+            self.plots, self._buffers, self._columns = None, {}, ()
             self.wdict["plots"].children = (w.HTML("<i>curves appear after the first epoch</i>"),)
         columns = tuple(c for c in s["columns"] if c != "epoch")
         if not columns or len(s["all_rows"]["epoch"]) == 0:
@@ -374,7 +374,10 @@ class TrainingDashboard(View):
             return True
         if s["new_rows"] is not None and len(s["new_rows"]["epoch"]):
             with self.plots.hold():
-                self._buffer.send({k: s["new_rows"][k] for k in ("epoch",) + self._columns})
+                for group, (buffer, cols) in self._buffers.items():
+                    rows = _rows_with_values(s["new_rows"], cols)
+                    if len(rows["epoch"]):
+                        buffer.send(rows)
         return False
 
     def _build_plots(self, s: dict) -> None:
@@ -382,11 +385,19 @@ class TrainingDashboard(View):
         data = s["all_rows"]
         self._columns = tuple(c for c in data if c != "epoch")
         length = max(s["n_epochs"], len(data["epoch"]), 1) + 1
-        self._buffer = hv.streams.Buffer(
-            {k: data[k] for k in ("epoch",) + self._columns}, length=length, index=False, following=True
-        )
-        losses = [c for c in self._columns if c.startswith("loss:")]
-        metrics = [c for c in self._columns if c.startswith("metric:")]
+        groups = {
+            "losses": [c for c in self._columns if c.startswith("loss:")],
+            "metrics": [c for c in self._columns if c.startswith("metric:")],
+            "learning rate": [c for c in self._columns if c == "lr"],
+        }
+        # One buffer per panel, fed only the epochs that have its values: metrics may be
+        # evaluated every few epochs, and a curve with NaN between its points would not show.
+        self._buffers = {
+            group: (hv.streams.Buffer(_rows_with_values(data, cols), length=length, index=False, following=True), cols)
+            for group, cols in groups.items()
+            if cols
+        }
+        losses, metrics = groups["losses"], groups["metrics"]
         logy = self.logy
         if logy == "auto":
             finite = np.concatenate([data[c][np.isfinite(data[c])] for c in losses]) if losses else np.array([])
@@ -395,7 +406,7 @@ class TrainingDashboard(View):
         common = dict(width=self.plot_width, height=self.plot_height, show_grid=True, tools=["hover"], framewise=True)
         if losses:
             panels.append(
-                hv.DynamicMap(partial(_curves, columns=losses, vdim="loss", logy=bool(logy)), streams=[self._buffer]).opts(
+                hv.DynamicMap(partial(_curves, columns=losses, vdim="loss", logy=bool(logy)), streams=[self._buffers["losses"][0]]).opts(
                     {"Curve": dict(common, logy=bool(logy)), "Overlay": dict(title="losses", legend_position="top_right", logy=bool(logy))},
                     backend="bokeh",
                 )
@@ -403,13 +414,15 @@ class TrainingDashboard(View):
         if metrics:
             ylabel = _METRIC_LABELS.get(metrics[0][len("metric:"):], "metric") if len(metrics) == 1 else "metric"
             panels.append(
-                hv.DynamicMap(partial(_curves, columns=metrics, vdim=ylabel, logy=False), streams=[self._buffer]).opts(
+                hv.DynamicMap(partial(_curves, columns=metrics, vdim=ylabel, logy=False), streams=[self._buffers["metrics"][0]]).opts(
                     {"Curve": dict(common), "Overlay": dict(title="metrics", legend_position="top_right")}, backend="bokeh"
                 )
             )
-        if "lr" in self._columns:
+        if "learning rate" in self._buffers:
             panels.append(
-                hv.DynamicMap(partial(_curves, columns=["lr"], vdim="learning rate", logy=False), streams=[self._buffer]).opts(
+                hv.DynamicMap(
+                    partial(_curves, columns=["lr"], vdim="learning rate", logy=False), streams=[self._buffers["learning rate"][0]]
+                ).opts(
                     {"Curve": dict(common, color="#6e7781"), "Overlay": dict(title="learning rate", show_legend=False)},
                     backend="bokeh",
                 )
@@ -586,6 +599,14 @@ def _curves(data: dict, columns: list, vdim: str, logy: bool):
         label = column.split(":", 1)[-1]
         curves.append(hv.Curve((epoch, values), "epoch", vdim, label=label))
     return hv.Overlay(curves)
+
+
+def _rows_with_values(rows: dict, columns: list) -> dict:
+    """The rows (epochs) where at least one of ``columns`` has a finite value."""
+    keep = np.zeros(len(rows["epoch"]), dtype=bool)
+    for c in columns:
+        keep |= np.isfinite(rows[c])
+    return {k: np.asarray(rows[k])[keep] for k in ("epoch", *columns)}
 
 
 def _running_loop():
