@@ -1,0 +1,379 @@
+"""EGU-Net's networks in PyTorch: the shared encoder, the decoders, and the two-stream models.
+
+Architecture (Hong et al., "Endmember-guided unmixing network (EGU-Net)", IEEE TNNLS 2021; read
+from the paper and the authors' TensorFlow code, written anew here):
+
+- **Encoder** (shared by both streams): bands → 256 → 128 → 32 → P, each hidden layer a linear map,
+  batch norm and tanh, tanh, ReLU, with dropout (0.1) after the first batch norm; a softmax turns
+  the last layer into abundances, which makes them non-negative and sum to one.
+- **Endmember stream**: bundle spectra → encoder → abundances, trained with cross-entropy against
+  the bundles' pseudo-abundances.
+- **Unmixing stream** (pw): pixels → the *same* encoder → abundances → decoder P → 32 → 128 → 256 →
+  bands (linear, batch norm, sigmoid) → reconstruction, trained with mean squared error.
+- **ss**: the unmixing stream becomes convolutional: 5×5 conv, batch norm, dropout, 2×2 average
+  pooling, tanh; 3×3 conv, batch norm, pooling, tanh; the encoder's third layer (128 → 32 and its
+  batch norm, as a 1×1 convolution — the weights shared with the endmember stream), pooling,
+  ReLU; a transposed convolution (×8) back to full size, softmax; a convolutional decoder (1×1,
+  1×1, 3×3, 5×5). Any H×W works: the image is reflect-padded to a multiple of 8 and the outputs
+  are cropped back. The endmember stream stays pixel-wise.
+- **ae** (ablation): the pw unmixing stream alone, without the endmember stream.
+
+Batch normalisation: the two streams share the encoder's batch-norm parameters but each
+normalises with its own batch statistics while training (as the authors' shared TensorFlow
+layers do). The authors read the final abundances with batch statistics computed over *all*
+pixels of the image; here those whole-image statistics are stored after training
+(:func:`calibrate`), so inference in ``eval()`` mode gives those abundances on the training image
+and applies the same fixed normalisation to any other cube. Linear and convolution layers that
+feed a batch norm have no bias: batch norm subtracts the mean, so such a bias has no effect and
+receives zero gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "Norm",
+    "MaskDropout",
+    "Encoder",
+    "Decoder",
+    "PixelwiseEGUNet",
+    "SpatialSpectralEGUNet",
+    "calibrate",
+    "batch_statistics",
+    "build_model",
+]
+
+
+class _Collected(Exception):
+    """Raised by a Norm that has gathered what calibration needs, to skip the rest of a forward."""
+
+
+class Norm(nn.Module):
+    """Batch normalisation over all axes but the channel axis (1), for (N, C) or (N, C, H, W).
+
+    In training mode (or inside :func:`batch_statistics`) it normalises with the batch's own
+    statistics and keeps no running averages, because the endmember stream and the unmixing
+    stream share this layer but see very different batches (bundle spectra vs. pixels); a running
+    average would blend the two. Population statistics are set once, after training, by
+    :func:`calibrate`, and used in ``eval()`` mode.
+    """
+
+    def __init__(self, width: int, eps: float = 1e-3):
+        super().__init__()
+        self.eps = float(eps)
+        self.weight = nn.Parameter(torch.ones(width))
+        self.bias = nn.Parameter(torch.zeros(width))
+        self.register_buffer("mean", torch.zeros(width))
+        self.register_buffer("var", torch.ones(width))
+        self.force_batch = False
+        self._collect: list | None = None  # [sum, sum of squares, count] while calibrating
+        self._record = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._collect is not None:
+            dims = [0] + list(range(2, x.dim()))
+            xd = x.detach().double()
+            self._collect[0] += xd.sum(dim=dims)
+            self._collect[1] += (xd * xd).sum(dim=dims)
+            self._collect[2] += x.numel() // x.shape[1]
+            raise _Collected
+        if self._record:  # single-batch calibration: this batch is the whole population
+            dims = [0] + list(range(2, x.dim()))
+            self.mean.copy_(x.detach().mean(dim=dims))
+            self.var.copy_(x.detach().var(dim=dims, unbiased=False))
+        if self.training or self.force_batch or self._record:
+            return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        return F.batch_norm(x, self.mean, self.var, self.weight, self.bias, False, 0.0, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps}"
+
+
+class MaskDropout(nn.Module):
+    """Inverted dropout drawing its mask from an explicit ``torch.Generator``.
+
+    ``nn.Dropout`` can only use the global random stream; a private generator (set by the
+    trainer) keeps runs reproducible without touching the user's global seed.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); got {p}")
+        self.p = float(p)
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        mask = torch.rand(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
+        # In place: 1.0 where kept, then the 1/(1-p) rescaling, so one buffer serves both.
+        mask.ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        return x * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def _xavier(generator: torch.Generator | None) -> Callable[[nn.Module], None]:
+    """Glorot-uniform weights and zero biases (the authors' initialisation)."""
+
+    def init(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.xavier_uniform_(module.weight, generator=generator)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    return init
+
+
+class Encoder(nn.Module):
+    """bands → w1 → w2 → w3 → P logits (softmax of them = abundances)."""
+
+    def __init__(self, n_bands: int, n_endmembers: int, widths: Sequence[int] = (256, 128, 32),
+                 dropout: float = 0.1, eps: float = 1e-3):
+        super().__init__()
+        w1, w2, w3 = (int(w) for w in widths)
+        self.fc1 = nn.Linear(n_bands, w1, bias=False)
+        self.bn1 = Norm(w1, eps)
+        self.drop = MaskDropout(dropout)
+        self.fc2 = nn.Linear(w1, w2, bias=False)
+        self.bn2 = Norm(w2, eps)
+        self.fc3 = nn.Linear(w2, w3, bias=False)
+        self.bn3 = Norm(w3, eps)
+        self.fc4 = nn.Linear(w3, n_endmembers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Dropout sits between batch norm and tanh, where the authors put it.
+        h = torch.tanh(self.drop(self.bn1(self.fc1(x))))
+        h = torch.tanh(self.bn2(self.fc2(h)))
+        h = torch.relu(self.bn3(self.fc3(h)))
+        return self.fc4(h)
+
+
+class Decoder(nn.Module):
+    """P → d1 → d2 → d3 → bands, each layer linear + batch norm + sigmoid."""
+
+    def __init__(self, n_endmembers: int, n_bands: int, widths: Sequence[int] = (32, 128, 256), eps: float = 1e-3):
+        super().__init__()
+        dims = [n_endmembers, *(int(w) for w in widths), n_bands]
+        self.layers = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(dims[:-1], dims[1:]))
+        self.norms = nn.ModuleList(Norm(b, eps) for b in dims[1:])
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        for layer, norm in zip(self.layers, self.norms):
+            a = torch.sigmoid(norm(layer(a)))
+        return a
+
+
+class _EGUBase(nn.Module):
+    variant = "?"
+
+    def set_generator(self, generator: torch.Generator | None) -> None:
+        for m in self.modules():
+            if isinstance(m, MaskDropout):
+                m.generator = generator
+
+    def weight_penalty(self) -> torch.Tensor:
+        """½ Σ‖W‖² over every linear/convolution weight (the authors' ``tf.nn.l2_loss`` sum)."""
+        weights = [m.weight for m in self.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
+        return 0.5 * sum(w.pow(2).sum() for w in weights)
+
+    def bundle_logits(self, spectra: torch.Tensor) -> torch.Tensor:
+        """Endmember stream: bundle spectra (K, B) → logits (K, P)."""
+        return self.encoder(spectra)
+
+    def unmix(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The endmember stream applied to pixels (N, B) → abundances (N, P) (the API's answer)."""
+        return torch.softmax(self.encoder(pixels), dim=1)
+
+    def pixel_norms(self) -> list[Norm]:
+        """Norms on the path pixels → abundances, in forward order (calibrated on pixels)."""
+        return [self.encoder.bn1, self.encoder.bn2, self.encoder.bn3]
+
+
+class PixelwiseEGUNet(_EGUBase):
+    """EGU-Net-pw (and, trained without bundles, the ``ae`` ablation).
+
+    Both streams run through the same :class:`Encoder` module, so in this variant every encoder
+    weight is shared; the endmember stream's abundances on pixels and the unmixing stream's are
+    the same function once the batch statistics are fixed.
+    """
+
+    variant = "pw"
+
+    def __init__(self, n_bands: int, n_endmembers: int, *, encoder_widths=(256, 128, 32),
+                 decoder_widths=(32, 128, 256), dropout: float = 0.1, bn_eps: float = 1e-3,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.n_bands, self.n_endmembers = int(n_bands), int(n_endmembers)
+        self.encoder = Encoder(n_bands, n_endmembers, encoder_widths, dropout, bn_eps)
+        self.decoder = Decoder(n_endmembers, n_bands, decoder_widths, bn_eps)
+        self.apply(_xavier(generator))
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unmixing stream: pixels (N, B) → (abundances (N, P), reconstruction (N, B))."""
+        ab = self.unmix(pixels)
+        return ab, self.decoder(ab)
+
+    def decode(self, abundances: torch.Tensor) -> torch.Tensor:
+        return self.decoder(abundances)
+
+
+class SpatialSpectralEGUNet(_EGUBase):
+    """EGU-Net-ss: pixel-wise endmember stream + convolutional unmixing stream on the whole image.
+
+    Shared with the endmember stream: the encoder's third layer (w2 → w3 linear map and its batch
+    norm), used as a 1×1 convolution, as in the authors' code. The convolutional stream's own
+    first two layers, transposed convolution and decoder are not shared.
+    """
+
+    variant = "ss"
+    scale = 8  # three 2×2 poolings
+
+    def __init__(self, n_bands: int, n_endmembers: int, *, encoder_widths=(256, 128, 32),
+                 decoder_widths=(32, 128, 256), dropout: float = 0.1, bn_eps: float = 1e-3,
+                 kernels: Sequence[int] = (5, 3), generator: torch.Generator | None = None):
+        super().__init__()
+        self.n_bands, self.n_endmembers = int(n_bands), int(n_endmembers)
+        w1, w2, w3 = (int(w) for w in encoder_widths)
+        k1, k2 = (int(k) for k in kernels)
+        self.encoder = Encoder(n_bands, n_endmembers, encoder_widths, dropout, bn_eps)
+        self.conv1 = nn.Conv2d(n_bands, w1, k1, padding=k1 // 2, bias=False)
+        self.cbn1 = Norm(w1, bn_eps)
+        self.cdrop = MaskDropout(dropout)
+        self.conv2 = nn.Conv2d(w1, w2, k2, padding=k2 // 2, bias=False)
+        self.cbn2 = Norm(w2, bn_eps)
+        self.up = nn.ConvTranspose2d(w3, n_endmembers, kernel_size=self.scale, stride=self.scale)
+        d1, d2, d3 = (int(w) for w in decoder_widths)
+        chans = [n_endmembers, d1, d2, d3, n_bands]
+        ks = [1, 1, k2, k1]  # mirror of the encoder: 1×1, 1×1, 3×3, 5×5
+        self.dec = nn.ModuleList(nn.Conv2d(a, b, k, padding=k // 2, bias=False) for a, b, k in zip(chans[:-1], chans[1:], ks))
+        self.dec_norms = nn.ModuleList(Norm(b, bn_eps) for b in chans[1:])
+        self.apply(_xavier(generator))
+
+    def _pad(self, image: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+        h, w = image.shape[-2:]
+        ph = (-h) % self.scale
+        pw = (-w) % self.scale
+        top, left = ph // 2, pw // 2
+        pads = (left, pw - left, top, ph - top)
+        if ph == 0 and pw == 0:
+            return image, pads
+        # Reflection keeps edge statistics natural; it needs the pad to be smaller than the side.
+        mode = "reflect" if max(pads[0], pads[1]) < w and max(pads[2], pads[3]) < h else "replicate"
+        return F.pad(image, pads, mode=mode), pads
+
+    def image_stream(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unmixing stream on (1, B, H, W) → (abundance maps (1, P, H, W), reconstruction (1, B, H, W))."""
+        h, w = image.shape[-2:]
+        x, (left, _, top, _) = self._pad(image)
+        x = torch.tanh(F.avg_pool2d(self.cdrop(self.cbn1(self.conv1(x))), 2))
+        x = torch.tanh(F.avg_pool2d(self.cbn2(self.conv2(x)), 2))
+        shared = self.encoder.fc3.weight  # (w3, w2): the endmember stream's layer, as a 1×1 conv
+        x = self.encoder.bn3(F.conv2d(x, shared[:, :, None, None]))
+        x = torch.relu(F.avg_pool2d(x, 2))
+        ab = torch.softmax(self.up(x), dim=1)
+        r = ab
+        for conv, norm in zip(self.dec, self.dec_norms):
+            r = torch.sigmoid(norm(conv(r)))
+        crop = (slice(None), slice(None), slice(top, top + h), slice(left, left + w))
+        return ab[crop], r[crop]
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.image_stream(image)
+
+    def image_norms(self) -> list[Norm]:
+        return [self.cbn1, self.cbn2, self.encoder.bn3, *self.dec_norms]
+
+    def decode(self, abundances: torch.Tensor) -> torch.Tensor:
+        """Decoder response to spatially uniform abundances (N, P) → spectra (N, B).
+
+        The decoder is convolutional; on a uniform image every convolution acts like its kernel
+        summed over space. A (N, P, k, k) block, k the decoder's receptive field, is decoded and
+        its centre pixel, which the zero padding at the block's edges cannot reach, is read.
+        """
+        k = 1 + sum(c.kernel_size[0] - 1 for c in self.dec)
+        r = abundances[:, :, None, None].expand(-1, -1, k, k)
+        for conv, norm in zip(self.dec, self.dec_norms):
+            r = torch.sigmoid(norm(conv(r)))
+        return r[:, :, k // 2, k // 2]
+
+
+class batch_statistics:
+    """Context manager: every Norm in ``model`` uses the current batch's statistics.
+
+    Used to evaluate with the authors' semantics (statistics of the whole image) during training,
+    and for the ss image stream, whose one batch *is* the whole image.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.norms = [m for m in model.modules() if isinstance(m, Norm)]
+
+    def __enter__(self):
+        self.saved = [n.force_batch for n in self.norms]
+        for n in self.norms:
+            n.force_batch = True
+        return self
+
+    def __exit__(self, *exc):
+        for n, s in zip(self.norms, self.saved):
+            n.force_batch = s
+        return False
+
+
+@torch.no_grad()
+def calibrate(norms: Sequence[Norm], forward: Callable[[torch.Tensor], object], chunks: Iterable[torch.Tensor] | Sequence[torch.Tensor]) -> None:
+    """Store population statistics in ``norms`` so that eval mode equals whole-data batch norm.
+
+    ``forward`` runs the model on one chunk; the model must be in eval mode. With one chunk the
+    chunk is the population and a single pass records every norm's batch statistics. With
+    several chunks the norms are calibrated one at a time in forward order: while norm i
+    accumulates sums over all chunks, norms before it already use their population statistics,
+    so the result is exactly what one pass over all data in training-mode batch norm would give.
+    """
+    chunks = list(chunks)
+    if len(chunks) == 1:
+        for n in norms:
+            n._record = True
+        try:
+            forward(chunks[0])
+        finally:
+            for n in norms:
+                n._record = False
+        return
+    for norm in norms:
+        acc = [torch.zeros_like(norm.mean, dtype=torch.float64), torch.zeros_like(norm.mean, dtype=torch.float64), 0]
+        norm._collect = acc
+        try:
+            for chunk in chunks:
+                try:
+                    forward(chunk)
+                except _Collected:
+                    pass
+        finally:
+            norm._collect = None
+        count = max(acc[2], 1)
+        mean = acc[0] / count
+        var = (acc[1] / count - mean * mean).clamp_min(0.0)
+        norm.mean.copy_(mean.to(norm.mean.dtype))
+        norm.var.copy_(var.to(norm.var.dtype))
+
+
+def build_model(variant: str, n_bands: int, n_endmembers: int, hp: dict, generator: torch.Generator | None = None) -> _EGUBase:
+    """The network for ``variant`` ("pw", "ss" or "ae") with hyperparameters ``hp``."""
+    common = dict(encoder_widths=tuple(hp["encoder_widths"]), decoder_widths=tuple(hp["decoder_widths"]),
+                  dropout=float(hp["dropout"]), bn_eps=float(hp["bn_eps"]), generator=generator)
+    if variant in ("pw", "ae"):
+        model = PixelwiseEGUNet(n_bands, n_endmembers, **common)
+    elif variant == "ss":
+        model = SpatialSpectralEGUNet(n_bands, n_endmembers, kernels=tuple(hp["kernels"]), **common)
+    else:
+        raise ValueError(f"unknown variant {variant!r}")
+    model.variant = variant
+    return model

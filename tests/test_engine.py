@@ -1,0 +1,357 @@
+"""Tests of the EGU-Net engine on small scenes (16×16×20, P=3), fast enough for every commit."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from egu_widgets.cube import HyperCube
+from egu_widgets.cube.synthetic import demo_endmembers
+from egu_widgets.engine import EGUNet, SpectralBundles, TrainingControl, extract_bundles, run_egu
+from egu_widgets.engine.networks import build_model
+from egu_widgets.engine.estimator import PRESETS
+from egu_widgets.errors import CheckpointError, InputError
+
+P = 3
+FAST = dict(progress=False, epochs=12, batch_size=128, encoder_widths=(32, 16, 8), decoder_widths=(8, 16, 32))
+
+
+def scene(height: int = 16, width: int = 16, bands: int = 20, seed: int = 0, snr_db: float = 40.0) -> HyperCube:
+    """Three smooth materials, Dirichlet abundances with pure pixels in each material's corner."""
+    rng = np.random.default_rng(seed)
+    wl = np.linspace(400.0, 2500.0, bands)
+    em = demo_endmembers(bands, P, wl)
+    yy, xx = np.mgrid[0:height, 0:width]
+    # Three smooth "fields", each peaking in a different region, made into abundances.
+    centres = [(0, 0), (0, width - 1), (height - 1, width // 2)]
+    fields = np.stack([np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (0.18 * height * width)) for cy, cx in centres])
+    ab = fields**3 + 0.02 * rng.random(fields.shape)
+    ab /= ab.sum(axis=0, keepdims=True)
+    clean = np.einsum("phw,pb->hwb", ab, em)
+    sigma = np.sqrt(np.mean(clean**2) / 10 ** (snr_db / 10))
+    noisy = np.clip(clean + rng.normal(0, sigma, clean.shape), 0, None)
+    return HyperCube.from_array(noisy, wavelengths=wl, endmembers=em, abundances=ab, name="test-scene")
+
+
+@pytest.fixture(scope="module")
+def cube() -> HyperCube:
+    return scene()
+
+
+@pytest.fixture(scope="module")
+def fitted(cube) -> EGUNet:
+    return EGUNet("pw", P, seed=3, **FAST).fit(cube)
+
+
+# ----------------------------------------------------------------------------------- bundles
+
+
+def test_bundle_shapes_and_labels(cube):
+    b = extract_bundles(cube, P, mode="faithful")
+    n_patches = (16 // 5) ** 2
+    assert isinstance(b, SpectralBundles)
+    assert b.spectra.shape == (n_patches * P, 20) and b.spectra.dtype == np.float32
+    assert b.labels.shape == (n_patches * P, P) and b.labels.dtype == np.float32
+    assert b.reference.shape == (P, 20)
+    assert (b.labels >= 0).all()
+    np.testing.assert_allclose(b.labels.sum(axis=1), 1.0, atol=1e-5)
+    assert sorted(set(b.patch_index.tolist())) == list(range(n_patches))
+    assert b.config["n_bundles"] == n_patches * P
+
+
+def test_overlapping_bundles_drop_duplicates(cube):
+    b = extract_bundles(cube, P, mode="overlap", stride=1)
+    assert b.n_bundles > (16 // 5) ** 2 * P
+    assert len(np.unique(b.pixel_index)) == b.n_bundles  # every image pixel at most once
+    assert b.config["n_candidates"] == 12 * 12 * P  # (16 - 5 + 1)² patches before removal
+    np.testing.assert_array_equal(b.spectra, cube.pixels[b.pixel_index])
+
+
+def test_bundle_options_estimate_and_kmeans(cube):
+    est = extract_bundles(cube, P, per_patch="estimate")
+    counts = est.config["count_histogram"]
+    assert set(counts) <= set(range(1, P + 1)) and sum(counts.values()) == (16 // 5) ** 2
+    km = extract_bundles(cube, P, mode="overlap", stride=1, n_clusters=10)
+    assert 0 < km.n_bundles <= 10 and (km.patch_index == -1).all()
+    np.testing.assert_allclose(km.labels.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_bundle_reference_truth_gives_true_labels_at_pure_pixels(cube):
+    b = extract_bundles(cube, P, reference="truth", mode="overlap", stride=1)
+    truth = cube.true_abundance_pixels[b.pixel_index]
+    # Labels are non-negative least squares against the true spectra: close to the truth.
+    assert np.sqrt(np.mean((b.labels - truth) ** 2)) < 0.05
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(patch_size=1), "fewer than the 3 endmembers"),
+        (dict(patch_size=20), "smaller than one 20x20 patch"),
+        (dict(stride=0), "stride"),
+        (dict(mode="overlap", project=True), "dedup=True"),
+        (dict(reference=np.ones((2, 20))), "reference endmembers must be"),
+        (dict(mode="nonsense"), "bundle mode"),
+        (dict(n_clusters=2), "n_clusters"),
+    ],
+)
+def test_bundle_validation(cube, kwargs, message):
+    with pytest.raises(InputError, match=message):
+        extract_bundles(cube, P, **kwargs)
+
+
+def test_bundles_skip_masked_patches():
+    img = scene().image.copy()
+    img[2, 2] = np.nan
+    masked = HyperCube.from_array(img, invalid="mask")
+    b = extract_bundles(masked, P, mode="faithful")
+    assert b.config["n_patches"] == (16 // 5) ** 2 - 1
+    assert 0 not in set(b.patch_index.tolist())
+
+
+# ----------------------------------------------------------------------------------- networks
+
+
+@pytest.mark.parametrize("variant", ["pw", "ss"])
+def test_bundle_loss_alone_moves_the_unmixing_stream(cube, variant):
+    hp = dict(PRESETS["paper"], encoder_widths=(32, 16, 8), decoder_widths=(8, 16, 32), dropout=0.0)
+    model = build_model(variant, 20, P, hp, generator=torch.Generator().manual_seed(0))
+    model.train()
+    pixels = torch.from_numpy(cube.pixels)
+    image = torch.from_numpy(cube.image.transpose(2, 0, 1).copy())[None]
+    b = extract_bundles(cube, P)
+
+    def unmixing_stream():
+        with torch.no_grad():
+            return model(pixels)[0] if variant == "pw" else model.image_stream(image)[0]
+
+    before = unmixing_stream()
+    loss = torch.nn.functional.cross_entropy(model.bundle_logits(torch.from_numpy(b.spectra)), torch.from_numpy(b.labels))
+    loss.backward()
+    decoder = model.decoder.parameters() if variant == "pw" else model.dec.parameters()
+    assert all(p.grad is None for p in decoder)  # the bundle loss does not reach the decoder
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p -= 0.5 * p.grad
+    after = unmixing_stream()
+    assert (after - before).abs().max() > 1e-4
+
+
+def test_ss_shares_the_third_layer_only():
+    hp = dict(PRESETS["paper"], encoder_widths=(32, 16, 8), decoder_widths=(8, 16, 32))
+    model = build_model("ss", 20, P, hp)
+    ids = {id(p) for p in model.encoder.parameters()}
+    image_stream = [model.conv1, model.cbn1, model.conv2, model.cbn2, model.up, *model.dec, *model.dec_norms]
+    assert not ids & {id(p) for m in image_stream for p in m.parameters()}
+    # The convolutional stream uses the encoder's fc3 weights and bn3 in its forward pass.
+    assert model.encoder.fc3.weight.shape == (8, 16)
+
+
+# ----------------------------------------------------------------------------------- training
+
+
+def test_abundances_on_the_simplex_and_loss_decreases(fitted, cube):
+    ab = fitted.transform(cube)
+    assert ab.shape == (cube.n_pixels, P)
+    assert (ab >= 0).all()
+    np.testing.assert_allclose(ab.sum(axis=1), 1.0, atol=1e-5)
+    total = fitted.result_.history["loss_total"]
+    assert len(total) == FAST["epochs"]
+    assert np.mean(total[-3:]) < total[0]
+    rec = fitted.result_.history["loss_reconstruction"]
+    assert rec[-1] < rec[0]
+
+
+def test_end_to_end_beats_a_random_guess(fitted, cube):
+    truth = cube.true_abundance_pixels
+    rng = np.random.default_rng(0)
+    guess = rng.dirichlet(np.ones(P), size=truth.shape[0])
+    random_rmse = np.sqrt(np.mean((guess - truth) ** 2))
+    constant_rmse = np.sqrt(np.mean((1.0 / P - truth) ** 2))
+    assert fitted.result_.rmse is not None
+    assert fitted.result_.rmse < 0.6 * min(random_rmse, constant_rmse)
+    assert fitted.result_.endmembers.shape == (P, 20)
+
+
+def test_same_seed_same_abundances(cube):
+    a = EGUNet("pw", P, seed=11, **FAST).fit(cube).transform(cube)
+    b = EGUNet("pw", P, seed=11, **FAST).fit(cube).transform(cube)
+    c = EGUNet("pw", P, seed=12, **FAST).fit(cube).transform(cube)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_events_arrive_in_order(cube):
+    events = []
+    EGUNet("pw", P, seed=0, **FAST).fit(cube, callbacks=[events.append])
+    kinds = [e.kind for e in events]
+    assert kinds == ["start"] + ["epoch"] * FAST["epochs"] + ["end"]
+    assert [e.epoch for e in events[1:-1]] == list(range(1, FAST["epochs"] + 1))
+    first = events[1]
+    assert set(first.losses) == {"total", "reconstruction", "bundle", "weight_decay"}
+    assert events[-2].metrics.get("rmse") is not None  # truth known: RMSE at least at the end
+    lrs = [e.learning_rate for e in events[1:-1]]
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    assert events[0].info["n_bundles"] > 0 and events[0].info["method"] == "egu-pw"
+
+
+def test_stop_request_returns_a_partial_result(cube):
+    kinds = []
+
+    def stop_at_three(event):
+        kinds.append(event.kind)
+        if event.kind == "epoch" and event.epoch == 3:
+            event.control.request_stop("enough")
+
+    est = EGUNet("pw", P, seed=0, **FAST).fit(cube, callbacks=[stop_at_three])
+    assert kinds[-1] == "stop" and kinds.count("epoch") == 3
+    assert est.result_.partial and est.result_.ds.attrs["stop_reason"] == "enough"
+    assert est.outcome_.epochs_done == 3
+    assert len(est.result_.history["loss_total"]) == 3
+    np.testing.assert_allclose(est.transform(cube).sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_keyboard_interrupt_in_a_callback_returns_a_partial_result(cube):
+    kinds = []
+
+    def interrupt(event):
+        kinds.append(event.kind)
+        if event.kind == "epoch" and event.epoch == 2:
+            raise KeyboardInterrupt
+
+    est = EGUNet("pw", P, seed=0, **FAST).fit(cube, callbacks=[interrupt])
+    assert kinds[-1] == "stop"
+    assert est.result_.partial and "KeyboardInterrupt" in est.result_.ds.attrs["stop_reason"]
+    assert est.outcome_.epochs_done == 2
+
+
+def test_divergence_stops_with_the_last_finite_state(cube):
+    kinds = []
+    # A huge learning rate sends the weights to ~1e20 in one step; their squares overflow
+    # float32, so the second step's loss is infinite.
+    est = EGUNet("pw", P, seed=0, **{**FAST, "lr": 1e20}).fit(cube, callbacks=[lambda e: kinds.append(e.kind)])
+    assert kinds[-1] == "fail"
+    assert est.result_.partial
+    assert "NaN or infinite" in est.result_.ds.attrs["stop_reason"]
+    ab = est.transform(cube)
+    assert np.isfinite(ab).all()
+    assert all(torch.isfinite(p).all() for p in est.model_.parameters())
+
+
+def test_ss_on_odd_sizes():
+    odd = scene(17, 23)
+    est = EGUNet("ss", P, seed=0, **{**FAST, "epochs": 4}).fit(odd)
+    for stream in ("endmember", "unmixing"):
+        ab = est.transform(odd, stream=stream)
+        assert ab.shape == (17 * 23, P)
+        np.testing.assert_allclose(ab.sum(axis=1), 1.0, atol=1e-5)
+    assert est.reconstruct(odd).shape == (17 * 23, 20)
+    assert est.endmembers_.shape == (P, 20)
+    assert np.isfinite(est.result_.rmse)
+
+
+def test_ae_ablation_and_run_egu(cube):
+    res = run_egu(cube, method="ae", n_endmembers=P, seed=0, epochs=5, batch_size=128)
+    assert res.method == "ae" and res.config["variant"] == "ae" and "bundles" not in res.config
+    assert res.ds.attrs["partial"] == 0
+    res = run_egu(cube, method="egu-pw", n_endmembers=P, epochs=3, patch_size=4, bundle_mode="faithful")
+    assert res.config["bundles"]["patch_size"] == 4
+    with pytest.raises(InputError, match="unknown option"):
+        run_egu(cube, method="egu-pw", n_endmembers=P, epochs=1, learning_rate=0.1)
+    with pytest.raises(InputError, match="not an EGU-Net method"):
+        run_egu(cube, method="vca", n_endmembers=P)
+
+
+def test_masked_pixels_are_left_out(cube):
+    img = cube.image.copy()
+    img[0, :3] = np.nan
+    masked = HyperCube.from_array(img, invalid="mask", abundances=cube.true_abundances, endmembers=cube.true_endmembers)
+    est = EGUNet("pw", P, seed=0, **{**FAST, "epochs": 3}).fit(masked)
+    ab = est.result_.abundances.values
+    assert np.isnan(ab[:, 0, :3]).all() and np.isfinite(ab[:, 1:, :]).all()
+
+
+def test_cuda_request_without_cuda_is_an_input_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        EGUNet("pw", P, device="cuda")
+
+
+def test_bad_hyperparameters_are_input_errors():
+    with pytest.raises(InputError, match="unknown hyperparameter"):
+        EGUNet("pw", P, learning_rate=0.1)
+    with pytest.raises(InputError, match="epochs"):
+        EGUNet("pw", P, epochs=-1)
+    with pytest.raises(InputError, match="variant"):
+        EGUNet("xx", P)
+    with pytest.raises(InputError, match="not fitted"):
+        EGUNet("pw", P).transform(scene())
+
+
+# ----------------------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoint_round_trip(fitted, cube, tmp_path):
+    path = tmp_path / "model.pt"
+    fitted.save(path)
+    loaded = EGUNet.load(path)
+    np.testing.assert_array_equal(loaded.transform(cube), fitted.transform(cube))
+    np.testing.assert_array_equal(loaded.endmembers_, fitted.endmembers_)
+    assert loaded.get_config()["hyperparameters"] == fitted.get_config()["hyperparameters"]
+
+
+def test_ss_checkpoint_round_trip(tmp_path):
+    odd = scene(9, 11)
+    est = EGUNet("ss", P, seed=1, **{**FAST, "epochs": 2}).fit(odd)
+    est.save(tmp_path / "ss.pt")
+    loaded = EGUNet.load(tmp_path / "ss.pt")
+    for stream in ("endmember", "unmixing"):
+        np.testing.assert_array_equal(loaded.transform(odd, stream=stream), est.transform(odd, stream=stream))
+
+
+class _Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned",))
+
+
+def test_tampered_or_garbage_checkpoints_are_refused(fitted, tmp_path):
+    good = tmp_path / "good.pt"
+    fitted.save(good)
+    payload = torch.load(good, weights_only=True)
+
+    edited = dict(payload, state=dict(payload["state"]))
+    key = next(iter(edited["state"]))
+    edited["state"][key] = edited["state"][key] + 1.0  # weights changed, digest kept
+    torch.save(edited, tmp_path / "edited.pt")
+    with pytest.raises(CheckpointError, match="modified or corrupted"):
+        EGUNet.load(tmp_path / "edited.pt")
+
+    (tmp_path / "garbage.pt").write_bytes(b"this is not a checkpoint" * 10)
+    with pytest.raises(CheckpointError, match="not a readable"):
+        EGUNet.load(tmp_path / "garbage.pt")
+
+    raw = good.read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CheckpointError):
+        EGUNet.load(tmp_path / "truncated.pt")
+
+    with open(tmp_path / "code.pt", "wb") as fh:
+        pickle.dump({"format": "egu_widgets.EGUNet", "x": _Exploit()}, fh)
+    with pytest.raises(CheckpointError):
+        EGUNet.load(tmp_path / "code.pt")
+    torch.save({"format": "egu_widgets.EGUNet", "x": _Exploit()}, tmp_path / "code2.pt")
+    with pytest.raises(CheckpointError, match="not a readable"):
+        EGUNet.load(tmp_path / "code2.pt")
+
+    torch.save({"something": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="format marker"):
+        EGUNet.load(tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        EGUNet.load(tmp_path / "missing.pt")
