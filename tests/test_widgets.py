@@ -421,6 +421,7 @@ def test_dashboard_redraws_go_through_the_ui_loop_when_there_is_one(cube):
 
     async def main():
         dash = TrainingDashboard(update_every=0.0, mode="notebook")  # created on the loop's thread
+        dash.loop_patience = 60.0  # the loop is free here; never fall back to drawing elsewhere
         real_draw = dash._draw
 
         def recording_draw(snapshot):
@@ -438,6 +439,27 @@ def test_dashboard_redraws_go_through_the_ui_loop_when_there_is_one(cube):
     assert isinstance(run.result(), UnmixingResult)
     assert threads and all(t is threading.main_thread() for t in threads)
     assert _state(dash) == "finished" and dash.wdict["progress"].value == 30
+
+
+def test_dashboard_keeps_drawing_while_the_kernel_loop_is_busy(cube):
+    """A cell running for long blocks the loop: the training thread then draws by itself."""
+    progress_seen = []
+
+    async def main():
+        dash = TrainingDashboard(update_every=0.0, mode="notebook")
+        dash.loop_patience = 0.2
+        run = dash.run(nmf_fit, cube, n_epochs=60, delay=0.02)
+        for _ in range(40):  # a "cell" that keeps the loop's thread busy for about 2 s
+            time.sleep(0.05)
+            progress_seen.append(dash.wdict["progress"].value)
+        run.wait(30)  # returns at once if done; pumps redraws otherwise
+        return dash, run
+
+    dash, run = asyncio.run(main())
+    assert run.done() and run.exception() is None
+    assert max(progress_seen) > 0, "nothing was drawn while the loop was busy"
+    assert progress_seen[-1] > progress_seen[5]
+    assert _state(dash) == "finished" and dash.wdict["progress"].value == 60
 
 
 def test_dashboard_run_falls_back_to_console_outside_a_notebook(cube, capsys):

@@ -12,7 +12,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._deps import holoviews, require_widgets
+from ._deps import holoviews, in_notebook, require_widgets
+
+_BOKEHJS_LOADED = False
+
+
+def ensure_bokehjs() -> None:
+    """Load BokehJS into the notebook page once per kernel (jupyter_bokeh needs it on the page).
+
+    The library is embedded inline, not fetched from a CDN, so views work offline.
+    """
+    global _BOKEHJS_LOADED
+    if _BOKEHJS_LOADED or not in_notebook():
+        return
+    from bokeh.io import output_notebook
+    from bokeh.resources import INLINE
+
+    output_notebook(resources=INLINE, hide_banner=True)
+    _BOKEHJS_LOADED = True
 
 
 class HoloViewsWidget:
@@ -98,10 +115,12 @@ class View:
     def show(self) -> "View":
         from IPython.display import display
 
+        ensure_bokehjs()
         display(self.widget)
         return self
 
     def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        ensure_bokehjs()
         return self.widget._repr_mimebundle_(include=include, exclude=exclude, **kwargs)
 
     def as_dict(self) -> dict:

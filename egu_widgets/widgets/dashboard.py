@@ -87,6 +87,7 @@ class TrainingDashboard(View):
         super().__init__()
         import ipywidgets as w
 
+        holoviews()  # import the plotting stack now, on this thread, not in the training's first redraw
         if mode not in ("auto", "notebook", "console"):
             raise InputError(f"mode={mode!r}; choose 'auto', 'notebook' or 'console'")
         if update_every < 0 or not 0 < overhead_budget <= 1:
@@ -105,6 +106,9 @@ class TrainingDashboard(View):
         self._stop_requested = False
         self._control = None
         self._flush_scheduled = False
+        self._flush_scheduled_at = 0.0
+        self.loop_patience = 0.5  # seconds a redraw may wait for a busy kernel loop
+        self._loop_flushed = threading.Event()
         self._next_flush = 0.0
         self._ui_thread = threading.current_thread()
         self._ui_loop = _running_loop()
@@ -206,7 +210,7 @@ class TrainingDashboard(View):
             due = event.kind != "epoch" or now >= self._next_flush
             if not due:
                 return
-        self._request_flush()
+        self._request_flush(final=event.is_final)
 
     def __call__(self, event: "TrainingEvent") -> None:
         self.on_event(event)
@@ -251,24 +255,50 @@ class TrainingDashboard(View):
         return self._stop_requested
 
     # ------------------------------------------------------------------ redraw scheduling
-    def _request_flush(self) -> None:
+    def _request_flush(self, final: bool = False) -> None:
+        """Redraw soon: now on the UI thread, else via the kernel's loop (see the module doc).
+
+        ``final`` (the run ended): make sure the last state gets drawn even if the loop stays
+        busy, waiting at most ``loop_patience`` for it before drawing from this thread.
+        """
         if threading.current_thread() is self._ui_thread or self._ui_loop is None:
             self.flush()
             return
+        now = time.perf_counter()
         with self._lock:
             if self._flush_scheduled:
-                return
-            self._flush_scheduled = True
-        try:
-            self._ui_loop.call_soon_threadsafe(self.flush)
-        except RuntimeError:  # the loop is closed (kernel shutting down): draw here instead
+                # The kernel's loop has not run the last redraw yet: a cell is executing. Then no
+                # widget message is being handled either, so drawing from this thread is safe,
+                # and it keeps the dashboard live while the user works in other cells.
+                if now - self._flush_scheduled_at < self.loop_patience:
+                    return
+                inline = True
+            else:
+                self._flush_scheduled, self._flush_scheduled_at = True, now
+                inline = False
+        if inline:
             self.flush()
+            return
+        self._loop_flushed.clear()
+        try:
+            self._ui_loop.call_soon_threadsafe(self._flush_on_loop)
+        except RuntimeError:  # the loop is closed (kernel shutting down): draw here instead
+            self._flush_scheduled = False
+            self.flush()
+            return
+        if final and not self._loop_flushed.wait(self.loop_patience):
+            self.flush()
+
+    def _flush_on_loop(self) -> None:
+        with self._lock:
+            self._flush_scheduled = False
+        self.flush()
+        self._loop_flushed.set()
 
     def flush(self) -> None:
         """Redraw now with everything recorded so far (normally called by the throttle)."""
         with self._flush_lock:
             with self._lock:
-                self._flush_scheduled = False
                 if not self._dirty:
                     return
                 self._dirty = False
@@ -490,7 +520,7 @@ class TrainingDashboard(View):
                 if self._stop_requested:
                     self.message = self.message or "stopped from the dashboard"
             self._dirty = True
-        self._request_flush()
+        self._request_flush(final=True)
 
 
 class TrainingRun:
