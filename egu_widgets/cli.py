@@ -4,6 +4,7 @@
                      [--epochs N] [--device cpu|cuda] --out RESULT.nc
     egu-widgets demo [--out DIR] [--method METHOD] [--epochs N]
     egu-widgets datasets
+    egu-widgets reproduce --out DIR [--fast]
 
 Any problem with the input ends the run with one line on stderr (``error: ...``), exit status 2,
 and no result file. An interrupted run (Ctrl-C) writes nothing and exits 130.
@@ -70,6 +71,20 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
 
     sub.add_parser("datasets", help="list the datasets known by name and where their files are looked for")
+
+    rep = sub.add_parser("reproduce", help="rerun the EGU-Net paper's comparison: table, figures and results in a folder")
+    rep.add_argument("--out", required=True, help="folder to write (created; an earlier reproduction there is replaced when the new one is complete)")
+    rep.add_argument("--fast", action="store_true", help="small smoke-test version for CI (cropped scenes, few epochs, two seeds)")
+    rep.add_argument("--datasets", type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
+                     help="comma-separated subset of egu-synthetic,samson,jasper-ridge")
+    rep.add_argument("--methods", type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
+                     help="comma-separated subset of vca-fcls,sunsal,ae,egu-pw,egu-ss")
+    rep.add_argument("--seeds", type=lambda t: [int(x) for x in t.split(",") if x.strip()], help="comma-separated seeds")
+    rep.add_argument("--epochs", type=int, help="training epochs of the EGU-Net methods (default: the mode's)")
+    rep.add_argument("--crop", type=int, help="crop the scenes to this square side (default: the mode's)")
+    rep.add_argument("--threads", type=int, help="torch threads while training (default: the mode's)")
+    rep.add_argument("--device", default="cpu", help="cpu or cuda")
+    rep.add_argument("--quiet", "-q", action="store_true", help="print only the final table")
     return parser
 
 
@@ -159,10 +174,21 @@ def _cmd_datasets(args) -> int:
     return 0
 
 
+def _cmd_reproduce(args) -> int:
+    from .reproduce import reproduce
+
+    overrides = {k: getattr(args, k) for k in ("datasets", "methods", "seeds", "epochs", "crop", "threads")
+                 if getattr(args, k) is not None}
+    report = reproduce(args.out, fast=args.fast, device=args.device, log=None if args.quiet else print, **overrides)
+    print()
+    print(report.table_markdown)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
-    commands = {"unmix": _cmd_unmix, "demo": _cmd_demo, "datasets": _cmd_datasets}
+    commands = {"unmix": _cmd_unmix, "demo": _cmd_demo, "datasets": _cmd_datasets, "reproduce": _cmd_reproduce}
     try:
         return commands[args.command](args)
     except EguError as exc:

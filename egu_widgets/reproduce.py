@@ -873,8 +873,10 @@ def _check_target(out_dir: Path) -> None:
                 "choose a new or empty folder (an earlier reproduction there would be replaced)"
             )
     parent = out_dir.parent
-    if not parent.is_dir():
-        raise DataFileError(f"cannot write {str(out_dir)!r}: folder {str(parent)!r} does not exist; create it first")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataFileError(f"cannot create the folder {str(parent)!r} for {str(out_dir)!r} ({exc.strerror or exc})") from exc
     if not os.access(parent, os.W_OK):
         raise DataFileError(f"cannot write {str(out_dir)!r}: folder {str(parent)!r} is not writable")
 
