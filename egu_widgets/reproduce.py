@@ -854,6 +854,27 @@ class ReproduceReport:
     def figures(self) -> list[Path]:
         return [self.out_dir / f for f in self.files if f.endswith(".png")]
 
+    def result(self, dataset: str, method: str, seed: int) -> UnmixingResult:
+        """One of the saved results (``results/<dataset>/<method>-seed<seed>.nc``)."""
+        return UnmixingResult.open(self.out_dir / "results" / dataset / f"{method}-seed{seed}.nc")
+
+    @classmethod
+    def open(cls, out_dir: str | os.PathLike) -> "ReproduceReport":
+        """Read a finished reproduction back from its folder (without rerunning anything)."""
+        out_dir = Path(out_dir).expanduser().absolute()
+        marker = out_dir / _MARKER
+        try:
+            manifest = json.loads(marker.read_text())
+            table = (out_dir / "table.md").read_text()
+        except (OSError, ValueError) as exc:
+            raise DataFileError(f"{str(out_dir)!r} holds no finished reproduction ({exc}); run reproduce() first") from exc
+        if manifest.get("kind") != _KIND:
+            raise DataFileError(f"{str(out_dir)!r} holds no finished reproduction (its manifest is not one)")
+        plan = manifest["plan"]
+        plan = Plan(**{k: tuple(v) if isinstance(v, list) else v for k, v in plan.items()})
+        runs = [Run(**r) for r in manifest["runs"]]
+        return cls(out_dir, plan, runs, table, float(manifest["info"]["total_seconds"]), list(manifest["files"]))
+
     def __repr__(self) -> str:
         return f"<ReproduceReport {self.plan.mode}: {len(self.runs)} runs in {self.seconds:.0f} s -> {self.out_dir}>"
 

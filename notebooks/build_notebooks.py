@@ -364,8 +364,554 @@ else:
 
 
 # =============================================================================================
+# 02 — EGU-Net walkthrough
+# =============================================================================================
+NB02 = [
+    md(r"""
+# 2 · EGU-Net, step by step
+
+EGU-Net (*Endmember-Guided Unmixing Network*; Hong et al., IEEE TNNLS 2021) learns abundances
+with a neural network, but does not let the network invent its materials freely: it first pulls
+nearly pure spectra out of the image itself — **spectral bundles** — and uses them as labelled
+examples that guide the unmixing. This notebook follows the data the way the package does:
+
+**cube → spectral bundles → two-stream network → training → result → views**
+
+and ends with the ablation the paper argues against: the same network without the bundles (`ae`).
+The views need the widget extra (`pip install "egu_widgets[widgets]"`), which Binder has.
+"""),
+    code(FAST_CELL),
+    code('''
+import numpy as np
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
+
+from egu_widgets import EguError, open_cube, unmix
+from egu_widgets.engine import EGUNet, extract_bundles
+from egu_widgets.reproduce import engine_model, network_figure
+from egu_widgets.widgets import abundance_inspector, endmember_pairs, progress_callback, training_dashboard
+
+plt.rcParams.update({"figure.dpi": 90})
+EPOCHS = 30 if FAST else 200   # 200 is the paper's (and the engine's default) number of epochs
+'''),
+    md(r"""
+## 1. The scene
+
+Samson (95 × 95 pixels, 156 bands, three materials: rock, tree, water) when its files are
+available — here, or downloaded once — otherwise the built-in demo scene. Fast mode takes a crop.
+"""),
+    code('''
+try:
+    cube = open_cube("samson")
+except EguError as exc:
+    print(f"Samson is not available ({exc}); using the built-in demo scene instead.")
+    cube = open_cube("demo")
+if FAST:
+    cube = cube.isel(y=slice(cube.height // 2 - 24, cube.height // 2 + 24), x=slice(0, 48))
+P = cube.n_true_endmembers
+print(cube)
+'''),
+    md(r"""
+The classical answer, for reference: VCA endmembers and FCLS abundances (notebook 1).
+"""),
+    code('''
+baseline = unmix(cube, method="vca-fcls", seed=0)
+print(baseline)
+'''),
+    md(r"""
+## 2. Spectral bundles
+
+Cut the image into 5 × 5 patches and run VCA in each one: the spectra it picks are the patch's
+most extreme pixels, i.e. *local* versions of the materials, with their natural variability
+(illumination, moisture, mixtures). Pooled over all patches they form the **bundles**. Each bundle
+spectrum gets **pseudo-abundances** by non-negative least squares against reference endmembers
+(a whole-image VCA), normalised to sum to one. No ground truth is used anywhere.
+"""),
+    code('''
+bundles = extract_bundles(cube, P, seed=0)
+print(bundles)
+purity = bundles.labels.max(axis=1)
+print(f"largest pseudo-abundance per bundle spectrum: median {np.median(purity):.2f}, "
+      f"5th percentile {np.percentile(purity, 5):.2f}")
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+axes[0].hist(purity, bins=30)
+axes[0].set(xlabel="largest pseudo-abundance", ylabel="bundle spectra", title="how pure are the bundles?")
+group = bundles.labels.argmax(axis=1)
+wl = cube.wavelengths
+for p in range(P):
+    members = bundles.spectra[group == p]
+    axes[1].plot(wl, members[:40].T, color=f"C{p}", alpha=0.25, lw=0.7)
+    axes[1].plot(wl, bundles.reference[p], color=f"C{p}", lw=2, label=f"reference {p + 1} ({len(members)} spectra)")
+axes[1].set(xlabel="wavelength (nm)", ylabel="reflectance", title="bundle spectra grouped by their largest label")
+axes[1].legend(fontsize=8)
+plt.show()
+'''),
+    md(r"""
+The **endmember-pair view** shows, for each material, the reference spectrum (the truth here),
+the estimate (VCA's, for now) and the envelope of the bundle spectra assigned to it. Use the
+selector or the ◀ ▶ buttons to page through the materials.
+"""),
+    code('''
+pairs_before = endmember_pairs(baseline, cube, bundles=bundles)
+'''),
+    md(r"""
+## 3. The two streams
+
+Both streams share one encoder (bands → 256 → 128 → 32 → P, softmax: abundances that are
+non-negative and sum to one):
+
+* the **endmember stream** maps bundle spectra to their pseudo-abundances (cross-entropy loss);
+* the **unmixing stream** maps image pixels to abundances and decodes them back to spectra
+  (P → 32 → 128 → 256 → bands; mean squared reconstruction error).
+
+Because the encoder is the *same module*, every gradient from the bundles moves the unmixing
+stream too: the bundles guide it. The diagram below is not drawn by hand: it traces the engine's
+PyTorch model (which modules each stream calls, in which order, and which are shared).
+"""),
+    code('''
+model = engine_model("pw", cube.n_bands, P)
+display(network_figure(model, title=f"EGU-Net-pw for this scene ({cube.n_bands} bands, P={P})"))
+shared = sum(p.numel() for p in model.encoder.parameters())
+total = sum(p.numel() for p in model.parameters())
+print(f"{total:,} parameters; the encoder's {shared:,} are used by both streams")
+'''),
+    md(r"""
+The spatial-spectral variant (`EGUNet("ss")`, method `egu-ss`) makes the unmixing stream
+convolutional and shares only the encoder's third layer, used there as a 1 × 1 convolution:
+"""),
+    code('''
+display(network_figure(engine_model("ss", cube.n_bands, P), title="EGU-Net-ss"))
+'''),
+    md(r"""
+## 4. Training, live
+
+`TrainingDashboard.run` trains in a background thread, so the cell returns at once and the
+dashboard keeps drawing: progress, the loss terms, the abundance RMSE against the truth (when the
+cube has one) and the learning rate. **Stop** ends training after the current epoch and keeps the
+model trained so far. The next cell waits for the run to finish.
+"""),
+    code('''
+egu = EGUNet("pw", P, epochs=EPOCHS, seed=0, bundles=bundles)
+dashboard = training_dashboard("EGU-Net-pw")["view"]
+run = dashboard.run(egu.fit, cube)
+'''),
+    code('''
+run.result()            # waits for training to end (or for Stop)
+result = egu.result_
+print(result)
+print(f"training took {run.seconds:.1f} s")
+'''),
+    md(r"""
+## 5. Inspecting the result
+
+The **abundance inspector** shows every abundance map beside the truth and the error. Click a
+pixel (or type its row and column): the plot below shows its observed spectrum against the
+network's reconstruction, and the bars its estimated and true abundances. The maps share pan and
+zoom.
+"""),
+    code('''
+inspector = abundance_inspector(result, cube)
+'''),
+    md(r"""
+The endmembers EGU-Net reports are its decoder's output for each pure abundance vector, next to
+the truth and the bundles. (Their scale is the network's own; the spectral angle ignores scale.)
+"""),
+    code('''
+pairs_after = endmember_pairs(result, cube, bundles=bundles)
+'''),
+    md(r"""
+## 6. Ablation: the same network without bundles
+
+`method="ae"` trains the unmixing stream alone — a plain unmixing autoencoder, with the same
+architecture, epochs and seed, but no endmember stream. Whatever difference you see below is what
+the bundles contribute on this scene.
+"""),
+    code('''
+ae = unmix(cube, method="ae", epochs=EPOCHS, seed=0, callbacks=[progress_callback("AE ablation")])
+print(ae)
+'''),
+    code('''
+runs = {"VCA + FCLS": baseline, "AE (no bundles)": ae, "EGU-Net-pw": result}
+names = cube.endmember_names
+table = pd.DataFrame({
+    label: {"abundance RMSE": r.rmse, "mean SAD (deg)": r.sad,
+            **{f"RMSE {m}": v for m, v in zip(names, r.scores["rmse_per_endmember"])}}
+    for label, r in runs.items()
+}).T
+display(table.round(4))
+
+fig, axes = plt.subplots(P, 1 + len(runs), figsize=(2.3 * (1 + len(runs)), 2.3 * P), squeeze=False)
+for p, name in enumerate(names):
+    axes[p, 0].imshow(cube.true_abundances[p], vmin=0, vmax=1)
+    axes[p, 0].set_ylabel(name)
+    for c, r in enumerate(runs.values(), start=1):
+        axes[p, c].imshow(r.abundances.sel(endmember=name), vmin=0, vmax=1)
+for c, label in enumerate(["truth"] + list(runs)):
+    axes[0, c].set_title(label, fontsize=9)
+for ax in axes.ravel():
+    ax.set_xticks([])
+    ax.set_yticks([])
+plt.show()
+
+fig, ax = plt.subplots(figsize=(6, 3.2))
+for label, r in (("AE (no bundles)", ae), ("EGU-Net-pw", result)):
+    rmse = r.history["rmse"]
+    ok = np.isfinite(rmse)
+    ax.plot(np.arange(1, rmse.size + 1)[ok], rmse[ok], marker=".", label=label)
+ax.axhline(baseline.rmse, color="k", ls=":", label="VCA + FCLS")
+ax.set(xlabel="epoch", ylabel="abundance RMSE", title="RMSE during training")
+ax.legend()
+plt.show()
+'''),
+    md(r"""
+## Where to go next
+
+* `EGUNet("ss", P)` (or `unmix(cube, method="egu-ss")`) trains the spatial-spectral variant.
+* `extract_bundles(cube, P, mode="overlap")` builds bundles from overlapping patches with duplicates
+  removed; `n_clusters=` reduces them by k-means.
+* Notebook 3 runs all this on a file of your own; notebook 4 reruns the paper's comparison.
+"""),
+]
+
+
+# =============================================================================================
+# 03 — explore your own cube
+# =============================================================================================
+NB03 = [
+    md(r"""
+# 3 · Explore your own cube
+
+From a file on disk to abundance maps you can save: **open → look → choose the number of
+materials P → unmix → inspect → save**.
+
+`open_cube` reads ENVI images (`.hdr` + data file), MATLAB `.mat` files (the common unmixing
+layouts) and netCDF files written by this package. To make the notebook run anywhere, it first
+*writes* a small example scene in all three formats; point `CUBE_FILE` at your own file instead
+(or set the environment variable `EGU_CUBE` before starting Jupyter).
+"""),
+    code(FAST_CELL),
+    code('''
+from pathlib import Path
+
+import numpy as np
+import matplotlib.pyplot as plt
+import scipy.io
+import spectral.io.envi as envi
+
+from egu_widgets import UnmixingResult, metrics, open_cube, unmix
+from egu_widgets.cube import make_demo
+from egu_widgets.plotting import save_figures
+from egu_widgets.widgets import abundance_inspector, endmember_pairs, progress_callback
+
+plt.rcParams.update({"figure.dpi": 90})
+OUT = Path(os.environ.get("EGU_OUTPUT", "egu-explore-output")).absolute()
+OUT.mkdir(parents=True, exist_ok=True)
+print("outputs go to", OUT)
+'''),
+    md(r"""
+## 1. An example file (skip this if you have your own)
+
+A 40 × 56 scene with 80 bands and four materials, written as ENVI, as a MATLAB file (pixels as
+columns of a `bands × pixels` matrix in MATLAB's column order, with `nRow`/`nCol`; the truth in a
+second file with `A` and `M`), and as netCDF.
+"""),
+    code('''
+example = make_demo(height=40, width=56, n_bands=80, n_endmembers=4, snr_db=35, seed=3)
+folder = OUT / "example"
+folder.mkdir(exist_ok=True)
+
+# ENVI: a header with the wavelengths, and the raw image
+envi.save_image(str(folder / "scene.hdr"), example.image.astype(np.float32), force=True, ext=".img",
+                metadata={"wavelength": [f"{w:.2f}" for w in example.wavelengths], "wavelength units": "Nanometers"})
+
+# MATLAB, column-major pixel order as MATLAB writes it; the truth in its own file
+rows, cols, bands = example.shape
+scipy.io.savemat(folder / "scene.mat", {"Y": example.image.reshape(-1, bands, order="F").T,
+                                        "nRow": rows, "nCol": cols, "nBand": bands})
+scipy.io.savemat(folder / "truth.mat", {"A": example.true_abundances.transpose(1, 2, 0).reshape(-1, 4, order="F").T,
+                                        "M": example.true_endmembers.T})
+
+# netCDF (this package's own format, truth included)
+example.to_netcdf(folder / "scene.nc")
+print(sorted(p.name for p in folder.iterdir()))
+'''),
+    md(r"""
+## 2. Open it
+
+All three files hold the same pixels; `open_cube` reads each layout (and checks for NaN and
+negative values, which real files sometimes have: see `invalid=` and `negative=` in its help).
+"""),
+    code('''
+CUBE_FILE = os.environ.get("EGU_CUBE") or str(folder / "scene.hdr")   # <- your file here
+
+for path in [folder / "scene.hdr", folder / "scene.mat", folder / "scene.nc"]:
+    print(f"{path.name:>10}: {open_cube(path)}")
+same = np.array_equal(open_cube(folder / "scene.mat").image, open_cube(folder / "scene.hdr").image)
+print("the .mat and ENVI copies hold identical pixels:", same)
+
+cube = open_cube(CUBE_FILE)
+print("working on:", cube)
+'''),
+    md(r"""
+## 3. Look at it
+
+A false-colour picture (three bands as red, green, blue) and the spectra: the mean with its
+spread, and a few single pixels.
+"""),
+    code('''
+image = cube.image
+wl = cube.wavelengths if cube.wavelengths is not None else np.arange(cube.n_bands)
+picks = [int(np.argmin(np.abs(wl - t))) for t in np.quantile(wl, [0.8, 0.5, 0.2])]
+rgb = image[:, :, picks].astype(np.float64)
+rgb = (rgb - np.percentile(rgb, 2)) / (np.percentile(rgb, 98) - np.percentile(rgb, 2))
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+axes[0].imshow(np.clip(rgb, 0, 1))
+axes[0].set_title(f"bands {picks} as RGB")
+pixels = cube.pixels.astype(np.float64)
+mean, std = pixels.mean(axis=0), pixels.std(axis=0)
+axes[1].fill_between(wl, mean - std, mean + std, alpha=0.3, label="mean ± std")
+axes[1].plot(wl, mean, lw=2)
+rng = np.random.default_rng(0)
+for i in rng.choice(len(pixels), 5, replace=False):
+    axes[1].plot(wl, pixels[i], lw=0.8)
+axes[1].set(xlabel=f"wavelength ({cube.wavelength_units or 'band'})", ylabel="reflectance", title="spectra")
+axes[1].legend()
+plt.show()
+'''),
+    md(r"""
+## 4. How many materials?
+
+Two quick views of the same question:
+
+* the **eigenvalues** of the pixels' covariance: P materials span P − 1 directions of real
+  signal above a flat floor of noise;
+* the **reconstruction error** of VCA + FCLS as P grows: it drops while each new endmember
+  explains real structure and levels off once it only fits noise.
+
+Neither is a proof; look at both, pick P, and check the maps it gives.
+"""),
+    code('''
+eig = np.linalg.svd(pixels - mean, compute_uv=False) ** 2 / len(pixels)
+
+candidates = list(range(2, 7 if FAST else 9))
+errors = []
+for p in candidates:
+    r = unmix(cube, method="vca-fcls", n_endmembers=p, seed=0)
+    errors.append(metrics.reconstruction_rmse(pixels, r.abundance_pixels @ r.endmembers.values))
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.3))
+axes[0].semilogy(np.arange(1, 21), eig[:20], "o-")
+axes[0].set(xlabel="component", ylabel="variance", title="eigenvalues")
+axes[1].plot(candidates, errors, "o-")
+axes[1].set(xlabel="P", ylabel="reconstruction RMSE", title="VCA + FCLS fit", xticks=candidates)
+plt.show()
+
+# A simple rule: count the eigenvalues standing clearly (10x) above the noise floor (the median of
+# the smaller half); P materials give P - 1 of them.
+floor = np.median(eig[len(eig) // 2:])
+P = int(np.clip(np.sum(eig > 10 * floor) + 1, candidates[0], candidates[-1]))
+print("eigenvalues / noise floor:", np.round(eig[:8] / floor, 1))
+print("VCA + FCLS reconstruction RMSE for P =", candidates, ":", np.round(errors, 4))
+print("suggested P =", P)
+'''),
+    md(r"""
+Change `P` here if your eyes disagree with the rule. In a live notebook the slider redraws the
+VCA + FCLS maps for any P.
+"""),
+    code('''
+# P = 4   # <- override the suggestion here
+
+import ipywidgets as widgets
+
+
+def show_maps(p):
+    r = unmix(cube, method="vca-fcls", n_endmembers=p, seed=0)
+    r.abundances.plot(col="endmember", col_wrap=4, vmin=0, vmax=1, size=2.0, yincrease=False)
+    plt.show()
+
+
+widgets.interact(show_maps, p=widgets.IntSlider(value=P, min=2, max=candidates[-1], description="P"));
+'''),
+    md(r"""
+## 5. Unmix
+
+EGU-Net-pw with the chosen P (its bundles and reference endmembers are computed from the cube;
+no truth is needed). The progress shows as a dashboard in a notebook. VCA + FCLS runs alongside
+for comparison.
+"""),
+    code('''
+EPOCHS = 25 if FAST else 200
+baseline = unmix(cube, method="vca-fcls", n_endmembers=P, seed=0)
+result = unmix(cube, method="egu-pw", n_endmembers=P, epochs=EPOCHS, seed=0,
+               callbacks=[progress_callback("EGU-Net-pw")])
+print(baseline)
+print(result)
+'''),
+    md(r"""
+## 6. Inspect
+
+Without truth, the inspector shows the maps and, for any pixel you click, its spectrum against
+the network's reconstruction. The endmember-pair view compares EGU-Net's spectra with VCA's.
+"""),
+    code('''
+inspector = abundance_inspector(result, cube)
+'''),
+    code('''
+pairs = endmember_pairs(result, cube, reference=baseline.endmembers.values, reference_label="VCA", align=True)
+'''),
+    md(r"""
+## 7. Save
+
+The result as netCDF (abundances, endmembers, training history, configuration; `UnmixingResult.open`
+reads it back identical), the figures as PNG, the abundance maps as an ENVI image for GIS tools and
+the endmember spectra as CSV.
+"""),
+    code('''
+result.to_netcdf(OUT / "result.nc")
+again = UnmixingResult.open(OUT / "result.nc")
+print("reopened identical:", again == result)
+
+figures = save_figures(result, cube, OUT, prefix="egu-pw-")
+maps = result.abundances.transpose("y", "x", "endmember").values.astype(np.float32)
+envi.save_image(str(OUT / "abundances.hdr"), maps, force=True, ext=".img",
+                metadata={"band names": [str(n) for n in result.abundances["endmember"].values]})
+result.endmembers.to_pandas().T.to_csv(OUT / "endmembers.csv")
+print("wrote:", sorted(p.name for p in OUT.iterdir() if p.is_file()))
+'''),
+    md(r"""
+## 8. Only for the example: how good was it?
+
+The example's truth sits in `truth.mat`; opened together, `unmix` scores the result (Hungarian
+matching of estimated to true materials, abundance RMSE on the 0–1 scale, SAD in degrees).
+"""),
+    code('''
+scored_cube = open_cube(folder / "scene.mat", truth=folder / "truth.mat")
+if P == scored_cube.n_true_endmembers:
+    for method in ("vca-fcls", "egu-pw"):
+        r = unmix(scored_cube, method=method, seed=0, **({"epochs": EPOCHS} if method == "egu-pw" else {}))
+        print(f"{method:>9}: abundance RMSE {r.rmse:.4f}, mean SAD {r.sad:.2f} deg")
+else:
+    print(f"P={P} differs from the example's 4 materials; set P = 4 above to score against the truth.")
+'''),
+]
+
+
+# =============================================================================================
+# 04 — reproduce the paper
+# =============================================================================================
+NB04 = [
+    md(r"""
+# 4 · Reproduce the paper's comparison
+
+`reproduce()` (or `egu-widgets reproduce --out DIR` in a terminal) unmixes the three scenes of
+the EGU-Net paper's comparison — the synthetic scene (the paper's 200 × 200 abundance maps mixed
+with five USGS spectra at 30 dB), Samson and Jasper Ridge — with FCLS and SUnSAL on VCA
+endmembers, the `ae` ablation, EGU-Net-pw and EGU-Net-ss, over several seeds, and writes a table
+(median and range over seeds), the figures and every result.
+
+* **Fast mode** (`EGU_FAST=1`, or `FAST = True` below): cropped scenes, 20 epochs, 2 seeds —
+  a few minutes; it shows that everything runs, not the paper's numbers.
+* **Full mode**: whole scenes, the engine's default epochs (200), 3 seeds — long on a laptop
+  (the table header records the run time). A finished full run is reused when you open this
+  notebook again; set `RERUN = True` to redo it.
+
+The datasets are read from the data folder or downloaded once (see the README).
+"""),
+    code(FAST_CELL),
+    code('''
+# FAST = True   # <- uncomment for the quick version
+RERUN = False
+
+from pathlib import Path
+
+from IPython.display import Image, Markdown, display
+
+from egu_widgets import EguError
+from egu_widgets.reproduce import ReproduceReport, reproduce
+
+OUT = Path(os.environ.get("EGU_OUTPUT", "egu-reproduce-output")).absolute() / ("fast" if FAST else "full")
+print("results go to", OUT)
+'''),
+    code('''
+report = None
+if not FAST and not RERUN and (OUT / "manifest.json").exists():
+    report = ReproduceReport.open(OUT)
+    print(f"reusing the full run in {report.out_dir} ({report.seconds:.0f} s); set RERUN = True to run it again")
+else:
+    try:
+        report = reproduce(OUT, fast=FAST)
+    except EguError as exc:
+        print(f"could not run the comparison: {exc}")
+report
+'''),
+    md(r"""
+## The table
+"""),
+    code('''
+if report is not None:
+    display(Markdown(report.table_markdown))
+'''),
+    md(r"""
+## Summary and abundance maps
+
+Every map is from the seed whose RMSE is the median of its method; all maps share one 0–1 colour
+scale.
+"""),
+    code('''
+def show(name):
+    path = report.out_dir / name
+    if path.exists():
+        display(Markdown(f"**{name}**"))
+        display(Image(filename=str(path), width=1000))
+
+
+if report is not None:
+    show("summary.png")
+    for ds in report.plan.datasets:
+        show(f"abundances-{ds}.png")
+'''),
+    md(r"""
+## Endmembers and training curves
+"""),
+    code('''
+if report is not None:
+    for ds in report.plan.datasets:
+        show(f"endmembers-{ds}.png")
+        show(f"training-{ds}.png")
+'''),
+    md(r"""
+## The network, traced from the model
+"""),
+    code('''
+if report is not None:
+    show("network-egu-pw.png")
+    show("network-egu-ss.png")
+'''),
+    md(r"""
+## Every result is saved
+
+Each run is a netCDF file under `results/`; open any of them to look closer, for example with
+the views of notebook 2.
+"""),
+    code('''
+if report is not None:
+    saved = sorted(str(p.relative_to(report.out_dir)) for p in (report.out_dir / "results").rglob("*.nc"))
+    print(len(saved), "result files, e.g.", saved[:3])
+    first = report.runs[0]
+    print(report.result(first.dataset, first.method, first.seed))
+'''),
+]
+
+
+# =============================================================================================
 NOTEBOOKS = {
     "01_linear_mixing_basics.ipynb": NB01,
+    "02_egu_net_walkthrough.ipynb": NB02,
+    "03_explore_your_own_cube.ipynb": NB03,
+    "04_reproduce_the_paper.ipynb": NB04,
 }
 
 

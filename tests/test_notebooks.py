@@ -1,0 +1,154 @@
+"""The four notebooks run top to bottom in fast mode, and are committed without outputs.
+
+Each notebook is executed in a fresh kernel of this interpreter with ``EGU_FAST=1`` and its
+outputs directed to a temporary folder (``EGU_OUTPUT``); any cell error fails the test. The
+checks on the executed notebooks look at what each one is for, not only that it ran.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+NAMES = [
+    "01_linear_mixing_basics.ipynb",
+    "02_egu_net_walkthrough.ipynb",
+    "03_explore_your_own_cube.ipynb",
+    "04_reproduce_the_paper.ipynb",
+]
+KERNEL = "egu-notebook-tests"
+
+
+@pytest.fixture(scope="module")
+def kernel_env(tmp_path_factory):
+    """A kernel spec that runs *this* interpreter, whatever other kernels the machine has."""
+    root = tmp_path_factory.mktemp("jupyter")
+    spec = root / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "egu_widgets tests",
+        "language": "python",
+    }))
+    return root
+
+
+def execute(name: str, workdir: Path, kernel_env: Path, monkeypatch) -> tuple[nbformat.NotebookNode, float]:
+    monkeypatch.setenv("EGU_FAST", "1")
+    monkeypatch.setenv("EGU_OUTPUT", str(workdir / "out"))
+    monkeypatch.setenv("JUPYTER_PATH", str(kernel_env))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    client = nbclient.NotebookClient(nb, kernel_name=KERNEL, timeout=600,
+                                     resources={"metadata": {"path": str(workdir)}})
+    start = time.perf_counter()
+    client.execute()
+    return nb, time.perf_counter() - start
+
+
+def outputs(nb) -> tuple[str, int, list[str]]:
+    """All text printed or returned, the number of PNG images, and the MIME types displayed."""
+    text, images, mimes = [], 0, []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                text.append(out.text)
+            elif out.output_type in ("execute_result", "display_data"):
+                data = out.get("data", {})
+                mimes.extend(data)
+                images += "image/png" in data
+                for key in ("text/plain", "text/markdown"):
+                    if key in data:
+                        text.append(data[key])
+    return "\n".join(text), images, mimes
+
+
+def test_01_linear_mixing_basics(tmp_path, kernel_env, monkeypatch):
+    nb, seconds = execute(NAMES[0], tmp_path, kernel_env, monkeypatch)
+    text, images, _ = outputs(nb)
+    assert "fast mode" in text
+    assert "VCA + FCLS: abundance RMSE" in text
+    for estimator in ("LS", "SCLS", "NNLS", "FCLS"):
+        assert estimator in text
+    assert images >= 8
+    print(f"{NAMES[0]}: {seconds:.1f} s")
+
+
+def test_02_egu_net_walkthrough(tmp_path, kernel_env, monkeypatch):
+    nb, seconds = execute(NAMES[1], tmp_path, kernel_env, monkeypatch)
+    text, images, mimes = outputs(nb)
+    assert "<SpectralBundles:" in text
+    assert "<UnmixingResult egu-pw" in text and "<UnmixingResult ae" in text
+    assert "are used by both streams" in text
+    assert "application/vnd.jupyter.widget-view+json" in mimes  # dashboard, pair view, inspector
+    assert images >= 4  # bundles, two network diagrams, ablation maps
+    print(f"{NAMES[1]}: {seconds:.1f} s")
+
+
+def test_03_explore_your_own_cube(tmp_path, kernel_env, monkeypatch):
+    nb, seconds = execute(NAMES[2], tmp_path, kernel_env, monkeypatch)
+    text, _, mimes = outputs(nb)
+    out = tmp_path / "out"
+    assert "the .mat and ENVI copies hold identical pixels: True" in text
+    assert "suggested P = 4" in text  # the example scene has four materials
+    assert "reopened identical: True" in text
+    for name in ("result.nc", "abundances.hdr", "abundances.img", "endmembers.csv", "egu-pw-abundances.png"):
+        assert (out / name).is_file(), name
+    from egu_widgets import UnmixingResult
+
+    saved = UnmixingResult.open(out / "result.nc")
+    assert saved.method == "egu-pw" and saved.n_endmembers == 4
+    assert "application/vnd.jupyter.widget-view+json" in mimes
+    assert "abundance RMSE" in text  # the example scored against its truth
+    print(f"{NAMES[2]}: {seconds:.1f} s")
+
+
+def test_04_reproduce_the_paper(tmp_path, kernel_env, monkeypatch):
+    from egu_widgets.cube.datasets import fetch
+    from egu_widgets.errors import DatasetError
+
+    try:
+        for rel in ("samson/samson_1.mat", "jasper_ridge/jasperRidge2_R198.mat", "egu_net_synthetic/TeLabel.mat"):
+            fetch(rel, download=False)
+    except DatasetError as exc:
+        pytest.skip(f"the real datasets are not available here: {exc}")
+    nb, seconds = execute(NAMES[3], tmp_path, kernel_env, monkeypatch)
+    text, images, _ = outputs(nb)
+    table = (tmp_path / "out" / "fast" / "table.md").read_text()
+    assert "FAST MODE" in table
+    assert table.strip() in text  # shown inline
+    for ds in ("egu-synthetic", "samson", "jasper-ridge"):
+        assert f"## {ds}" in table
+    assert images >= 12  # summary, 3 x (abundances, endmembers, training), 2 network diagrams
+    print(f"{NAMES[3]}: {seconds:.1f} s")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebooks_carry_no_outputs(name):
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code, f"{name} has no code"
+    for cell in code:
+        assert cell.outputs == [] and cell.execution_count is None, f"{name}: strip outputs before committing"
+    first = code[0].source
+    assert "EGU_FAST" in first and "FAST =" in first, f"{name}: the first code cell must read EGU_FAST"
+
+
+def test_committed_notebooks_match_their_generator():
+    proc = subprocess.run([sys.executable, str(NOTEBOOKS / "build_notebooks.py"), "--check"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
