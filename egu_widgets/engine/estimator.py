@@ -46,9 +46,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         bundle_weight=1.0,
         reconstruction_weight=1.0,
         bundle_mode="faithful",
+        conv_width=None,  # ss: first convolution's width; None = encoder_widths[0], as the authors
+        image_steps=None,  # ss: whole-image steps per epoch; None = round(N / batch_size), as the authors
     ),
 }
 PRESETS["default"] = dict(PRESETS["paper"])
+
+#: Per-variant changes to a preset (applied before the user's keywords).
+VARIANT_PRESETS: dict[str, dict[str, dict[str, Any]]] = {"paper": {}, "default": {}}
 
 #: Hyperparameters accepted as keyword arguments (besides those of the presets).
 HYPERPARAMETERS = tuple(PRESETS["paper"]) + ("eval_every", "num_threads", "chunk_size")
@@ -112,6 +117,9 @@ def _check_hyperparameters(hp: dict) -> dict:
     if hp.get("num_threads") is not None:
         hp["num_threads"] = _check_whole("num_threads", hp["num_threads"], 1)
     hp["chunk_size"] = _check_whole("chunk_size", hp.get("chunk_size") or 262144, 1)
+    for name in ("conv_width", "image_steps"):
+        if hp.get(name) is not None:
+            hp[name] = _check_whole(name, hp[name], 1)
     if hp["bundle_mode"] not in BUNDLE_MODES:
         raise InputError(f"bundle_mode {hp['bundle_mode']!r} is unknown; choose one of {', '.join(sorted(BUNDLE_MODES))}")
     return hp
@@ -131,7 +139,8 @@ class EGUNet:
     device : "cpu" or "cuda" ("cuda:N"); asking for CUDA without one raises InputError.
     preset : "default" or "paper" (the authors' settings); keyword hyperparameters override it:
         lr, lr_decay (per step), batch_size, weight_decay, dropout, encoder_widths, decoder_widths,
-        kernels (ss), bn_eps, bundle_weight, reconstruction_weight, bundle_mode; and eval_every
+        kernels, conv_width and image_steps (ss), bn_eps, bundle_weight, reconstruction_weight,
+        bundle_mode; and eval_every
         (epochs between RMSE evaluations when the cube has truth), num_threads (torch threads while
         fitting), chunk_size (pixels per inference pass).
     bundles : how to build the spectral bundles: None (the preset's ``bundle_mode``), a mode name,
@@ -170,6 +179,7 @@ class EGUNet:
         if n_endmembers is not None:
             n_endmembers = _check_whole("n_endmembers", n_endmembers, 2)
         hp = dict(PRESETS[preset])
+        hp.update(VARIANT_PRESETS[preset].get(variant, {}))
         hp.update({k: v for k, v in hyperparameters.items() if v is not None})
         if epochs is not None:
             hp["epochs"] = epochs
@@ -279,7 +289,7 @@ class EGUNet:
                 vmask = None
                 if not valid.all():
                     vmask = torch.from_numpy(valid.astype(np.float32))[None, None].to(self.device)
-                steps = max(1, int(round(pixels.shape[0] / hp["batch_size"])))
+                steps = hp.get("image_steps") or max(1, int(round(pixels.shape[0] / hp["batch_size"])))
                 objective = ImageObjective(model, self._image_tensor(cube), xb, yb, valid=vmask,
                                            steps_per_epoch=steps, **weights)
             else:

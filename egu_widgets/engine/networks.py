@@ -238,16 +238,20 @@ class SpatialSpectralEGUNet(_EGUBase):
 
     def __init__(self, n_bands: int, n_endmembers: int, *, encoder_widths=(256, 128, 32),
                  decoder_widths=(32, 128, 256), dropout: float = 0.1, bn_eps: float = 1e-3,
-                 kernels: Sequence[int] = (5, 3), generator: torch.Generator | None = None):
+                 kernels: Sequence[int] = (5, 3), conv_width: int | None = None,
+                 generator: torch.Generator | None = None):
         super().__init__()
         self.n_bands, self.n_endmembers = int(n_bands), int(n_endmembers)
         w1, w2, w3 = (int(w) for w in encoder_widths)
         k1, k2 = (int(k) for k in kernels)
+        # The first convolution's width is free (the authors use w1); its output only feeds the
+        # second convolution, whose width w2 must match the shared layer's input.
+        c1 = w1 if conv_width is None else int(conv_width)
         self.encoder = Encoder(n_bands, n_endmembers, encoder_widths, dropout, bn_eps)
-        self.conv1 = nn.Conv2d(n_bands, w1, k1, padding=k1 // 2, bias=False)
-        self.cbn1 = Norm(w1, bn_eps)
+        self.conv1 = nn.Conv2d(n_bands, c1, k1, padding=k1 // 2, bias=False)
+        self.cbn1 = Norm(c1, bn_eps)
         self.cdrop = MaskDropout(dropout)
-        self.conv2 = nn.Conv2d(w1, w2, k2, padding=k2 // 2, bias=False)
+        self.conv2 = nn.Conv2d(c1, w2, k2, padding=k2 // 2, bias=False)
         self.cbn2 = Norm(w2, bn_eps)
         self.up = nn.ConvTranspose2d(w3, n_endmembers, kernel_size=self.scale, stride=self.scale)
         d1, d2, d3 = (int(w) for w in decoder_widths)
@@ -372,7 +376,8 @@ def build_model(variant: str, n_bands: int, n_endmembers: int, hp: dict, generat
     if variant in ("pw", "ae"):
         model = PixelwiseEGUNet(n_bands, n_endmembers, **common)
     elif variant == "ss":
-        model = SpatialSpectralEGUNet(n_bands, n_endmembers, kernels=tuple(hp["kernels"]), **common)
+        model = SpatialSpectralEGUNet(n_bands, n_endmembers, kernels=tuple(hp["kernels"]),
+                                      conv_width=hp.get("conv_width"), **common)
     else:
         raise ValueError(f"unknown variant {variant!r}")
     model.variant = variant

@@ -1,0 +1,139 @@
+"""Benchmark of the EGU-Net engine: accuracy on the three scenes and paper-scale training time.
+
+    python benchmarks/bench_engine.py                      # everything (long: tens of minutes on 2 cores)
+    python benchmarks/bench_engine.py --datasets samson --methods egu-pw ae --seeds 0 1 2
+    python benchmarks/bench_engine.py --timing-only        # paper-scale pw training time only
+    python benchmarks/bench_engine.py --streams            # also score ss's unmixing stream
+
+Prints one row per dataset × method × seed (abundance RMSE after alignment, per-material RMSE,
+mean SAD of the returned endmembers, seconds), then the median over seeds, then the timing row:
+pw training on the paper's scene size (200×200×224, 8 000 bundles, batch 8 000, 200 epochs =
+1 000 steps) with the chosen preset. ``vca-fcls`` rows are the classical baseline the targets
+refer to. ``--json FILE`` also writes every row. Timings depend on what else runs on the machine;
+the load average is printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from egu_widgets import metrics  # noqa: E402
+from egu_widgets.cube import open_cube  # noqa: E402
+from egu_widgets.engine import EGUNet  # noqa: E402
+from egu_widgets.engine.estimator import METHOD_VARIANTS  # noqa: E402
+
+DATASETS = ("egu-synthetic", "jasper-ridge", "samson")
+METHODS = ("vca-fcls", "egu-pw", "egu-ss", "ae")
+
+
+def _load() -> str:
+    try:
+        return "load average " + " ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "load average unknown"
+
+
+def run_one(cube, method: str, seed: int, args) -> dict:
+    p = cube.n_true_endmembers
+    start = time.perf_counter()
+    extra = {}
+    if method == "vca-fcls":
+        from egu_widgets.classic import fcls, vca
+
+        em, _ = vca(cube.pixels, p, seed=seed)
+        ab = fcls(cube.pixels, em)
+        seconds = time.perf_counter() - start
+        sc = metrics.score(ab, cube.true_abundance_pixels, em, cube.true_endmembers)
+    else:
+        hp = {}
+        if args.epochs is not None:
+            hp["epochs"] = args.epochs
+        if args.threads:
+            hp["num_threads"] = args.threads
+        est = EGUNet(METHOD_VARIANTS[method], p, seed=seed, preset=args.preset, progress=False, **hp).fit(cube)
+        seconds = time.perf_counter() - start
+        sc = est.result_.scores
+        sc["sad"] = est.result_.sad if est.result_.sad is not None else float("nan")
+        sc["rmse"] = est.result_.rmse
+        if args.streams and method == "egu-ss":
+            extra["rmse_unmixing_stream"] = metrics.score(est.transform(cube, stream="unmixing"),
+                                                          cube.true_abundance_pixels)["rmse"]
+    return dict(dataset=cube.name, method=method, seed=seed, rmse=float(sc["rmse"]),
+                rmse_per_endmember=[float(v) for v in sc["rmse_per_endmember"]], sad=float(sc["sad"]),
+                seconds=float(seconds), **extra)
+
+
+def timing(args) -> dict:
+    """Paper-scale pw training: the egu-synthetic scene (200×200×224, P=5), 200 epochs."""
+    cube = open_cube("egu-synthetic")
+    hp = {"num_threads": args.threads} if args.threads else {}
+    est = EGUNet("pw", 5, seed=0, preset=args.preset, progress=False, epochs=200, **hp)
+    t0 = time.perf_counter()
+    est.fit(cube)
+    total = time.perf_counter() - t0
+    out = est.outcome_
+    return dict(preset=args.preset, n_bundles=est.bundles_.n_bundles, steps=out.steps_done,
+                training_seconds=out.seconds, total_seconds=total, rmse=est.result_.rmse, load=_load())
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--epochs", type=int, help="override the preset's epochs")
+    ap.add_argument("--preset", default="default", choices=("default", "paper"))
+    ap.add_argument("--threads", type=int, help="torch threads while training (default: torch's)")
+    ap.add_argument("--streams", action="store_true", help="also score the ss unmixing stream")
+    ap.add_argument("--timing-only", action="store_true")
+    ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--json", help="write all rows to this JSON file")
+    args = ap.parse_args(argv)
+
+    rows: list[dict] = []
+    if not args.timing_only:
+        print(f"preset={args.preset} seeds={args.seeds} ({_load()})")
+        print(f"{'dataset':<14} {'method':<9} {'seed':>4} {'RMSE':>7} {'mean SAD':>9} {'seconds':>8}  per-material RMSE")
+        for name in args.datasets:
+            cube = open_cube(name)
+            for method in args.methods:
+                for seed in args.seeds:
+                    r = run_one(cube, method, seed, args)
+                    rows.append(r)
+                    per = " ".join(f"{v:.3f}" for v in r["rmse_per_endmember"])
+                    extra = f"  (ss unmixing stream {r['rmse_unmixing_stream']:.4f})" if "rmse_unmixing_stream" in r else ""
+                    print(f"{r['dataset']:<14} {method:<9} {seed:>4} {r['rmse']:>7.4f} {r['sad']:>9.2f} "
+                          f"{r['seconds']:>8.1f}  {per}{extra}", flush=True)
+        print(f"\nmedian over seeds {args.seeds}:")
+        print(f"{'dataset':<14} {'method':<9} {'RMSE':>7} {'best':>7} {'mean SAD':>9} {'seconds':>8}  per-material RMSE")
+        for name in args.datasets:
+            for method in args.methods:
+                sel = [r for r in rows if r["dataset"] == name and r["method"] == method]
+                if not sel:
+                    continue
+                per = np.median([r["rmse_per_endmember"] for r in sel], axis=0)
+                print(f"{name:<14} {method:<9} {np.median([r['rmse'] for r in sel]):>7.4f} "
+                      f"{min(r['rmse'] for r in sel):>7.4f} {np.median([r['sad'] for r in sel]):>9.2f} "
+                      f"{np.median([r['seconds'] for r in sel]):>8.1f}  " + " ".join(f"{v:.3f}" for v in per))
+    if not args.no_timing:
+        t = timing(args)
+        rows.append(dict(timing=t))
+        print(f"\npaper-scale pw ({t['preset']} preset): 200x200x224, {t['n_bundles']} bundles, {t['steps']} steps: "
+              f"training {t['training_seconds']:.1f} s, total with bundles and inference {t['total_seconds']:.1f} s, "
+              f"RMSE {t['rmse']:.4f} ({t['load']})")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
