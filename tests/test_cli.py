@@ -67,6 +67,22 @@ def test_fcls_endmembers_from_file(tmp_path):
         (["unmix", "{tmp}/c.nc", "-p", "1", "--method", "vca-fcls"], "at least 2"),
         (["unmix", "{tmp}/c.nc", "-p", "99", "--method", "vca-fcls"], "bands"),
         (["unmix", "{tmp}/c.nc", "-p", "3", "--method", "vca-fcls", "--out", "{tmp}/no/such/dir/r.nc"], "does not exist"),
+        (["unmix", "{tmp}/c.nc", "-p", "3", "--method", "vca-fcls", "--out", "{tmp}/c.nc/r.nc"], "not a folder"),
+        (["unmix", "{tmp}/inf.mat", "-p", "3", "--method", "vca-fcls"], "NaN or Inf"),
+        (["unmix", "{tmp}/zeros.mat", "-p", "3", "--method", "vca-fcls"], "all zeros"),
+        (["unmix", "{tmp}/negative.mat", "-p", "3", "--method", "vca-fcls"], "negative"),
+        (["unmix", "{tmp}/raw.mat", "-p", "3", "--method", "vca-fcls"], "raw integer"),
+        (["unmix", "{tmp}/dims.mat", "-p", "3", "--method", "vca-fcls"], "expected (bands, pixels)"),
+        (["unmix", "{tmp}/size.mat", "-p", "3", "--method", "vca-fcls"], "do not fill 4 rows x 5 cols"),
+        (["unmix", "{tmp}/good.mat", "--truth", "{tmp}/truth_bands.mat", "-p", "3", "--method", "vca-fcls"], "bands"),
+        (["unmix", "{tmp}/good.mat", "--truth", "{tmp}/truth_pixels.mat", "-p", "3", "--method", "vca-fcls"], "pixels"),
+        (["unmix", "{tmp}/empty.mat", "-p", "3", "--method", "vca-fcls"], "empty"),
+        (["unmix", "{tmp}/cut.mat", "-p", "3", "--method", "vca-fcls"], "truncated or corrupted"),
+        (["unmix", "{tmp}/cut.nc", "-p", "3", "--method", "vca-fcls"], "truncated or corrupted"),
+        (["unmix", "{tmp}/lonely.hdr", "-p", "3", "--method", "vca-fcls"], "data file"),
+        (["unmix", "{tmp}/c.nc", "-p", "3", "--method", "egu-pw", "-o", "patch_size=1", "--epochs", "1"], "fewer than the 3 endmembers"),
+        (["unmix", "{tmp}/c.nc", "-p", "3", "--method", "egu-pw", "-o", "patch_size=20", "--epochs", "1"], "smaller than one 20x20 patch"),
+        (["unmix", "{tmp}/c.nc", "-p", "3", "--method", "egu-pw", "--device", "cuda", "--epochs", "1"], "CUDA"),
     ],
 )
 def test_bad_input_exits_with_one_line_and_writes_nothing(tmp_path, args, message):
@@ -75,6 +91,7 @@ def test_bad_input_exits_with_one_line_and_writes_nothing(tmp_path, args, messag
     img = np.ones((15, 16))
     img[0, 0] = np.nan
     scipy.io.savemat(tmp_path / "nan.mat", {"Y": img, "nRow": 4, "nCol": 4})
+    write_bad_inputs(tmp_path)
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if "--out" not in args:
         args += ["--out", str(tmp_path / "r.nc")]
@@ -84,6 +101,29 @@ def test_bad_input_exits_with_one_line_and_writes_nothing(tmp_path, args, messag
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], stderr
     assert "Traceback" not in stderr
     assert not (tmp_path / "r.nc").exists()
+
+
+def write_bad_inputs(tmp):
+    """One file for each way a user's input can be wrong (issue: the bad-input matrix)."""
+    good = np.random.default_rng(2).uniform(0.1, 0.9, size=(15, 20))  # 15 bands, 4 x 5 pixels
+    scipy.io.savemat(tmp / "good.mat", {"Y": good, "nRow": 4, "nCol": 5})
+    inf = good.copy()
+    inf[3, 7] = np.inf
+    scipy.io.savemat(tmp / "inf.mat", {"Y": inf, "nRow": 4, "nCol": 5})
+    scipy.io.savemat(tmp / "zeros.mat", {"Y": np.zeros((15, 20)), "nRow": 4, "nCol": 5})
+    scipy.io.savemat(tmp / "negative.mat", {"Y": good - 0.5, "nRow": 4, "nCol": 5})
+    scipy.io.savemat(tmp / "raw.mat", {"Y": (good * 4000).astype(np.uint16), "nRow": 4, "nCol": 5})
+    scipy.io.savemat(tmp / "dims.mat", {"Y": np.ones((2, 3, 4, 5))})
+    scipy.io.savemat(tmp / "size.mat", {"Y": good[:, :18], "nRow": 4, "nCol": 5, "nBand": 15})
+    scipy.io.savemat(tmp / "truth_bands.mat", {"M": np.ones((10, 3))})
+    scipy.io.savemat(tmp / "truth_pixels.mat", {"A": np.full((3, 12), 1 / 3), "M": np.ones((15, 3))})
+    (tmp / "empty.mat").write_bytes(b"")
+    data = (tmp / "good.mat").read_bytes()
+    (tmp / "cut.mat").write_bytes(data[: len(data) // 2])
+    data = (tmp / "c.nc").read_bytes()
+    (tmp / "cut.nc").write_bytes(data[: len(data) // 3])
+    (tmp / "lonely.hdr").write_text("ENVI\nsamples = 4\nlines = 4\nbands = 3\nheader offset = 0\nfile type = ENVI Standard\n"
+                                    "data type = 4\ninterleave = bsq\nbyte order = 0\n")
 
 
 def test_nan_pixels_masked_on_request(tmp_path):
