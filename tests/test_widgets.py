@@ -99,6 +99,8 @@ def _curve_sources(plots):
     for p in plots.subplots("CurvePlot"):
         data = p.handles["source"].data
         keys = [k for k in data if k != "epoch"]
+        for k in keys[1:]:  # hover copies of the value column must stay identical to it
+            np.testing.assert_array_equal(np.asarray(data[k]), np.asarray(data[keys[0]]))
         out[p.current_frame.label] = (np.asarray(data["epoch"]), np.asarray(data[keys[0]]))
     return out
 
@@ -210,6 +212,12 @@ def test_dashboard_progress_curves_and_values():
     np.testing.assert_allclose(curves["rmse"][1], [0.2, 0.1, 0.2 / 3, 0.05])
     np.testing.assert_allclose(curves["lr"][1], [1e-3, 5e-4, 1e-3 / 3, 2.5e-4])
     assert _state(dash) == "running"
+    # the axes frame the data: x spans the planned epochs, y every value drawn
+    for plot in dash.plots.subplots("CurvePlot"):
+        fig = plot.handles["plot"]
+        assert (fig.x_range.start, fig.x_range.end) == (0.0, 4.0)
+        ys = np.asarray(plot.handles["source"].data[[k for k in plot.handles["source"].data if k != "epoch"][0]])
+        assert fig.y_range.start < ys.min() and ys.max() < fig.y_range.end
     # losses are all positive: the loss axis is logarithmic
     loss_plot = [p for p in dash.plots.subplots("CurvePlot") if p.current_frame.label == "total"][0]
     assert type(loss_plot.handles["plot"].y_scale).__name__ == "LogScale"

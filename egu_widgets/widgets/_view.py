@@ -20,15 +20,33 @@ _BOKEHJS_LOADED = False
 def ensure_bokehjs() -> None:
     """Load BokehJS into the notebook page once per kernel (jupyter_bokeh needs it on the page).
 
-    The library is embedded inline, not fetched from a CDN, so views work offline.
+    Only Bokeh's own libraries are sent, inline (so views work offline). ``output_notebook()``
+    would also bundle every Bokeh extension imported in the kernel; HoloViews imports Panel,
+    whose bundle references a script under a server path that JupyterLab does not serve, and
+    BokehJS never finishes loading when one of its scripts fails.
     """
     global _BOKEHJS_LOADED
     if _BOKEHJS_LOADED or not in_notebook():
         return
-    from bokeh.io import output_notebook
-    from bokeh.resources import INLINE
+    from bokeh.resources import Resources
 
-    output_notebook(resources=INLINE, hide_banner=True)
+    resources = Resources(mode="inline", components=["bokeh", "bokeh-gl", "bokeh-widgets", "bokeh-tables"])
+    try:
+        from bokeh.embed.bundle import Bundle
+        from bokeh.io.notebook import JS_MIME_TYPE, LOAD_MIME_TYPE, _loading_js
+        from IPython.display import publish_display_data
+    except ImportError:  # a Bokeh without these internals: fall back to the public call
+        from bokeh.io import output_notebook
+
+        output_notebook(resources=resources, hide_banner=True)
+    else:
+        bundle = Bundle(js_files=[], js_raw=list(resources.js_raw), css_files=[], css_raw=list(resources.css_raw))
+        publish_display_data(
+            {
+                JS_MIME_TYPE: _loading_js(bundle, None, 20000, register_mime=True),
+                LOAD_MIME_TYPE: _loading_js(bundle, None, 20000, register_mime=False),
+            }
+        )
     _BOKEHJS_LOADED = True
 
 

@@ -1,0 +1,304 @@
+"""The three views in a real browser: JupyterLab serves tests/browser/views.ipynb on 127.0.0.1,
+Playwright drives Debian's Chromium through it.
+
+Needs: ``apt-get install chromium`` and ``pip install playwright`` (never ``playwright install``:
+the system Chromium is used). Without them these tests are skipped, unless the environment sets
+``EGU_REQUIRE_BROWSER=1`` (CI), where a missing browser is a failure.
+
+Screenshots go to ``artifacts/browser/``. ``EGU_BROWSER_ENGINE`` picks the training shown on the
+dashboard: ``egu`` (EGU-Net, the default when the engine is installed) or ``nmf`` (a small NMF loop).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+ARTIFACTS = REPO / "artifacts" / "browser"
+CHROMIUM = os.environ.get("EGU_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+REQUIRED = os.environ.get("EGU_REQUIRE_BROWSER") == "1"
+
+
+def _missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install playwright)"
+    if not Path(CHROMIUM).exists():
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    for module in ("jupyterlab", "ipywidgets", "holoviews", "jupyter_bokeh"):
+        try:
+            __import__(module)
+        except ImportError:
+            return f"{module} is not installed (the widgets extra)"
+    return None
+
+
+_reason = _missing()
+if _reason is not None:
+    if REQUIRED:
+        raise RuntimeError(f"browser tests are required (EGU_REQUIRE_BROWSER=1) but {_reason}")
+    pytest.skip(_reason, allow_module_level=True)
+
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _engine() -> str:
+    choice = os.environ.get("EGU_BROWSER_ENGINE")
+    if choice:
+        return choice
+    return "egu" if (REPO / "egu_widgets" / "engine" / "estimator.py").exists() else "nmf"
+
+
+# ---------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on 127.0.0.1 with fresh settings, serving a copy of the notebook."""
+    base = tmp_path_factory.mktemp("lab")
+    root = base / "root"
+    root.mkdir()
+    for name in ("views.ipynb", "fake_training.py"):
+        shutil.copy(HERE / name, root / name)
+    port, token = _free_port(), "egu-browser-test"
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        JUPYTER_CONFIG_DIR=str(base / "config"),
+        JUPYTERLAB_SETTINGS_DIR=str(base / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
+        JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+        EGU_BROWSER_ENGINE=_engine(),
+    )
+    cmd = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+        "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+    ]  # fmt: skip
+    log = open(base / "server.log", "w")
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
+                json.load(r)
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                log.close()
+                raise RuntimeError(f"JupyterLab did not start:\n{(base / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+    yield {"url": url, "token": token, "root": root}
+    # SIGTERM lets the server shut its kernels down; then make sure its process group is gone
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(lab):
+    """The notebook open in Chromium with every cell run (training keeps going in the background)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.set_default_timeout(60_000)
+        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.goto(f"{lab['url']}/lab/tree/views.ipynb?token={lab['token']}&reset")
+        pg.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+        pg.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        _run_all_cells(pg)
+        pg.console_errors = errors  # type: ignore[attr-defined]
+        try:
+            yield pg
+        finally:
+            pg.screenshot(path=str(ARTIFACTS / "notebook-end.png"), full_page=True)
+            browser.close()
+
+
+def _run_all_cells(pg: Page) -> None:
+    """Run > Run All Cells, again if the kernel was not connected yet and nothing started."""
+    started = "() => [...document.querySelectorAll('.jp-InputPrompt')].some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))"
+    for _attempt in range(6):
+        pg.get_by_role("menuitem", name="Run", exact=True).click()
+        pg.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        try:
+            pg.wait_for_function(started, timeout=15_000)
+            return
+        except Exception:
+            pg.keyboard.press("Escape")
+    pg.screenshot(path=str(ARTIFACTS / "run-all-failed.png"), full_page=True)
+    raise AssertionError("the notebook's cells never started running")
+
+
+def _wait(predicate, timeout: float, what: str, interval: float = 0.25):
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _epoch(status_text: str) -> int:
+    m = re.search(r"epoch (\d+) of", status_text)
+    return int(m.group(1)) if m else -1
+
+
+def _bar_width(dashboard) -> float:
+    style = dashboard.locator(".egu-progress .progress-bar").get_attribute("style") or ""
+    m = re.search(r"width:\s*([\d.]+)%", style)
+    return float(m.group(1)) if m else 0.0
+
+
+def _shot(locator, name: str) -> bytes:
+    locator.scroll_into_view_if_needed()
+    return locator.screenshot(path=str(ARTIFACTS / name))
+
+
+# ---------------------------------------------------------------------------------- tests
+def test_dashboard_bar_advances_and_stop_works(page):
+    dash = page.locator(".egu-dashboard").first
+    dash.wait_for(timeout=180_000)
+    status = dash.locator(".egu-status")
+    first = _wait(lambda: _epoch(status.inner_text()) >= 1 and _epoch(status.inner_text()), 300, "the first epoch")
+    width_first = _bar_width(dash)
+    later = _wait(lambda: (e := _epoch(status.inner_text())) >= first + 3 and e, 300, "more epochs")
+    assert later > first
+    assert _bar_width(dash) > width_first, "the progress bar did not grow"
+    assert "running" in dash.locator(".egu-state").inner_text()
+    _wait(lambda: dash.locator(".egu-plots .bk-Figure, .egu-plots canvas").count() > 0, 60, "the loss curves")
+    _shot(dash, "dashboard-running.png")
+
+    dash.locator("button.egu-stop").click()
+    _wait(lambda: "stopped" in dash.locator(".egu-state").inner_text(), 120, "the stopped state")
+    stopped_at = _epoch(status.inner_text())
+    assert "stopped from the dashboard" in dash.locator(".egu-state").inner_text()
+    assert "progress-bar-warning" in (dash.locator(".egu-progress .progress-bar").get_attribute("class") or "")
+    assert dash.locator("button.egu-stop").is_disabled()
+    time.sleep(3)
+    assert _epoch(status.inner_text()) == stopped_at, "epochs kept coming after Stop"
+    _shot(dash, "dashboard-stopped.png")
+
+
+def test_failed_run_shows_failed_state(page):
+    dash = page.locator(".egu-dashboard").nth(1)
+    dash.wait_for(timeout=120_000)
+    _wait(lambda: "FAILED" in dash.locator(".egu-state").inner_text(), 120, "the failed state")
+    assert "the loss became NaN at epoch 5" in dash.locator(".egu-error").inner_text()
+    assert "progress-bar-danger" in (dash.locator(".egu-progress .progress-bar").get_attribute("class") or "")
+    _shot(dash, "dashboard-failed.png")
+
+
+def test_endmember_selector_changes_the_pair_shown(page):
+    view = page.locator(".egu-endmember-pairs").first
+    view.wait_for(timeout=180_000)
+    plot = view.locator(".bk-Figure").first
+    plot.wait_for(timeout=60_000)
+    title = view.locator(".egu-pair-title")
+    assert title.inner_text().startswith("soil")
+    time.sleep(1)
+    before = _shot(plot, "pairs-soil.png")
+    view.locator(".egu-endmember-select select").select_option(index=1)
+    _wait(lambda: title.inner_text().startswith("vegetation"), 30, "the vegetation pair's title")
+    after = _wait(lambda: (png := plot.screenshot()) != before and png, 30, "the plot to redraw")
+    (ARTIFACTS / "pairs-vegetation.png").write_bytes(after)
+    assert re.search(r"SAD \d+\.\d\d°", title.inner_text())
+    view.locator("button.egu-next").click()
+    _wait(lambda: title.inner_text().startswith("water"), 30, "the next button")
+    _wait(lambda: plot.screenshot() not in (before, after), 30, "the water pair to be drawn")
+    _shot(view, "pairs-view.png")
+
+
+def _inspector_click(view, figure_index: int, fx: float, fy: float):
+    figure = view.locator(".bk-Figure").nth(figure_index)
+    figure.scroll_into_view_if_needed()
+    box = figure.bounding_box()
+    page = view.page
+    page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+
+
+def _pixel(view) -> tuple[int, int]:
+    return int(view.locator(".egu-row input").input_value()), int(view.locator(".egu-col input").input_value())
+
+
+def test_inspector_pixel_click_changes_the_spectrum(page):
+    view = page.locator(".egu-abundance-inspector").first
+    view.wait_for(timeout=180_000)
+    _wait(lambda: view.locator(".bk-Figure").count() >= 11, 60, "the maps and the probe plots")  # 9 maps + 2
+    assert _pixel(view) == (12, 12)
+    spectrum = view.locator(".bk-Figure").nth(9)
+    time.sleep(1)
+    before = _shot(spectrum, "inspector-spectrum-before.png")
+    info_before = view.locator(".egu-pixel-info").inner_text()
+    # upper-left part of the first estimated map: a pixel in the top-left quarter of the 24x24 scene
+    _inspector_click(view, 0, 0.33, 0.35)
+    row, col = _wait(lambda: (p := _pixel(view)) != (12, 12) and p, 30, "the tap to select a pixel")
+    assert 0 <= row < 12 and 0 <= col < 12, (row, col)
+    _wait(lambda: view.locator(".egu-pixel-info").inner_text() != info_before, 30, "the pixel info")
+    assert f"pixel (row {row}, col {col})" in view.locator(".egu-pixel-info").inner_text()
+    _wait(lambda: spectrum.screenshot() != before, 30, "the spectrum plot to change")
+    _shot(spectrum, "inspector-spectrum-after.png")
+    # a tap on an error map (third row) selects a pixel too, and all maps share pan/zoom ranges
+    _inspector_click(view, 8, 0.6, 0.7)
+    _wait(lambda: _pixel(view) != (row, col), 30, "a tap on an error map")
+    _shot(view, "inspector.png")
+
+
+def test_big_inspector_renders_and_responds(page):
+    view = page.locator(".egu-abundance-inspector").nth(1)
+    view.wait_for(timeout=300_000)
+    _wait(lambda: view.locator(".bk-Figure").count() >= 11, 120, "the 1000x1000 maps")
+    assert "block means" in view.inner_text()
+    assert _pixel(view) == (500, 500)
+    started = time.time()
+    _inspector_click(view, 1, 0.7, 0.3)
+    row, col = _wait(lambda: (p := _pixel(view)) != (500, 500) and p, 60, "the tap on the big map")
+    response = time.time() - started
+    assert 0 <= row < 500 and 500 <= col < 1000, (row, col)
+    assert response < 30, f"a tap took {response:.1f} s"
+    # the page is still responsive: a JavaScript round trip comes back quickly
+    t0 = time.time()
+    page.evaluate("() => 1 + 1")
+    assert time.time() - t0 < 5
+    _shot(view, "inspector-1000x1000.png")
+
+
+def test_no_widget_errors_in_the_page(page):
+    bad = [e for e in page.console_errors if re.search(r"Could not create a view|Failed to create view|failed to load|Bokeh", e)]
+    assert not bad, bad
+    assert page.locator(".jupyter-widgets-error-widget").count() == 0
+    outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
+    assert not [o for o in outputs if "Traceback" in o], "a notebook cell raised"
