@@ -81,6 +81,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="comma-separated subset of vca-fcls,sunsal,ae,egu-pw,egu-ss")
     rep.add_argument("--seeds", type=lambda t: [int(x) for x in t.split(",") if x.strip()], help="comma-separated seeds")
     rep.add_argument("--epochs", type=int, help="training epochs of the EGU-Net methods (default: the mode's)")
+    rep.add_argument("--ss-epochs", type=int, help="training epochs of egu-ss alone (default: the mode's)")
     rep.add_argument("--crop", type=int, help="crop the scenes to this square side (default: the mode's)")
     rep.add_argument("--threads", type=int, help="torch threads while training (default: the mode's)")
     rep.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -177,7 +178,7 @@ def _cmd_datasets(args) -> int:
 def _cmd_reproduce(args) -> int:
     from .reproduce import reproduce
 
-    overrides = {k: getattr(args, k) for k in ("datasets", "methods", "seeds", "epochs", "crop", "threads")
+    overrides = {k: getattr(args, k) for k in ("datasets", "methods", "seeds", "epochs", "ss_epochs", "crop", "threads")
                  if getattr(args, k) is not None}
     report = reproduce(args.out, fast=args.fast, device=args.device, log=None if args.quiet else print, **overrides)
     print()

@@ -207,11 +207,14 @@ def test_plans_and_their_validation():
     fast, full = plan_for(True), plan_for(False)
     assert (fast.crop, fast.epochs, fast.seeds, fast.threads) == (32, 20, (0, 1), 1)
     assert (full.crop, full.epochs, full.seeds, full.threads) == (None, None, (0, 1, 2), None)
+    assert (fast.ss_epochs, full.ss_epochs) == (None, 20)
+    assert (fast.epochs_for("egu-ss"), full.epochs_for("egu-ss"), full.epochs_for("egu-pw")) == (20, 20, None)
+    assert "20 epochs for egu-ss" in full.describe() and "(200) for ae, egu-pw" in full.describe()
     assert fast.datasets == DATASETS and fast.methods == METHODS
     custom = plan_for(False, datasets=["samson", "egu-synthetic"], methods=["egu-ss", "vca-fcls"], seeds=[3], crop=None)
     assert custom.datasets == ("egu-synthetic", "samson") and custom.methods == ("vca-fcls", "egu-ss")
     for bad in (dict(datasets=["indian-pines"]), dict(methods=["nmf"]), dict(seeds=[0, 0]), dict(seeds=[]),
-                dict(crop=4), dict(epochs=0), dict(threads=0), dict(methods=[])):
+                dict(crop=4), dict(epochs=0), dict(threads=0), dict(methods=[]), dict(ss_epochs=0)):
         with pytest.raises(InputError):
             plan_for(True, **bad)
 
