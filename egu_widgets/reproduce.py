@@ -400,6 +400,10 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), layout="constrained")
 
 
+def _short(method: str) -> str:
+    return METHOD_LABELS[method].split(" (")[0]
+
+
 def abundance_comparison_figure(scene: Scene, results: Mapping[str, UnmixingResult]):
     """Rows: materials; columns: the truth, then each method's abundance map (one 0–1 scale)."""
     cube = scene.cube
@@ -419,7 +423,7 @@ def abundance_comparison_figure(scene: Scene, results: Mapping[str, UnmixingResu
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                title = "ground truth" if res is None else f"{METHOD_LABELS[method]}\nRMSE {res.rmse:.4f}"
+                title = "ground truth" if res is None else f"{_short(method)}\nRMSE {res.rmse:.4f}"
                 ax.set_title(title, fontsize=8)
             if c == 0:
                 ax.set_ylabel(names[r], fontsize=9)
@@ -447,15 +451,23 @@ def endmember_comparison_figure(scene: Scene, results: Mapping[str, UnmixingResu
     for p, name in enumerate(names):
         ax = axes[p]
         ax.plot(x, ref[p], color="black", linewidth=2.0, label="reference")
+        drawn: list[tuple[np.ndarray, list[str], float, str, int]] = []  # methods sharing spectra share a line
         for k, (method, res) in enumerate(results.items()):
             if res.endmembers is None:
                 continue
             est = res.endmembers.sel(endmember=name).values
+            sad = res.scores.get("sad_per_endmember", [float("nan")] * n)[p]
+            for spectrum, labels, *_ in drawn:
+                if spectrum.shape == est.shape and np.allclose(spectrum, est):
+                    labels.append(_short(method))
+                    break
+            else:
+                drawn.append((est, [_short(method)], sad, method, k))
+        for est, labels, sad, method, k in drawn:
             denom = float(est @ est)
             scale = float(est @ ref[p]) / denom if denom > 0 else 1.0
-            sad = res.scores.get("sad_per_endmember", [float("nan")] * n)[p]
             ax.plot(x, scale * est, linewidth=1.1, linestyle="--" if method in ENGINE_METHODS else "-",
-                    color=f"C{k}", label=f"{METHOD_LABELS[method]} ({sad:.1f}°)")
+                    color=f"C{k}", label=f"{' = '.join(labels)} ({sad:.1f}°)")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("wavelength (nm)" if wl is not None else "band", fontsize=8)
         ax.tick_params(labelsize=7)

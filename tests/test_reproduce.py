@@ -129,6 +129,20 @@ def test_fast_run_manifest_lists_exactly_the_files_written(fast_run):
     assert not leftovers, f"staging folders left behind: {leftovers}"
 
 
+def test_a_finished_reproduction_can_be_opened_again(fast_run):
+    from egu_widgets.reproduce import ReproduceReport
+
+    out, report, _ = fast_run
+    again = ReproduceReport.open(out)
+    assert again.plan == report.plan
+    assert again.table_markdown == report.table_markdown
+    assert [(r.dataset, r.method, r.seed, r.rmse) for r in again.runs] == [(r.dataset, r.method, r.seed, r.rmse) for r in report.runs]
+    assert again.result("samson", "egu-pw", 1).rmse == pytest.approx(
+        next(r.rmse for r in report.runs if (r.dataset, r.method, r.seed) == ("samson", "egu-pw", 1)))
+    with pytest.raises(DataFileError, match="no finished reproduction"):
+        ReproduceReport.open(out / "results")
+
+
 def test_fast_run_logs_each_run(fast_run):
     _, _, lines = fast_run
     assert lines[0].startswith("reproduce (fast mode)")
