@@ -651,7 +651,7 @@ def network_graph(model, *, n_bundles: int = 16, image_side: int = 16) -> NetGra
     if hasattr(model, "set_generator"):
         model.set_generator(gen)
     variant = str(getattr(model, "variant", "pw"))
-    n_bands, p = int(model.n_bands), int(model.n_endmembers)
+    n_bands = int(model.n_bands)
     leaves = {name: m for name, m in model.named_modules() if name and not list(m.children())}
     param_owner = {}
     for name, m in leaves.items():

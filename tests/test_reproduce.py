@@ -182,6 +182,42 @@ def test_an_interrupted_run_leaves_the_previous_reproduction_untouched(tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"], "a staging folder was left behind"
 
 
+def _partial_engine(monkeypatch, reason):
+    """Make every engine run return a result that training ended early, for ``reason``."""
+    import egu_widgets.unmixing as um
+
+    real = um.unmix
+
+    def fake(cube, method="egu-pw", *args, **kwargs):
+        if method not in ("ae", "egu-pw", "egu-ss"):
+            return real(cube, method, *args, **kwargs)
+        res = real(cube, "vca-fcls", seed=kwargs.get("seed", 0))
+        res.ds.attrs.update(method=method, partial=1, stop_reason=reason)
+        return res
+
+    monkeypatch.setattr(um, "unmix", fake)
+
+
+def test_a_training_interrupted_inside_the_engine_aborts_the_reproduction(tmp_path, monkeypatch):
+    # The engine turns Ctrl-C into a partial result instead of raising; reproduce must not table it.
+    _require_data()
+    _partial_engine(monkeypatch, "interrupted (KeyboardInterrupt) after 3 of 20 epochs")
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(tmp_path / "rep", fast=True, datasets=["samson"], methods=["vca-fcls", "ae"], seeds=[0], crop=16, log=None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_diverged_training_is_kept_and_marked(tmp_path, monkeypatch):
+    _require_data()
+    reason = "the loss became NaN or infinite during epoch 4 (step 4); the model from the end of epoch 3 was kept"
+    _partial_engine(monkeypatch, reason)
+    report = reproduce(tmp_path / "rep", fast=True, datasets=["samson"], methods=["vca-fcls", "ae"], seeds=[0], crop=16,
+                       log=None)
+    assert "| AE ablation (no bundles) † |" in report.table_markdown
+    assert f"† ae seed 0: {reason}" in report.table_markdown
+    assert "| FCLS (VCA endmembers) |" in report.table_markdown
+
+
 def test_a_new_run_replaces_an_earlier_reproduction(tmp_path):
     _require_data()
     out = tmp_path / "rep"
