@@ -250,7 +250,7 @@ def test_ss_on_odd_sizes():
         assert ab.shape == (17 * 23, P)
         np.testing.assert_allclose(ab.sum(axis=1), 1.0, atol=1e-5)
     assert est.reconstruct(odd).shape == (17 * 23, 20)
-    assert est.endmembers_.shape == (P, 20)
+    assert est.endmembers_.shape == (P, 20) and est.decoder_endmembers_.shape == (P, 20)
     assert np.isfinite(est.result_.rmse)
 
 
@@ -282,6 +282,14 @@ def test_cuda_request_without_cuda_is_an_input_error():
         EGUNet("pw", P, device="cuda")
 
 
+def test_device_names_are_checked():
+    assert EGUNet("pw", P, device=torch.device("cpu")).device.type == "cpu"
+    with pytest.raises(InputError, match="not a device name"):
+        EGUNet("pw", P, device="gpu please")
+    with pytest.raises(InputError, match="not supported"):
+        EGUNet("pw", P, device="meta")
+
+
 def test_bad_hyperparameters_are_input_errors():
     with pytest.raises(InputError, match="unknown hyperparameter"):
         EGUNet("pw", P, learning_rate=0.1)
@@ -302,6 +310,8 @@ def test_checkpoint_round_trip(fitted, cube, tmp_path):
     loaded = EGUNet.load(path)
     np.testing.assert_array_equal(loaded.transform(cube), fitted.transform(cube))
     np.testing.assert_array_equal(loaded.endmembers_, fitted.endmembers_)
+    np.testing.assert_array_equal(loaded.endmembers_, fitted.bundles_.reference)
+    np.testing.assert_array_equal(loaded.decoder_endmembers_, fitted.decoder_endmembers_)
     assert loaded.get_config()["hyperparameters"] == fitted.get_config()["hyperparameters"]
 
 

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -159,6 +160,7 @@ def train(
     eval_every: int = 1,
     info: dict | None = None,
     generator: torch.Generator | None = None,
+    rng: np.random.Generator | None = None,
 ) -> TrainOutcome:
     """Run ``epochs`` epochs of Adam on ``objective``; see the module doc for the outcomes.
 
@@ -169,7 +171,7 @@ def train(
     control = control or TrainingControl()
     callbacks = list(callbacks)
     model.train()
-    model.set_generator(generator)
+    model.set_generator(generator, rng)
     params = [p for p in model.parameters() if p.requires_grad]
     device = params[0].device
     optimizer = torch.optim.Adam(params, lr=lr, foreach=True)
@@ -264,7 +266,7 @@ def train(
         emit("fail", message=f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        model.set_generator(None)
+        model.set_generator(None, None)
     seconds = time.perf_counter() - start
     emit(final_kind, message=reason)
     return TrainOutcome(epochs_done=epoch, steps_done=step, history=history, partial=partial,
