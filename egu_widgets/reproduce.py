@@ -368,7 +368,8 @@ def markdown_table(runs: Sequence[Run], scenes: Mapping[str, Scene], plan: Plan,
               "*Abundance RMSE* and the per-material columns pair each estimated material with a true one by "
               "their spectra (the package's standard scoring); *RMSE, matched by maps* pairs them by their "
               "abundance maps instead, which differs when a method's spectra are far from the references "
-              "(the networks' decoded spectra often are). Time: seconds per run (training included).\n")
+              "(the `ae` ablation's decoded spectra, for example). EGU-Net's endmembers are the reference spectra "
+              "its bundle labels refer to (a whole-image VCA). Time: seconds per run (training included).\n")
     for ds in plan.datasets:
         scene = scenes[ds]
         names = scene.cube.endmember_names

@@ -387,7 +387,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from egu_widgets import EguError, open_cube, unmix
+from egu_widgets import EguError, metrics, open_cube, unmix
 from egu_widgets.engine import EGUNet, extract_bundles
 from egu_widgets.reproduce import engine_model, network_figure
 from egu_widgets.widgets import abundance_inspector, endmember_pairs, progress_callback, training_dashboard
@@ -515,11 +515,18 @@ zoom.
 inspector = abundance_inspector(result, cube)
 '''),
     md(r"""
-The endmembers EGU-Net reports are its decoder's output for each pure abundance vector, next to
-the truth and the bundles. (Their scale is the network's own; the spectral angle ignores scale.)
+The endmembers in EGU-Net's result are the reference spectra its bundle labels refer to (a
+whole-image VCA): the network's output *p* is trained to be the abundance of reference spectrum
+*p*. The view shows them against the truth, with the bundles around them. The decoder's own
+spectra (`egu.decoder_endmembers_`) are printed below: they only have to reconstruct pixels, and
+are usually further from the truth.
 """),
     code('''
 pairs_after = endmember_pairs(result, cube, bundles=bundles)
+decoded = egu.decoder_endmembers_
+order = metrics.align(est_endmembers=decoded, true_endmembers=cube.true_endmembers)
+print("SAD to the truth (deg), result's endmembers:", np.round(result.scores["sad_per_endmember"], 2))
+print("SAD to the truth (deg), decoder's spectra:  ", np.round(metrics.sad(decoded[order], cube.true_endmembers), 2))
 '''),
     md(r"""
 ## 6. Ablation: the same network without bundles
