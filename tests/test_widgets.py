@@ -4,6 +4,7 @@ on the rendered Bokeh data sources. The browser tests are in tests/browser/."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -215,7 +216,7 @@ def test_dashboard_progress_curves_and_values():
     # the axes frame the data: x spans the planned epochs, y every value drawn
     for plot in dash.plots.subplots("CurvePlot"):
         fig = plot.handles["plot"]
-        assert (fig.x_range.start, fig.x_range.end) == (0.0, 4.0)
+        assert (fig.x_range.start, fig.x_range.end) == (0.0, 4.0)  # 1.5 x 4 epochs, capped at the 4 planned
         ys = np.asarray(plot.handles["source"].data[[k for k in plot.handles["source"].data if k != "epoch"][0]])
         assert fig.y_range.start < ys.min() and ys.max() < fig.y_range.end
     # losses are all positive: the loss axis is logarithmic
@@ -251,6 +252,7 @@ def test_dashboard_throttles_redraws_but_ends_complete():
 
 def test_dashboard_slow_redraws_space_out(monkeypatch):
     dash = TrainingDashboard(update_every=0.0, overhead_budget=0.05, max_interval=60.0)
+    dash.resync_window = 0.0
     events = list(_events(3))
     dash.on_event(events[0])
     dash.on_event(events[1])
@@ -259,7 +261,9 @@ def test_dashboard_slow_redraws_space_out(monkeypatch):
     real_draw = dash._draw
 
     def slow_draw(snapshot):
-        time.sleep(0.05)
+        spin_until = time.thread_time() + 0.05  # 50 ms of CPU (the budget counts CPU, not waiting)
+        while time.thread_time() < spin_until:
+            pass
         return real_draw(snapshot)
 
     monkeypatch.setattr(dash, "_draw", slow_draw)
@@ -323,6 +327,20 @@ def test_dashboard_log_axis_only_for_positive_losses_and_new_terms_rebuild():
     assert np.isnan(curves["bundle"][1][0]) and curves["bundle"][1][1] == 0.1
 
 
+def test_dashboard_x_axis_grows_with_the_run():
+    dash = TrainingDashboard(update_every=0.0)
+    dash.on_event(TrainingEvent("start", 0, 1000, 0.0))
+    ends = []
+    for k in range(1, 61):
+        dash.on_event(TrainingEvent("epoch", k, 1000, 0.1 * k, losses={"total": 1.0 / k}))
+        dash.flush()
+        x_range = dash.plots.subplots("CurvePlot")[0].handles["plot"].x_range
+        assert x_range.start == 0 and x_range.end >= k
+        ends.append(x_range.end)
+    assert ends[0] == 10 and ends[-1] < 1000  # not squeezed into the left of a 1000-epoch axis
+    assert len(set(ends)) <= 6  # grows in a few steps, not at every epoch
+
+
 def test_dashboard_metrics_evaluated_every_few_epochs_draw_a_connected_curve():
     dash = TrainingDashboard(update_every=0.0)
     dash.on_event(TrainingEvent("start", 0, 9, 0.0))
@@ -335,6 +353,30 @@ def test_dashboard_metrics_evaluated_every_few_epochs_draw_a_connected_curve():
     np.testing.assert_array_equal(curves["rmse"][0], [3, 6, 9])
     np.testing.assert_allclose(curves["rmse"][1], [0.3, 0.6, 0.9])
     np.testing.assert_array_equal(curves["total"][0], np.arange(1, 10))
+
+
+def test_dashboard_resends_whole_plots_right_after_building_and_at_the_end():
+    """jupyter_bokeh drops patches sent before the page renders a plot: resend it whole then."""
+    dash = TrainingDashboard(update_every=0.0)
+    events = list(_events(6))
+    for event in events[:3]:
+        dash.on_event(event)
+    dash.flush()
+    bundles = []
+    real_resync = dash.plots.resync
+    dash.plots.resync = lambda: (real_resync(), bundles.append(dash.plots.widget.render_bundle))
+    dash.on_event(events[3])
+    dash.flush()  # just built: the whole document goes again, with epoch 3
+    assert len(bundles) == 1 and '"epoch"' in json.dumps(bundles[0])
+    dash._built_at = -1e9  # long after the build: patches only
+    dash.on_event(events[4])
+    dash.flush()
+    assert len(bundles) == 1
+    dash.on_event(TrainingEvent("end", 5, 5, 3.0))
+    assert len(bundles) == 2  # once more at the end
+    dash._dirty = True
+    dash.flush()
+    assert len(bundles) == 2
 
 
 def test_dashboard_is_reusable_for_a_second_run():
@@ -679,8 +721,12 @@ def test_inspector_tap_shows_pixel_spectrum_reconstruction_and_bars(cube, result
         for p, name in enumerate(cube.endmember_names):
             assert bars[(name, "estimate")] == pytest.approx(result.abundances.values[p, row, col])
             assert bars[(name, "truth")] == pytest.approx(cube.true_abundances[p, row, col])
-        marker = view.maps.subplots("PointPlot")[0].handles["source"].data
-        assert (marker["x"][0], marker["y"][0]) == (col, row)
+        for point_plot in view.maps.subplots("PointPlot"):  # the marker moved on every map
+            marker = point_plot.handles["source"].data
+            assert (marker["x"][0], marker["y"][0]) == (col, row)
+        y_range = view.probe.subplots("CurvePlot")[0].handles["plot"].y_range
+        assert y_range.start < min(curves["observed"].min(), expected.min())
+        assert y_range.end > max(curves["observed"].max(), expected.max())
         assert view.probe.plot.subplots[(0, 0)].subplots["main"].state.title.text == f"pixel (row {row}, col {col})"
         assert f"pixel (row {row}, col {col})" in view.wdict["info"].value
 

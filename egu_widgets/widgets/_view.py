@@ -10,7 +10,7 @@ ordinary ipywidgets layouts: one container toolkit.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ._deps import holoviews, in_notebook, require_widgets
 
@@ -53,7 +53,13 @@ def ensure_bokehjs() -> None:
 class HoloViewsWidget:
     """A HoloViews object rendered once, its live Bokeh plot, and the widget that shows it."""
 
-    def __init__(self, obj: Any):
+    def __init__(self, obj: Any, prepare: Callable[[Any], None] | None = None):
+        """Render ``obj``; ``prepare(plot)`` may adjust the Bokeh models before the widget exists.
+
+        Changes made after that reach the page as patches, which jupyter_bokeh only applies to
+        views already rendered (a patch arriving before the view exists is dropped, and a view
+        rendered later starts from the state the widget was created with); see :meth:`resync`.
+        """
         hv = holoviews()
         from bokeh.document import Document
 
@@ -62,7 +68,13 @@ class HoloViewsWidget:
         renderer = hv.renderer("bokeh").instance(mode="server")
         self.plot = renderer.get_plot(obj, doc=self.document)
         self.document.add_root(self.plot.state)
+        if prepare is not None:
+            prepare(self.plot)
         self.widget = _bokeh_model_class()(self.plot.state)
+
+    def resync(self) -> None:
+        """Send the whole current document to the page (views re-render from it)."""
+        self.widget.update_from_model(self.plot.state)
 
     def subplots(self, kind: str | None = None) -> list:
         """Every element plot (not layouts/overlays containers) in this plot, in drawing order.

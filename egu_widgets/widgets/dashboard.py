@@ -115,9 +115,13 @@ class TrainingDashboard(View):
         self._shown = False
         self._run: TrainingRun | None = None
         self.redraws = 0
-        self.redraw_seconds = 0.0
+        self.redraw_seconds = 0.0  # wall time spent redrawing
+        self.redraw_cpu_seconds = 0.0  # CPU time of the redrawing thread(s)
         self.plots: HoloViewsWidget | None = None
         self._panels: dict = {}
+        self._built_at = 0.0
+        self._final_synced = False
+        self.resync_window = 3.0  # seconds after a build during which redraws resend whole plots
         self._columns: tuple[str, ...] = ()
 
         progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="100%"))
@@ -178,6 +182,7 @@ class TrainingDashboard(View):
             if event.kind == "start":
                 self._reset_state()
                 self._reset_plots = True
+                self._final_synced = False
                 self.info = dict(event.info)
             if event.control is not None:
                 self._control = event.control
@@ -302,11 +307,14 @@ class TrainingDashboard(View):
                     return
                 self._dirty = False
                 snapshot = self._snapshot()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             built = self._draw(snapshot)
-            cost = time.perf_counter() - t0
+            # The budget is charged in CPU time of this thread: while training runs in another
+            # thread, a redraw's wall time mostly measures waiting for the GIL.
+            cost = time.thread_time() - c0
             self.redraws += 1
-            self.redraw_seconds += cost
+            self.redraw_seconds += time.perf_counter() - t0
+            self.redraw_cpu_seconds += cost
             if built:  # building the plots is a one-off; do not let it space out the redraws
                 cost = 0.0
             with self._lock:
@@ -401,10 +409,19 @@ class TrainingDashboard(View):
         if self.plots is None or set(columns) - set(self._columns):
             self._build_plots(s)
             return True
+        resync = False
         if s["new_rows"] is not None and len(s["new_rows"]["epoch"]):
             with self.plots.hold():
                 for panel in self._panels.values():
                     panel.extend(s["new_rows"])
+            # jupyter_bokeh drops patches that reach the page before the plot's view is rendered;
+            # shortly after a (re)build, send whole documents instead so that no point is lost
+            resync = time.perf_counter() - self._built_at < self.resync_window
+        if resync or (s["state"] in ("finished", "stopped", "failed") and not self._final_synced):
+            # also once at the end: a view rendered later (page reload) starts from the full curves
+            self._final_synced = s["state"] in ("finished", "stopped", "failed")
+            self.plots.resync()
+            return True  # a one-off cost, like a build: not charged to the redraw budget
         return False
 
     def _build_plots(self, s: dict) -> None:
@@ -446,19 +463,33 @@ class TrainingDashboard(View):
             style = dict(common, logy=log, **({"color": "#6e7781"} if group == "learning rate" else {}))
             overlays.append(
                 hv.Overlay(curves).opts(
-                    {"Curve": style, "Overlay": dict(title=group, legend_position="top_right", logy=log, show_legend=group != "learning rate")},
+                    {"Curve": style, "Overlay": dict(
+                            title=group,
+                            legend_position="top_right",
+                            legend_opts={"background_fill_alpha": 0.6, "label_text_font_size": "8pt", "spacing": 0},
+                            logy=log,
+                            show_legend=group != "learning rate",
+                        )},
                     backend="bokeh",
                 )
             )
             specs.append((group, cols, log))
         layout = hv.Layout(overlays).cols(3).opts(shared_axes=False)
+        panels: dict = {}
+
+        def frame_panels(plot) -> None:  # runs before the widget exists: the page gets these ranges
+            curve_plots = {p.current_frame.label: p for p in plot.traverse(lambda p: p) if type(p).__name__ == "CurvePlot"}
+            for group, cols, log in specs:
+                plots = [curve_plots[c.split(":", 1)[-1]] for c in cols]
+                panels[group] = _LivePanel(cols, plots, log, _rows_with_values(data, cols), s["n_epochs"])
+
         old = self.plots
-        self.plots = HoloViewsWidget(layout)
-        curve_plots = {p.current_frame.label: p for p in self.plots.subplots("CurvePlot")}
-        self._panels = {}
-        for group, cols, log in specs:
-            plots = [curve_plots[c.split(":", 1)[-1]] for c in cols]
-            self._panels[group] = _LivePanel(cols, plots, log, _rows_with_values(data, cols), s["n_epochs"])
+        import param
+
+        with param.logging_level("ERROR"):  # a log axis with one point makes HoloViews warn; we frame it
+            self.plots = HoloViewsWidget(layout, prepare=frame_panels)
+        self._panels = panels
+        self._built_at = time.perf_counter()
         self.wdict["plots"].children = (self.plots.widget,)
         if old is not None:
             old.close()
@@ -625,10 +656,9 @@ def _for_axis(values: np.ndarray, log: bool) -> np.ndarray:
 class _LivePanel:
     """One dashboard panel after its first drawing: appends epochs to its curves' sources.
 
-    HoloViews draws fixed axis ranges, so the panel frames the data itself, cheaply: the x axis
-    spans the planned epochs from the start (the curves grow across it like the progress bar),
-    and the y axis only changes when a value falls outside it, then with a margin to spare, so
-    most redraws send nothing but the new points.
+    HoloViews draws fixed axis ranges, so the panel frames the data itself, cheaply: an axis only
+    changes when a point falls outside it, and then grows with room to spare (x by half again, up
+    to the planned epochs; y by a margin), so most redraws send nothing but the new points.
     """
 
     def __init__(self, columns: list, plots: list, log: bool, rows: dict, n_epochs: int):
@@ -640,7 +670,7 @@ class _LivePanel:
         self.x_range, self.y_range = figure.x_range, figure.y_range
         self.log = log
         self.n_epochs = int(n_epochs)
-        self._frame_x(rows)
+        self._frame_x(rows, force=True)
         self._frame_y(rows, force=True)
 
     def extend(self, new_rows: dict) -> None:
@@ -653,13 +683,17 @@ class _LivePanel:
         self._frame_x(rows)
         self._frame_y(rows)
 
-    def _frame_x(self, rows: dict) -> None:
+    def _frame_x(self, rows: dict, force: bool = False) -> None:
         last = float(np.max(rows["epoch"])) if len(rows["epoch"]) else 1.0
-        end = max(float(self.n_epochs), last, 1.0)
-        if self.x_range.start != 0.0 or self.x_range.end is None or self.x_range.end < end:
-            # unknown length: double the axis when the curves reach its end
-            end = end if self.n_epochs >= last else 2.0 * end
-            _set_range(self.x_range, 0.0, end)
+        end = self.x_range.end
+        if not force and self.x_range.start == 0.0 and end is not None and last <= end:
+            return
+        # room for half as many epochs again (a handful of range changes over a whole run),
+        # but never past the planned number of epochs
+        end = max(10.0, np.ceil(1.5 * last))
+        if self.n_epochs >= last:
+            end = min(end, float(self.n_epochs))
+        _set_range(self.x_range, 0.0, end)
 
     def _frame_y(self, rows: dict, force: bool = False) -> None:
         values = np.concatenate([_for_axis(rows[c], self.log) for c in self.columns])

@@ -67,7 +67,7 @@ class EndmemberPairs(View):
             {
                 "Curve": dict(width=width, height=height, show_grid=True, tools=["hover"], framewise=True),
                 "Area": dict(width=width, height=height, framewise=True),
-                "Overlay": dict(legend_position="top_right", framewise=True),
+                "Overlay": dict(legend_position="right", framewise=True),
             },
             backend="bokeh",
         )

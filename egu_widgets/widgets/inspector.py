@@ -78,7 +78,6 @@ class AbundanceInspector(View):
         row0, col0 = pixel if pixel is not None else (height // 2, width // 2)
         self._check_pixel(row0, col0)
         self._pixel = (int(row0), int(col0))
-        self.pixel_stream = hv.streams.Stream.define("Pixel", row=int(row0), col=int(col0))()
 
         # ---- maps: one row of estimates, then truths and errors when truth is known
         xs, ys = block_centres(width, self.factor), block_centres(height, self.factor)
@@ -92,7 +91,6 @@ class AbundanceInspector(View):
         self.images: list = []
         self.taps: list = []
         panels = []
-        marker = hv.DynamicMap(self._marker, streams=[self.pixel_stream])
         for vname, maps, prefix, colormap, clim in rows:
             vdim = hv.Dimension(vname, range=clim)
             for p in range(n_em):
@@ -113,23 +111,32 @@ class AbundanceInspector(View):
                 tap.add_subscriber(self._on_tap)
                 self.images.append(img)
                 self.taps.append(tap)
-                panels.append(img * marker)
+                panels.append(img * self._marker(row0, col0))
         self.maps = HoloViewsWidget(hv.Layout(panels).cols(n_em))
+        self._marker_sources = [p.handles["source"] for p in self.maps.subplots("PointPlot")]
 
         # ---- the selected pixel: spectrum + reconstruction, abundance bars
-        spectrum = hv.DynamicMap(self._spectrum, streams=[self.pixel_stream]).opts(
+        spectrum = self._spectrum(row0, col0).opts(
             {
-                "Curve": dict(width=spectrum_width, height=spectrum_height, show_grid=True, tools=["hover"], framewise=True),
-                "Overlay": dict(legend_position="top_right", framewise=True),
+                "Curve": dict(width=spectrum_width, height=spectrum_height, show_grid=True, tools=["hover"]),
+                "Overlay": dict(legend_position="right"),
             },
             backend="bokeh",
         )
-        bars = hv.DynamicMap(self._bars, streams=[self.pixel_stream]).opts(
-            {"Bars": dict(width=max(260, 70 * n_em + 80), height=spectrum_height, ylim=(0, 1.05), tools=["hover"], xrotation=30, show_legend=True)},
-            backend="bokeh",
+        bars = self._bars(row0, col0).opts(
+            width=max(260, 70 * n_em + 80), height=spectrum_height, ylim=(0, 1.05), tools=["hover"], xrotation=30, backend="bokeh"
         )
-        self.spectrum_dmap, self.bars_dmap = spectrum, bars
         self.probe = HoloViewsWidget((spectrum + bars).opts(shared_axes=False))
+        # Later selections rewrite these Bokeh sources in place: re-rendering HoloViews elements
+        # for every tap costs seconds on a page of maps, a few data columns cost milliseconds.
+        curves = {p.current_frame.label: p for p in self.probe.subplots("CurvePlot")}
+        self._curve_columns = {label: _value_columns(p.handles["source"], p.current_frame.dimension_values(1)) for label, p in curves.items()}
+        self._curve_sources = {label: p.handles["source"] for label, p in curves.items()}
+        first = next(iter(curves.values())).handles["plot"]
+        self._spectrum_figure = first
+        bar_plot = self.probe.subplots("BarPlot")[0]
+        self._bar_source = bar_plot.handles["source"]
+        self._bar_columns = _value_columns(self._bar_source, bar_plot.current_frame.dimension_values(2))
 
         row_w = w.BoundedIntText(value=row0, min=0, max=height - 1, description="row", layout=w.Layout(width="150px"))
         col_w = w.BoundedIntText(value=col0, min=0, max=width - 1, description="col", layout=w.Layout(width="150px"))
@@ -164,6 +171,9 @@ class AbundanceInspector(View):
         row, col = int(row), int(col)
         self._check_pixel(row, col)
         self._pixel = (row, col)
+        # plots first, then the text boxes: whoever sees the new row and column sees the new plots
+        with self.maps.hold(), self.probe.hold():
+            self._update_plots(row, col)
         self._syncing = True
         try:
             self.wdict["row"].value = row
@@ -171,8 +181,25 @@ class AbundanceInspector(View):
         finally:
             self._syncing = False
         self._render_info()
-        with self.maps.hold(), self.probe.hold():
-            self.pixel_stream.event(row=row, col=col)
+
+    def _update_plots(self, row: int, col: int) -> None:
+        for source in self._marker_sources:
+            source.data = {**source.data, "x": np.array([float(col)]), "y": np.array([float(row)])}
+        observed, reconstruction = self._pixel_spectra(row, col)
+        values = {"observed": observed}
+        if reconstruction is not None:
+            values[self.reconstruction_label] = reconstruction
+        for label, source in self._curve_sources.items():
+            source.data = {**source.data, **{k: values[label] for k in self._curve_columns[label]}}
+        figure = self._spectrum_figure
+        figure.title.text = f"pixel (row {row}, col {col})"
+        every = np.concatenate([v[np.isfinite(v)] for v in values.values()])
+        if every.size:
+            lo, hi = float(every.min()), float(every.max())
+            pad = 0.05 * (hi - lo) or 0.05 * max(abs(hi), 1e-3)
+            figure.y_range.update(start=lo - pad, end=hi + pad, reset_start=lo - pad, reset_end=hi + pad)
+        bars = self._bar_values(row, col)
+        self._bar_source.data = {**self._bar_source.data, **{k: bars for k in self._bar_columns}}
 
     def _on_tap(self, x=None, y=None, **_ignored) -> None:
         if x is None or y is None:
@@ -206,18 +233,24 @@ class AbundanceInspector(View):
             marker="circle_x", size=14, color=None, line_color=MARKER_COLOUR, line_width=2, fill_alpha=0, backend="bokeh"
         )
 
+    def _pixel_spectra(self, row: int, col: int):
+        observed = np.asarray(self._image[row, col], dtype=np.float64)
+        if self.reconstruct is None:
+            return observed, None
+        rec = np.asarray(self.reconstruct(self.pixel_index(row, col)), dtype=np.float64).ravel()
+        if rec.shape != observed.shape:
+            raise InputError(f"reconstruct() returned {rec.shape[0]} values for a {observed.shape[0]}-band pixel")
+        return observed, rec
+
     def _spectrum(self, row: int, col: int):
         hv = holoviews()
         x = self.axis.values
         xdim = hv.Dimension(self.axis.name, label=self.axis.label)
-        observed = np.asarray(self._image[row, col], dtype=np.float64)
+        observed, rec = self._pixel_spectra(row, col)
         layers = [
             hv.Curve((x, observed), xdim, "reflectance", label="observed").opts(color=OBSERVED_COLOUR, line_width=2, backend="bokeh")
         ]
-        if self.reconstruct is not None:
-            rec = np.asarray(self.reconstruct(self.pixel_index(row, col)), dtype=np.float64).ravel()
-            if rec.shape != observed.shape:
-                raise InputError(f"reconstruct() returned {rec.shape[0]} values for a {observed.shape[0]}-band pixel")
+        if rec is not None:
             layers.append(
                 hv.Curve((x, rec), xdim, "reflectance", label=self.reconstruction_label).opts(
                     color=RECONSTRUCTION_COLOUR, line_dash="dashed", line_width=2, backend="bokeh"
@@ -225,15 +258,35 @@ class AbundanceInspector(View):
             )
         return hv.Overlay(layers).opts(title=f"pixel (row {row}, col {col})", backend="bokeh")
 
+    def _bar_values(self, row: int, col: int) -> np.ndarray:
+        """Abundances in the bars' order: every estimate, then every truth."""
+        values = [self._estimate[:, row, col]]
+        if self._truth is not None:
+            values.append(self._truth[:, row, col])
+        return np.concatenate(values).astype(np.float64)
+
     def _bars(self, row: int, col: int):
         hv = holoviews()
         names = self.maps_data.names
-        data = [(name, "estimate", float(self._estimate[p, row, col])) for p, name in enumerate(names)]
-        if self._truth is not None:
-            data += [(name, "truth", float(self._truth[p, row, col])) for p, name in enumerate(names)]
+        kinds = ["estimate"] + (["truth"] if self._truth is not None else [])
+        keys = [(name, kind) for kind in kinds for name in names]
+        data = [(name, kind, float(v)) for (name, kind), v in zip(keys, self._bar_values(row, col))]
         return hv.Bars(data, kdims=["endmember", "source"], vdims=[hv.Dimension("abundance", range=(0, 1))]).opts(
             title="abundances", backend="bokeh"
         )
+
+
+def _value_columns(source, values) -> list[str]:
+    """The columns of ``source`` that hold ``values`` (the value column and any hover copy)."""
+    values = np.asarray(values, dtype=np.float64)
+    out = []
+    for key, column in source.data.items():
+        column = np.asarray(column)
+        if column.dtype.kind in "fiu" and column.shape == values.shape and np.allclose(column, values, equal_nan=True):
+            out.append(key)
+    if not out:
+        raise RuntimeError(f"no column of the plot holds the expected values (columns: {list(source.data)})")
+    return out
 
 
 def abundance_inspector(result: Any, cube: Any, *, display: bool = True, **options: Any) -> dict:
