@@ -199,6 +199,22 @@ def test_events_arrive_in_order(cube):
     assert events[0].info["n_bundles"] > 0 and events[0].info["method"] == "egu-pw"
 
 
+def test_console_progress_reports_the_run(cube):
+    import io
+
+    from egu_widgets.engine.progress import ConsoleProgress
+
+    out = io.StringIO()
+    EGUNet("pw", P, seed=0, **FAST).fit(cube, callbacks=[ConsoleProgress(file=out, mininterval=0)])
+    text = out.getvalue()
+    assert "egu-pw" in text and f"{FAST['epochs']}/{FAST['epochs']}" in text and "rmse=" in text
+
+    out = io.StringIO()
+    stopper = [ConsoleProgress(file=out, mininterval=0), lambda e: e.kind == "epoch" and e.control.request_stop("user")]
+    EGUNet("pw", P, seed=0, **FAST).fit(cube, callbacks=stopper)
+    assert "stopped" in out.getvalue() and "stop: user" in out.getvalue()
+
+
 def test_stop_request_returns_a_partial_result(cube):
     kinds = []
 
@@ -331,6 +347,7 @@ class _Exploit:
         return (os.system, ("echo pwned",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the hand-made pickle below
 def test_tampered_or_garbage_checkpoints_are_refused(fitted, tmp_path):
     good = tmp_path / "good.pt"
     fitted.save(good)
