@@ -141,6 +141,22 @@ def test_bundle_loss_alone_moves_the_unmixing_stream(cube, variant):
     assert (after - before).abs().max() > 1e-4
 
 
+def test_chunked_calibration_equals_whole_image_batch_norm(cube):
+    """Stored statistics reproduce the authors' reading (batch norm over all pixels at once)."""
+    from egu_widgets.engine.networks import batch_statistics, calibrate
+
+    hp = dict(PRESETS["paper"], encoder_widths=(32, 16, 8), decoder_widths=(8, 16, 32))
+    model = build_model("pw", 20, P, hp, generator=torch.Generator().manual_seed(1))
+    pixels = torch.from_numpy(cube.pixels)
+    model.eval()
+    with torch.no_grad(), batch_statistics(model):
+        whole = model.unmix(pixels)
+    calibrate(model.pixel_norms(), model.unmix, list(pixels.tensor_split(7)))  # layer by layer
+    with torch.no_grad():
+        chunked = torch.cat([model.unmix(c) for c in pixels.tensor_split(3)])
+    torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=0)
+
+
 def test_ss_shares_the_third_layer_only():
     hp = dict(PRESETS["paper"], encoder_widths=(32, 16, 8), decoder_widths=(8, 16, 32))
     model = build_model("ss", 20, P, hp)

@@ -15,7 +15,9 @@ from the paper and the authors' TensorFlow code, written anew here):
   batch norm, as a 1×1 convolution — the weights shared with the endmember stream), pooling,
   ReLU; a transposed convolution (×8) back to full size, softmax; a convolutional decoder (1×1,
   1×1, 3×3, 5×5). Any H×W works: the image is reflect-padded to a multiple of 8 and the outputs
-  are cropped back. The endmember stream stays pixel-wise.
+  are cropped back. The endmember stream stays pixel-wise. One deliberate change: the transposed
+  convolution has an 8×8 kernel; the authors' 1×1 kernel with stride 8 writes only one pixel in
+  every 8×8 block and leaves the other 63 at the bias.
 - **ae** (ablation): the pw unmixing stream alone, without the endmember stream.
 
 Batch normalisation: the two streams share the encoder's batch-norm parameters but each
