@@ -197,7 +197,7 @@ def test_builders_return_widget_and_named_parts(which, cube, result):
 
 # ---------------------------------------------------------------------------------- dashboard
 def test_dashboard_progress_curves_and_values():
-    dash = TrainingDashboard(update_every=0.0)
+    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
     for event in _events(4):
         dash.on_event(event)
         dash.flush()
@@ -225,7 +225,7 @@ def test_dashboard_progress_curves_and_values():
 
 
 def test_dashboard_remaining_time_estimate():
-    dash = TrainingDashboard()
+    dash = TrainingDashboard(build_delay=0.0)
     control = TrainingControl()
     dash.on_event(TrainingEvent("start", 0, 10, 0.0, control=control))
     dash.on_event(TrainingEvent("epoch", 2, 10, 30.0, losses={"total": 1.0}, control=control))
@@ -235,7 +235,7 @@ def test_dashboard_remaining_time_estimate():
 
 
 def test_dashboard_throttles_redraws_but_ends_complete():
-    dash = TrainingDashboard(update_every=30.0)
+    dash = TrainingDashboard(update_every=30.0, build_delay=0.0)
     for event in _events(200):
         dash.on_event(event)
     assert dash.redraws <= 2  # the start event, maybe the first epoch; then nothing for 30 s
@@ -251,8 +251,8 @@ def test_dashboard_throttles_redraws_but_ends_complete():
 
 
 def test_dashboard_slow_redraws_space_out(monkeypatch):
-    dash = TrainingDashboard(update_every=0.0, overhead_budget=0.05, max_interval=60.0)
-    dash.resync_window = 0.0
+    dash = TrainingDashboard(update_every=0.0, build_delay=0.0, overhead_budget=0.05, max_interval=60.0)
+    dash.resync_after = ()
     events = list(_events(3))
     dash.on_event(events[0])
     dash.on_event(events[1])
@@ -274,7 +274,7 @@ def test_dashboard_slow_redraws_space_out(monkeypatch):
 
 
 def test_dashboard_stop_button_requests_stop_through_the_control():
-    dash = TrainingDashboard(update_every=0.0)
+    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
     control = TrainingControl()
     events = list(_events(5, control=control))
     for event in events[:3]:
@@ -291,7 +291,7 @@ def test_dashboard_stop_button_requests_stop_through_the_control():
 
 
 def test_dashboard_stop_before_the_first_event_is_applied_when_training_starts():
-    dash = TrainingDashboard()
+    dash = TrainingDashboard(build_delay=0.0)
     dash.wdict["stop"].click()
     control = TrainingControl()
     dash.on_event(TrainingEvent("start", 0, 5, 0.0, control=control))
@@ -299,7 +299,7 @@ def test_dashboard_stop_before_the_first_event_is_applied_when_training_starts()
 
 
 def test_dashboard_failed_state_is_visible():
-    dash = TrainingDashboard()
+    dash = TrainingDashboard(build_delay=0.0)
     for event in list(_events(3))[:3]:
         dash.on_event(event)
     dash.on_event(TrainingEvent("fail", 2, 3, 1.0, message="the loss became NaN at epoch 3"))
@@ -312,7 +312,7 @@ def test_dashboard_failed_state_is_visible():
 
 
 def test_dashboard_log_axis_only_for_positive_losses_and_new_terms_rebuild():
-    dash = TrainingDashboard(update_every=0.0)
+    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
     dash.on_event(TrainingEvent("start", 0, 4, 0.0))
     dash.on_event(TrainingEvent("epoch", 1, 4, 0.1, losses={"total": 0.0}))
     dash.flush()
@@ -327,8 +327,35 @@ def test_dashboard_log_axis_only_for_positive_losses_and_new_terms_rebuild():
     assert np.isnan(curves["bundle"][1][0]) and curves["bundle"][1][1] == 0.1
 
 
+def test_dashboard_first_drawing_waits_a_second_of_training():
+    dash = TrainingDashboard(update_every=0.0)  # default build_delay: 1 s
+    dash.on_event(TrainingEvent("start", 0, 100, 0.0))
+    for k in range(1, 6):  # 0.1 s per epoch; RMSE first evaluated at epoch 5
+        dash.on_event(TrainingEvent("epoch", k, 100, 0.1 * k, losses={"total": 1.0 / k}, metrics={"rmse": 0.5} if k == 5 else {}))
+        dash.flush()
+    assert dash.plots is None and dash.wdict["progress"].value == 5  # bar and text are live already
+    built = []
+    real_build = dash._build_plots
+    dash._build_plots = lambda s: (built.append(s["n_rows"]), real_build(s))
+    for k in range(6, 15):
+        dash.on_event(TrainingEvent("epoch", k, 100, 0.1 * k, losses={"total": 1.0 / k}, metrics={"rmse": 0.5} if k % 5 == 0 else {}))
+        dash.flush()
+    assert built == [11]  # once, 1 s after the first epoch, with the RMSE panel already in it
+    assert set(_curve_sources(dash.plots)) == {"total", "rmse"}
+    np.testing.assert_array_equal(_curve_sources(dash.plots)["total"][0], np.arange(1, 15))
+    # a run shorter than that still gets its curves at the end
+    short = TrainingDashboard(update_every=0.0)
+    short.on_event(TrainingEvent("start", 0, 3, 0.0))
+    for k in range(1, 4):
+        short.on_event(TrainingEvent("epoch", k, 3, 0.1 * k, losses={"total": 1.0 / k}))
+        short.flush()
+    assert short.plots is None
+    short.on_event(TrainingEvent("end", 3, 3, 0.3))
+    assert short.plots is not None and len(_curve_sources(short.plots)["total"][0]) == 3
+
+
 def test_dashboard_x_axis_grows_with_the_run():
-    dash = TrainingDashboard(update_every=0.0)
+    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
     dash.on_event(TrainingEvent("start", 0, 1000, 0.0))
     ends = []
     for k in range(1, 61):
@@ -342,7 +369,7 @@ def test_dashboard_x_axis_grows_with_the_run():
 
 
 def test_dashboard_metrics_evaluated_every_few_epochs_draw_a_connected_curve():
-    dash = TrainingDashboard(update_every=0.0)
+    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
     dash.on_event(TrainingEvent("start", 0, 9, 0.0))
     for k in range(1, 10):
         metrics = {"rmse": 0.1 * k} if k % 3 == 0 else {}
@@ -355,32 +382,35 @@ def test_dashboard_metrics_evaluated_every_few_epochs_draw_a_connected_curve():
     np.testing.assert_array_equal(curves["total"][0], np.arange(1, 10))
 
 
-def test_dashboard_resends_whole_plots_right_after_building_and_at_the_end():
-    """jupyter_bokeh drops patches sent before the page renders a plot: resend it whole then."""
-    dash = TrainingDashboard(update_every=0.0)
-    events = list(_events(6))
+def test_dashboard_resends_whole_plots_after_building_and_at_the_end():
+    """jupyter_bokeh drops patches sent before the page renders a plot: resend it whole later."""
+    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
+    events = list(_events(7))
     for event in events[:3]:
         dash.on_event(event)
     dash.flush()
     bundles = []
     real_resync = dash.plots.resync
-    dash.plots.resync = lambda: (real_resync(), bundles.append(dash.plots.widget.render_bundle))
+    dash.plots.resync = lambda: (real_resync(), bundles.append(json.dumps(dash.plots.widget.render_bundle)))
     dash.on_event(events[3])
-    dash.flush()  # just built: the whole document goes again, with epoch 3
-    assert len(bundles) == 1 and '"epoch"' in json.dumps(bundles[0])
-    dash._built_at = -1e9  # long after the build: patches only
+    dash.flush()  # just built: patches only, the page may not even have the plot yet
+    assert bundles == []
+    dash._built_at -= 2.0
     dash.on_event(events[4])
+    dash.flush()  # 2 s after the build: the whole document again, with epoch 4
+    assert len(bundles) == 1 and "total" in bundles[0]
+    dash.on_event(events[5])
     dash.flush()
-    assert len(bundles) == 1
+    assert len(bundles) == 1  # once is enough
     dash.on_event(TrainingEvent("end", 5, 5, 3.0))
-    assert len(bundles) == 2  # once more at the end
+    assert len(bundles) == 2  # and once more at the end
     dash._dirty = True
     dash.flush()
     assert len(bundles) == 2
 
 
 def test_dashboard_is_reusable_for_a_second_run():
-    dash = TrainingDashboard(update_every=0.0)
+    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
     for event in _events(3):
         dash.on_event(event)
     dash.on_event(TrainingEvent("end", 3, 3, 1.5))
@@ -393,7 +423,7 @@ def test_dashboard_is_reusable_for_a_second_run():
 
 
 def test_dashboard_curves_stream_rather_than_rebuild():
-    dash = TrainingDashboard(update_every=0.0)
+    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
     events = list(_events(6))
     for event in events[:3]:
         dash.on_event(event)
@@ -411,7 +441,7 @@ def test_dashboard_curves_stream_rather_than_rebuild():
 
 
 def test_dashboard_run_in_background_thread_and_stop(cube):
-    dash = TrainingDashboard(update_every=0.0, mode="notebook")
+    dash = TrainingDashboard(update_every=0.0, build_delay=0.0, mode="notebook")
     run = dash.run(nmf_fit, cube, n_epochs=500, delay=0.01)
     assert run.thread is not None and run.thread is not threading.current_thread()
     deadline = time.time() + 20
@@ -429,7 +459,7 @@ def test_dashboard_run_in_background_thread_and_stop(cube):
 
 
 def test_dashboard_run_failure_shows_failed_state(cube):
-    dash = TrainingDashboard(mode="notebook")
+    dash = TrainingDashboard(mode="notebook", build_delay=0.0)
     run = dash.run(nmf_fit, cube, n_epochs=50, fail_at=7)
     assert isinstance(run.exception(timeout=20), TrainingError)
     with pytest.raises(TrainingError, match="NaN at epoch 7"):
@@ -440,7 +470,7 @@ def test_dashboard_run_failure_shows_failed_state(cube):
 
 
 def test_dashboard_run_reports_a_crash_without_fail_event():
-    dash = TrainingDashboard(mode="notebook")
+    dash = TrainingDashboard(mode="notebook", build_delay=0.0)
 
     def broken_fit(callbacks):
         for cb in callbacks:
@@ -454,7 +484,7 @@ def test_dashboard_run_reports_a_crash_without_fail_event():
 
 
 def test_dashboard_run_refuses_a_second_concurrent_run(cube):
-    dash = TrainingDashboard(mode="notebook")
+    dash = TrainingDashboard(mode="notebook", build_delay=0.0)
     run = dash.run(nmf_fit, cube, n_epochs=400, delay=0.01)
     try:
         with pytest.raises(InputError, match="already running"):
@@ -470,7 +500,7 @@ def test_dashboard_redraws_go_through_the_ui_loop_when_there_is_one(cube):
     threads = []
 
     async def main():
-        dash = TrainingDashboard(update_every=0.0, mode="notebook")  # created on the loop's thread
+        dash = TrainingDashboard(update_every=0.0, build_delay=0.0, mode="notebook")  # created on the loop's thread
         dash.loop_patience = 60.0  # the loop is free here; never fall back to drawing elsewhere
         real_draw = dash._draw
 
@@ -496,7 +526,7 @@ def test_dashboard_keeps_drawing_while_the_kernel_loop_is_busy(cube):
     progress_seen = []
 
     async def main():
-        dash = TrainingDashboard(update_every=0.0, mode="notebook")
+        dash = TrainingDashboard(update_every=0.0, build_delay=0.0, mode="notebook")
         dash.loop_patience = 0.2
         run = dash.run(nmf_fit, cube, n_epochs=60, delay=0.02)
         for _ in range(40):  # a "cell" that keeps the loop's thread busy for about 2 s
@@ -513,7 +543,7 @@ def test_dashboard_keeps_drawing_while_the_kernel_loop_is_busy(cube):
 
 
 def test_dashboard_run_falls_back_to_console_outside_a_notebook(cube, capsys):
-    dash = TrainingDashboard()  # mode="auto", and pytest is not a notebook kernel
+    dash = TrainingDashboard(build_delay=0.0)  # mode="auto", and pytest is not a notebook kernel
     run = dash.run(nmf_fit, cube, n_epochs=12)
     assert run.done() and isinstance(run.result(), UnmixingResult)
     err = capsys.readouterr().err
@@ -533,7 +563,7 @@ def test_progress_callback_chooses_by_mode():
 
 
 def test_dashboard_works_as_a_plain_callable(cube):
-    dash = TrainingDashboard(update_every=0.0)
+    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
     out = nmf_fit(cube, n_epochs=8, callbacks=[dash])
     assert isinstance(out, UnmixingResult)
     assert _state(dash) == "finished" and dash.wdict["progress"].value == 8
@@ -546,7 +576,7 @@ def test_dashboard_works_as_a_plain_callable(cube):
 def test_dashboard_drives_the_real_engine(cube):
     from egu_widgets.engine.estimator import EGUNet
 
-    dash = TrainingDashboard(update_every=0.0, mode="notebook")
+    dash = TrainingDashboard(update_every=0.0, build_delay=0.0, mode="notebook")
     run = dash.run(EGUNet(n_endmembers=3, epochs=400).fit, cube)
     deadline = time.time() + 60
     while dash.epoch < 2 and not run.done() and time.time() < deadline:
@@ -779,6 +809,13 @@ def test_inspector_reconstruction_sources(cube, result):
     view = AbundanceInspector(UnmixingResult(stored), cube)
     view.select_pixel(1, 1)
     np.testing.assert_allclose(_probe_curves(view)["reconstruction"], 0.25)
+    # an array of reconstructed pixels, as EGUNet.reconstruct(cube) returns: (N, B)
+    rec = np.arange(cube.n_pixels * cube.n_bands, dtype=float).reshape(cube.n_pixels, cube.n_bands)
+    view = AbundanceInspector(result, cube, reconstruct=rec)
+    view.select_pixel(2, 5)
+    np.testing.assert_allclose(_probe_curves(view)["reconstruction"], rec[2 * cube.width + 5])
+    with pytest.raises(InputError, match="reconstruct must be"):
+        AbundanceInspector(result, cube, reconstruct=rec[:10])
     # abundances only: observed spectrum alone
     view = AbundanceInspector(_noisy_result(cube, endmembers=False), cube)
     assert set(_probe_curves(view)) == {"observed"}

@@ -165,27 +165,34 @@ def error_limit(errors: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------------- pixels
-def make_reconstructor(result: Any, cube: Any, reconstruct: Callable[[int], Any] | None = None):
+def make_reconstructor(result: Any, cube: Any, reconstruct: Any = None):
     """A ``pixel_index -> spectrum`` function and a short description, or ``(None, reason)``.
 
-    Order of preference: the caller's ``reconstruct``; a ``reconstruction(y, x, band)`` variable
-    stored in the result; the result's own ``reconstruct`` method; the linear mixture
-    ``abundances @ endmembers`` when the result has endmembers.
+    ``reconstruct`` may be that function, or an array of reconstructed pixels, (N, B) in the
+    cube's row-major pixel order (what ``EGUNet.reconstruct(cube)`` returns) or (H, W, B).
+    Without it: a ``reconstruction(y, x, band)`` variable stored in the result, else the linear
+    mixture ``abundances @ endmembers`` when the result has endmembers.
     """
     if reconstruct is not None:
-        if not callable(reconstruct):
-            raise InputError("reconstruct must be a function pixel_index -> spectrum")
-        return reconstruct, "reconstruction"
+        if callable(reconstruct):
+            return reconstruct, "reconstruction"
+        rec = np.asarray(reconstruct, dtype=np.float64)
+        h, w, b = cube.image.shape
+        if rec.shape == (h, w, b):
+            rec = rec.reshape(h * w, b)
+        if rec.shape != (h * w, b):
+            raise InputError(
+                f"reconstruct must be a function pixel_index -> spectrum or an array ({h * w}, {b}) "
+                f"or ({h}, {w}, {b}); got shape {rec.shape}"
+            )
+        return (lambda i: rec[i]), "reconstruction"
     ds = getattr(result, "ds", None)
     if ds is not None and "reconstruction" in ds:
-        rec = ds["reconstruction"].transpose("y", "x", "band").values
-        flat = rec.reshape(-1, rec.shape[-1])
+        stored = ds["reconstruction"].transpose("y", "x", "band").values
+        flat = stored.reshape(-1, stored.shape[-1])
         return (lambda i: flat[i]), "reconstruction"
-    method = getattr(result, "reconstruct", None)
-    if callable(method):
-        return method, "reconstruction"
     if getattr(result, "endmembers", None) is not None:
-        em = result.endmembers.values
+        em = result.endmembers.transpose("endmember", "band").values
         ab = result.abundance_pixels
         return (lambda i: ab[i] @ em), "linear reconstruction"
     return None, "no reconstruction (the result has no endmembers)"

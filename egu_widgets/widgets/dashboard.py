@@ -1,8 +1,11 @@
 """Live training dashboard: progress, loss/metric/learning-rate curves, Stop, and a clear end state.
 
 The dashboard is a training callback (``on_event``); it never reaches into the trainer. Each event
-is recorded in microseconds; redraws happen at most every ``update_every`` seconds, and further
-apart when a redraw is slow, so that redrawing costs at most ``overhead_budget`` of the wall time.
+is recorded in about ten microseconds; redraws happen at most every ``update_every`` seconds, and
+further apart when a redraw is slow, so that redrawing costs at most ``overhead_budget`` of the
+time (charged in CPU time of the redrawing thread). Drawing the plots the first time is a one-off
+of about 0.3 s; after that a redraw appends the new epochs to the curves' Bokeh data sources and
+sends only those points to the page (a few milliseconds).
 
 Stop in a live notebook
 -----------------------
@@ -10,9 +13,14 @@ While a cell runs, the kernel handles no widget messages, so a Stop click made d
 ``fit(...)`` would only arrive after training ended. :meth:`TrainingDashboard.run` therefore starts
 training in a background thread and returns at once: the cell finishes, the kernel is free to
 deliver the click, and the button's handler calls ``event.control.request_stop()`` (thread-safe),
-which the trainer checks between epochs. Redraws requested from the training thread are handed to
-the kernel's event loop (``call_soon_threadsafe``), so widgets and Bokeh documents are only ever
-changed on the kernel's main thread, never concurrently with the handling of a click.
+which the trainer checks between epochs.
+
+Redraws requested from the training thread are handed to the kernel's event loop
+(``call_soon_threadsafe``), so widgets and Bokeh documents are changed on the kernel's main thread,
+not concurrently with the handling of a click or a tap. When the loop does not get to a redraw
+within ``loop_patience`` seconds, a cell is running in the kernel; no widget message is being
+handled then, so the training thread draws by itself and the dashboard stays live while the user
+works in other cells.
 """
 
 from __future__ import annotations
@@ -61,8 +69,12 @@ class TrainingDashboard(View):
     ----------
     title: optional heading.
     update_every: least seconds between two redraws (fastprogress-style throttle).
-    overhead_budget: largest share of wall time redraws may take; slow redraws space out further.
+    overhead_budget: largest share of wall time redraws may take (CPU time of the redrawing
+        thread); slow redraws space out further. Drawing the plots the first time is a one-off
+        (about 0.3 s) not spread over the budget.
     max_interval: the longest a redraw may be delayed by ``overhead_budget``.
+    build_delay: seconds of training before the curves are first drawn (metrics evaluated every
+        few epochs have appeared by then, so the plots are not drawn twice).
     logy: log scale for the loss curves ("auto": when every loss is positive).
     mode: "auto" (a notebook kernel gets the widget, anything else console progress),
         "notebook" or "console". Only :meth:`run` looks at it.
@@ -76,8 +88,9 @@ class TrainingDashboard(View):
         title: str | None = None,
         *,
         update_every: float = 0.2,
-        overhead_budget: float = 0.02,
+        overhead_budget: float = 0.01,
         max_interval: float = 5.0,
+        build_delay: float = 1.0,
         logy: Any = "auto",
         plot_width: int = 340,
         plot_height: int = 230,
@@ -121,7 +134,9 @@ class TrainingDashboard(View):
         self._panels: dict = {}
         self._built_at = 0.0
         self._final_synced = False
-        self.resync_window = 3.0  # seconds after a build during which redraws resend whole plots
+        self.resync_after = (1.5,)  # seconds after a build at which the whole plot is sent again
+        self.build_delay = float(build_delay)
+        self._resynced: set = set()
         self._columns: tuple[str, ...] = ()
 
         progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="100%"))
@@ -170,6 +185,7 @@ class TrainingDashboard(View):
         self.info: dict = {}
         self.error_text = ""
         self.history: dict[str, list[float]] = {"epoch": []}
+        self._first_row_elapsed = 0.0
         self._pending_rows = 0
         self._dirty = True
         self.last_event: "TrainingEvent | None" = None
@@ -222,6 +238,8 @@ class TrainingDashboard(View):
     def _record_row(self, event: "TrainingEvent") -> None:
         hist = self.history
         n = len(hist["epoch"])
+        if n == 0:
+            self._first_row_elapsed = float(event.elapsed)
         row = {"epoch": float(event.epoch)}
         row.update({f"loss:{k}": v for k, v in event.losses.items()})
         row.update({f"metric:{k}": v for k, v in event.metrics.items()})
@@ -328,6 +346,13 @@ class TrainingDashboard(View):
         reset = self._reset_plots
         self._reset_plots = False
         n_hist = len(self.history["epoch"])
+        columns = tuple(c for c in self.history if c != "epoch")
+        # the whole history is copied only when the plots are (re)built from it
+        build = bool(columns) and n_hist > 0 and (reset or self.plots is None or bool(set(columns) - set(self._columns)))
+        if build and (reset or self.plots is None) and self.state in ("running", "stopping"):
+            # the first drawing waits for a second of training: metrics evaluated every few
+            # epochs have then shown up, and do not force a second (as costly) drawing
+            build = self.elapsed - self._first_row_elapsed >= self.build_delay
         return {
             "state": self.state,
             "epoch": self.epoch,
@@ -341,7 +366,8 @@ class TrainingDashboard(View):
             "info": dict(self.info),
             "columns": tuple(self.history),
             "new_rows": {k: np.asarray(v[n_hist - rows:], dtype=np.float64) for k, v in self.history.items()} if rows else None,
-            "all_rows": {k: np.asarray(v, dtype=np.float64) for k, v in self.history.items()},
+            "all_rows": {k: np.asarray(v, dtype=np.float64) for k, v in self.history.items()} if build else None,
+            "n_rows": n_hist,
             "reset": reset,
         }
 
@@ -366,8 +392,6 @@ class TrainingDashboard(View):
         return self._draw_curves(s)
 
     def _render_state(self, state: str, message: str = "", error: str = "", info: dict | None = None) -> None:
-        import ipywidgets as w  # noqa: F401  (already imported; keeps the dependency explicit)
-
         wd = self.wdict
         colour, text = _STATE_STYLE[state]
         extra = ""
@@ -403,25 +427,28 @@ class TrainingDashboard(View):
             self.plots.close()
             self.plots, self._panels, self._columns = None, {}, ()
             self.wdict["plots"].children = (w.HTML("<i>curves appear after the first epoch</i>"),)
-        columns = tuple(c for c in s["columns"] if c != "epoch")
-        if not columns or len(s["all_rows"]["epoch"]) == 0:
-            return False
-        if self.plots is None or set(columns) - set(self._columns):
+        if s["all_rows"] is not None:
             self._build_plots(s)
             return True
+        if self.plots is None:
+            return False
         resync = False
         if s["new_rows"] is not None and len(s["new_rows"]["epoch"]):
             with self.plots.hold():
                 for panel in self._panels.values():
                     panel.extend(s["new_rows"])
-            # jupyter_bokeh drops patches that reach the page before the plot's view is rendered;
-            # shortly after a (re)build, send whole documents instead so that no point is lost
-            resync = time.perf_counter() - self._built_at < self.resync_window
-        if resync or (s["state"] in ("finished", "stopped", "failed") and not self._final_synced):
+            # jupyter_bokeh drops patches that reach the page before the plot's view is rendered:
+            # send the whole document again once the page has had time to render it
+            since = time.perf_counter() - self._built_at
+            due = [t for t in self.resync_after if since >= t and t not in self._resynced]
+            if due:
+                self._resynced.update(due)
+                resync = True
+        final = s["state"] in ("finished", "stopped", "failed")
+        if resync or (final and not self._final_synced):
             # also once at the end: a view rendered later (page reload) starts from the full curves
-            self._final_synced = s["state"] in ("finished", "stopped", "failed")
+            self._final_synced = final
             self.plots.resync()
-            return True  # a one-off cost, like a build: not charged to the redraw budget
         return False
 
     def _build_plots(self, s: dict) -> None:
@@ -444,7 +471,8 @@ class TrainingDashboard(View):
             losses = groups["losses"]
             finite = np.concatenate([data[c][np.isfinite(data[c])] for c in losses]) if losses else np.array([])
             logy = bool(finite.size) and bool((finite > 0).all())
-        common = dict(width=self.plot_width, height=self.plot_height, show_grid=True, tools=["hover"])
+        # no hover tool: the latest values are in the text line, and it makes building slower
+        common = dict(width=self.plot_width, height=self.plot_height, show_grid=True)
         overlays, specs = [], []
         for group, cols in groups.items():
             if not cols:
@@ -490,6 +518,7 @@ class TrainingDashboard(View):
             self.plots = HoloViewsWidget(layout, prepare=frame_panels)
         self._panels = panels
         self._built_at = time.perf_counter()
+        self._resynced = set()
         self.wdict["plots"].children = (self.plots.widget,)
         if old is not None:
             old.close()

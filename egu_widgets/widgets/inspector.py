@@ -32,7 +32,9 @@ class AbundanceInspector(View):
     cube: the :class:`~egu_widgets.cube.HyperCube` it was computed from (observed spectra, truth,
         wavelengths).
     reconstruct: optional ``pixel_index -> spectrum`` (pixel_index in row-major order, as in
-        ``cube.pixels``); by default the result's own reconstruction, else ``abundances @ endmembers``.
+        ``cube.pixels``), or the reconstructed pixels as an (N, B) or (H, W, B) array (e.g.
+        ``EGUNet.reconstruct(cube)``); by default a ``reconstruction`` stored in the result, else
+        the linear mixture ``abundances @ endmembers``.
     max_side: largest side, in cells, of a map sent to the page (bigger maps are block-averaged).
     map_size: screen size of one map in pixels.
     pixel: (row, col) selected first; the centre by default.
@@ -47,7 +49,7 @@ class AbundanceInspector(View):
         result: Any,
         cube: Any,
         *,
-        reconstruct: Callable[[int], Any] | None = None,
+        reconstruct: Callable[[int], Any] | np.ndarray | None = None,
         max_side: int = 250,
         map_size: int = 220,
         cmap: str = "viridis",

@@ -121,6 +121,17 @@ def lab(tmp_path_factory):
                 log.close()
                 raise RuntimeError(f"JupyterLab did not start:\n{(base / 'server.log').read_text()[-3000:]}")
             time.sleep(0.5)
+    # Start the notebook's kernel through the REST API before the page opens: the page then
+    # attaches to it instead of racing its own start-up (JupyterLab asks which kernel to use
+    # when cells are run before its session is ready).
+    request = urllib.request.Request(
+        f"{url}/api/sessions?token={token}",
+        data=json.dumps({"path": "views.ipynb", "name": "views.ipynb", "type": "notebook", "kernel": {"name": "python3"}}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=60) as r:
+        json.load(r)
     yield {"url": url, "token": token, "root": root}
     # SIGTERM lets the server shut its kernels down; then make sure its process group is gone
     proc.terminate()
