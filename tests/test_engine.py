@@ -16,7 +16,10 @@ from egu_widgets.engine.estimator import PRESETS
 from egu_widgets.errors import CheckpointError, InputError
 
 P = 3
-FAST = dict(progress=False, epochs=12, batch_size=128, encoder_widths=(32, 16, 8), decoder_widths=(8, 16, 32))
+# One torch thread: these tensors are too small to gain from two, and on a shared machine a second
+# thread waiting for a busy core slows every operation down.
+FAST = dict(progress=False, epochs=12, batch_size=128, encoder_widths=(32, 16, 8), decoder_widths=(8, 16, 32),
+            num_threads=1)
 
 
 def scene(height: int = 16, width: int = 16, bands: int = 20, seed: int = 0, snr_db: float = 40.0) -> HyperCube:
@@ -34,6 +37,15 @@ def scene(height: int = 16, width: int = 16, bands: int = 20, seed: int = 0, snr
     sigma = np.sqrt(np.mean(clean**2) / 10 ** (snr_db / 10))
     noisy = np.clip(clean + rng.normal(0, sigma, clean.shape), 0, None)
     return HyperCube.from_array(noisy, wavelengths=wl, endmembers=em, abundances=ab, name="test-scene")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Direct torch calls in these tests also run on one thread (see FAST)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +194,13 @@ def test_abundances_on_the_simplex_and_loss_decreases(fitted, cube):
     assert rec[-1] < rec[0]
 
 
+def test_pw_streams_coincide(fitted, cube):
+    # One encoder serves both streams in pw, so their abundances are the same numbers.
+    np.testing.assert_array_equal(fitted.transform(cube, stream="unmixing"), fitted.transform(cube))
+    with pytest.raises(InputError, match="stream"):
+        fitted.transform(cube, stream="both")
+
+
 def test_end_to_end_beats_a_random_guess(fitted, cube):
     truth = cube.true_abundance_pixels
     rng = np.random.default_rng(0)
@@ -287,10 +306,10 @@ def test_ss_on_odd_sizes():
 
 
 def test_ae_ablation_and_run_egu(cube):
-    res = run_egu(cube, method="ae", n_endmembers=P, seed=0, epochs=5, batch_size=128)
+    res = run_egu(cube, method="ae", n_endmembers=P, seed=0, epochs=5, batch_size=128, num_threads=1)
     assert res.method == "ae" and res.config["variant"] == "ae" and "bundles" not in res.config
     assert res.ds.attrs["partial"] == 0
-    res = run_egu(cube, method="egu-pw", n_endmembers=P, epochs=3, patch_size=4, bundle_mode="faithful")
+    res = run_egu(cube, method="egu-pw", n_endmembers=P, epochs=3, patch_size=4, bundle_mode="faithful", num_threads=1)
     assert res.config["bundles"]["patch_size"] == 4
     with pytest.raises(InputError, match="unknown option"):
         run_egu(cube, method="egu-pw", n_endmembers=P, epochs=1, learning_rate=0.1)
