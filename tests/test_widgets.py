@@ -168,6 +168,27 @@ def test_missing_dependency_error_is_an_import_error(monkeypatch):
     assert isinstance(info.value, ImportError)
 
 
+def test_bokehjs_is_loaded_inline_without_extension_scripts(monkeypatch):
+    """jupyter_bokeh needs BokehJS on the page; Panel's bundle (imported by HoloViews) would make
+    the loader wait forever for a script JupyterLab does not serve, so only Bokeh's own goes."""
+    import IPython.display
+
+    from egu_widgets.widgets import _deps, _view
+
+    published = []
+    monkeypatch.setattr(_view, "in_notebook", lambda: True)
+    monkeypatch.setattr(_view, "_BOKEHJS_LOADED", False)
+    monkeypatch.setattr(IPython.display, "publish_display_data", lambda data, **kw: published.append(data))
+    _view.ensure_bokehjs()
+    _view.ensure_bokehjs()  # once per kernel
+    assert len(published) == 1
+    js = published[0]["application/vnd.bokehjs_load.v0+json"]
+    assert "BEGIN bokeh.min.js" in js and "BEGIN bokeh-widgets.min.js" in js
+    assert "es-module-shims" not in js and "panel.min.js" not in js
+    assert "const js_urls = [];" in js  # nothing to fetch: the loader runs at once
+    assert _deps.in_notebook() is False  # the real check: pytest is no kernel
+
+
 # ---------------------------------------------------------------------------------- builders
 @pytest.mark.parametrize("which", ["dashboard", "pairs", "inspector"])
 def test_builders_return_widget_and_named_parts(which, cube, result):

@@ -2,10 +2,10 @@
 
 HoloViews objects are rendered by a Bokeh renderer in "server" mode into a Document of their own,
 and that Document's root is wrapped in a :class:`jupyter_bokeh.BokehModel` widget. jupyter_bokeh
-keeps the Document in sync both ways, the way a Bokeh server would: Python-side changes (a stream
-event redrawing a DynamicMap) are sent to the page as patches, and page events (a tap on a map)
-come back as Bokeh events, where HoloViews' stream callbacks pick them up. So the plots sit inside
-ordinary ipywidgets layouts: one container toolkit.
+keeps the Document in sync both ways, the way a Bokeh server would: Python-side changes (a
+DynamicMap redrawn by a stream, a data source updated in place) are sent to the page as patches,
+and page events (a tap on a map) come back as Bokeh events, where HoloViews' stream callbacks pick
+them up. So the plots sit inside ordinary ipywidgets layouts: one container toolkit.
 """
 
 from __future__ import annotations
@@ -141,16 +141,19 @@ class View:
 
     def __init__(self) -> None:
         require_widgets()
+        self._shown = False
 
     def show(self) -> "View":
         from IPython.display import display
 
         ensure_bokehjs()
+        self._shown = True
         display(self.widget)
         return self
 
     def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
         ensure_bokehjs()
+        self._shown = True
         return self.widget._repr_mimebundle_(include=include, exclude=exclude, **kwargs)
 
     def as_dict(self) -> dict:

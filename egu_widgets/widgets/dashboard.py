@@ -125,11 +125,11 @@ class TrainingDashboard(View):
         self._ui_thread = threading.current_thread()
         self._ui_loop = _running_loop()
         self._reset_plots = False
-        self._shown = False
         self._run: TrainingRun | None = None
         self.redraws = 0
         self.redraw_seconds = 0.0  # wall time spent redrawing
         self.redraw_cpu_seconds = 0.0  # CPU time of the redrawing thread(s)
+        self.event_cpu_seconds = 0.0  # CPU time spent recording events (redraws excluded)
         self.plots: HoloViewsWidget | None = None
         self._panels: dict = {}
         self._built_at = 0.0
@@ -193,7 +193,15 @@ class TrainingDashboard(View):
     # ------------------------------------------------------------------ callback
     def on_event(self, event: "TrainingEvent") -> None:
         """Record one training event (cheap); redraw when the throttle allows or the run ended."""
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
+        try:
+            due = self._record(event, now)
+        finally:
+            self.event_cpu_seconds += time.thread_time() - cpu
+        if due:
+            self._request_flush(final=event.is_final)
+
+    def _record(self, event: "TrainingEvent", now: float) -> bool:
         with self._lock:
             if event.kind == "start":
                 self._reset_state()
@@ -227,10 +235,7 @@ class TrainingDashboard(View):
             if event.is_final:
                 self._stop_requested = False  # a Stop belongs to one run
             self._dirty = True
-            due = event.kind != "epoch" or now >= self._next_flush
-            if not due:
-                return
-        self._request_flush(final=event.is_final)
+            return event.kind != "epoch" or now >= self._next_flush
 
     def __call__(self, event: "TrainingEvent") -> None:
         self.on_event(event)
@@ -561,10 +566,6 @@ class TrainingDashboard(View):
         self._run = run
         run._start(background=True if background is None else background)
         return run
-
-    def show(self) -> "TrainingDashboard":
-        self._shown = True
-        return super().show()
 
     # called by TrainingRun when fit() returned or raised
     def _run_finished(self, error: BaseException | None) -> None:
