@@ -21,7 +21,7 @@ import torch
 from .._atomic import atomic_path
 from ..cube.hypercube import HyperCube
 from ..errors import CheckpointError, InputError
-from ..results import UnmixingResult
+from ..results import UnmixingResult, _jsonable
 from .bundles import BUNDLE_MODES, BUNDLE_OPTIONS, SpectralBundles, extract_bundles
 from .events import CallbackLike, TrainingControl
 from .networks import _EGUBase, batch_statistics, build_model, calibrate
@@ -549,14 +549,6 @@ def _digest(state: dict, config: str) -> str:
         buf.write(t.detach().cpu().contiguous().numpy().tobytes())
         h.update(buf.getvalue())
     return h.hexdigest()
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
 
 
 def run_egu(cube: HyperCube, *, method: str, n_endmembers: int | None = None, seed: int = 0, epochs: int | None = None,
