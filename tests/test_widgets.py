@@ -218,7 +218,7 @@ def test_builders_return_widget_and_named_parts(which, cube, result):
 
 # ---------------------------------------------------------------------------------- dashboard
 def test_dashboard_progress_curves_and_values():
-    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
+    dash = TrainingDashboard(update_every=0.0)
     for event in _events(4):
         dash.on_event(event)
         dash.flush()
@@ -246,7 +246,7 @@ def test_dashboard_progress_curves_and_values():
 
 
 def test_dashboard_remaining_time_estimate():
-    dash = TrainingDashboard(build_delay=0.0)
+    dash = TrainingDashboard()
     control = TrainingControl()
     dash.on_event(TrainingEvent("start", 0, 10, 0.0, control=control))
     dash.on_event(TrainingEvent("epoch", 2, 10, 30.0, losses={"total": 1.0}, control=control))
@@ -256,7 +256,7 @@ def test_dashboard_remaining_time_estimate():
 
 
 def test_dashboard_throttles_redraws_but_ends_complete():
-    dash = TrainingDashboard(update_every=30.0, build_delay=0.0)
+    dash = TrainingDashboard(update_every=30.0)
     for event in _events(200):
         dash.on_event(event)
     assert dash.redraws <= 2  # the start event, maybe the first epoch; then nothing for 30 s
@@ -271,31 +271,30 @@ def test_dashboard_throttles_redraws_but_ends_complete():
     assert dash.wdict["stop"].disabled
 
 
-def test_dashboard_slow_redraws_space_out(monkeypatch):
-    dash = TrainingDashboard(update_every=0.0, build_delay=0.0, overhead_budget=0.05, max_interval=60.0)
-    dash.resync_after = ()
-    events = list(_events(3))
-    dash.on_event(events[0])
-    dash.on_event(events[1])
-    dash.flush()  # builds the plots (a one-off, not counted)
-    assert dash.plots is not None
+def test_dashboard_keeps_within_its_cpu_budget(monkeypatch):
+    """Slow redraws (50 ms of CPU each) happen only as often as the budget pays for them."""
+    dash = TrainingDashboard(update_every=0.0, overhead_budget=0.05)
     real_draw = dash._draw
 
     def slow_draw(snapshot):
-        spin_until = time.thread_time() + 0.05  # 50 ms of CPU (the budget counts CPU, not waiting)
+        spin_until = time.thread_time() + 0.05  # CPU time: the budget counts CPU, not waiting
         while time.thread_time() < spin_until:
             pass
         return real_draw(snapshot)
 
     monkeypatch.setattr(dash, "_draw", slow_draw)
-    dash.on_event(events[2])
-    dash.flush()
-    # a 50 ms redraw at a 5 % budget means the next one waits about a second
-    assert dash._next_flush - time.perf_counter() > 0.7
+    dash.on_event(TrainingEvent("start", 0, 100, 0.0))
+    for k in range(1, 101):  # 10 s of training, reported 0.1 s per epoch
+        dash.on_event(TrainingEvent("epoch", k, 100, 0.1 * k, losses={"total": 1.0 / k}))
+    allowance = 0.05 * 10.0 + dash.grace
+    assert dash._spent <= allowance + 0.05 + 0.02  # at most one redraw over, plus the events
+    assert 5 <= dash.redraws <= 12  # about one per second of training, not one per epoch
+    dash.on_event(TrainingEvent("end", 100, 100, 10.0))
+    assert dash.wdict["progress"].value == 100 and _state(dash) == "finished"
 
 
 def test_dashboard_stop_button_requests_stop_through_the_control():
-    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
+    dash = TrainingDashboard(update_every=0.0)
     control = TrainingControl()
     events = list(_events(5, control=control))
     for event in events[:3]:
@@ -312,7 +311,7 @@ def test_dashboard_stop_button_requests_stop_through_the_control():
 
 
 def test_dashboard_stop_before_the_first_event_is_applied_when_training_starts():
-    dash = TrainingDashboard(build_delay=0.0)
+    dash = TrainingDashboard()
     dash.wdict["stop"].click()
     control = TrainingControl()
     dash.on_event(TrainingEvent("start", 0, 5, 0.0, control=control))
@@ -320,7 +319,7 @@ def test_dashboard_stop_before_the_first_event_is_applied_when_training_starts()
 
 
 def test_dashboard_failed_state_is_visible():
-    dash = TrainingDashboard(build_delay=0.0)
+    dash = TrainingDashboard()
     for event in list(_events(3))[:3]:
         dash.on_event(event)
     dash.on_event(TrainingEvent("fail", 2, 3, 1.0, message="the loss became NaN at epoch 3"))
@@ -333,7 +332,7 @@ def test_dashboard_failed_state_is_visible():
 
 
 def test_dashboard_log_axis_only_for_positive_losses_and_new_terms_rebuild():
-    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
+    dash = TrainingDashboard(update_every=0.0)
     dash.on_event(TrainingEvent("start", 0, 4, 0.0))
     dash.on_event(TrainingEvent("epoch", 1, 4, 0.1, losses={"total": 0.0}))
     dash.flush()
@@ -348,35 +347,42 @@ def test_dashboard_log_axis_only_for_positive_losses_and_new_terms_rebuild():
     assert np.isnan(curves["bundle"][1][0]) and curves["bundle"][1][1] == 0.1
 
 
-def test_dashboard_first_drawing_waits_a_second_of_training():
-    dash = TrainingDashboard(update_every=0.0)  # default build_delay: 1 s
-    dash.on_event(TrainingEvent("start", 0, 100, 0.0))
-    for k in range(1, 6):  # 0.1 s per epoch; RMSE first evaluated at epoch 5
-        dash.on_event(TrainingEvent("epoch", k, 100, 0.1 * k, losses={"total": 1.0 / k}, metrics={"rmse": 0.5} if k == 5 else {}))
-        dash.flush()
-    assert dash.plots is None and dash.wdict["progress"].value == 5  # bar and text are live already
-    built = []
-    real_build = dash._build_plots
-    dash._build_plots = lambda s: (built.append(s["n_rows"]), real_build(s))
-    for k in range(6, 15):
-        dash.on_event(TrainingEvent("epoch", k, 100, 0.1 * k, losses={"total": 1.0 / k}, metrics={"rmse": 0.5} if k % 5 == 0 else {}))
-        dash.flush()
-    assert built == [11]  # once, 1 s after the first epoch, with the RMSE panel already in it
-    assert set(_curve_sources(dash.plots)) == {"total", "rmse"}
-    np.testing.assert_array_equal(_curve_sources(dash.plots)["total"][0], np.arange(1, 15))
-    # a run shorter than that still gets its curves at the end
-    short = TrainingDashboard(update_every=0.0)
-    short.on_event(TrainingEvent("start", 0, 3, 0.0))
+def test_dashboard_draws_the_curves_when_the_budget_allows(monkeypatch):
+    from egu_widgets.widgets import dashboard
+
+    monkeypatch.setitem(dashboard._BUILD_ESTIMATE, "seconds", 0.3)
+    dash = TrainingDashboard(update_every=0.0)  # default budget: 4 % of training time
+    dash.on_event(TrainingEvent("start", 0, 200, 0.0))
+    built_at, progress_before = None, 0
+    for k in range(1, 201):  # 0.1 s per epoch; the RMSE is evaluated every 5 epochs from epoch 5
+        metrics = {"rmse": 0.5 / k} if k % 5 == 0 else {}
+        dash.on_event(TrainingEvent("epoch", k, 200, 0.1 * k, losses={"total": 1.0 / k}, metrics=metrics))
+        if built_at is None and dash.plots is not None:
+            built_at = k
+            progress_before = dash.wdict["progress"].value
+    # 0.3 s of drawing at 4 % needs about 7.5 s of training; the bar was live before that
+    assert built_at is not None and 70 <= built_at <= 110, built_at
+    assert progress_before >= 60
+    assert dash._spent <= 0.04 * 20.0 + dash.grace + 0.05
+    dash.on_event(TrainingEvent("end", 200, 200, 20.0))
+    curves = _curve_sources(dash.plots)
+    assert set(curves) == {"total", "rmse"}  # drawn once, with the RMSE panel in it
+    np.testing.assert_array_equal(curves["total"][0], np.arange(1, 201))
+    np.testing.assert_array_equal(curves["rmse"][0], np.arange(5, 201, 5))
+
+
+def test_dashboard_short_run_gets_its_curves_at_the_end():
+    dash = TrainingDashboard(update_every=0.0)
+    dash.on_event(TrainingEvent("start", 0, 3, 0.0))
     for k in range(1, 4):
-        short.on_event(TrainingEvent("epoch", k, 3, 0.1 * k, losses={"total": 1.0 / k}))
-        short.flush()
-    assert short.plots is None
-    short.on_event(TrainingEvent("end", 3, 3, 0.3))
-    assert short.plots is not None and len(_curve_sources(short.plots)["total"][0]) == 3
+        dash.on_event(TrainingEvent("epoch", k, 3, 0.1 * k, losses={"total": 1.0 / k}))
+    assert dash.plots is None
+    dash.on_event(TrainingEvent("end", 3, 3, 0.3))
+    assert dash.plots is not None and len(_curve_sources(dash.plots)["total"][0]) == 3
 
 
 def test_dashboard_x_axis_grows_with_the_run():
-    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
+    dash = TrainingDashboard(update_every=0.0)
     dash.on_event(TrainingEvent("start", 0, 1000, 0.0))
     ends = []
     for k in range(1, 61):
@@ -390,7 +396,7 @@ def test_dashboard_x_axis_grows_with_the_run():
 
 
 def test_dashboard_metrics_evaluated_every_few_epochs_draw_a_connected_curve():
-    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
+    dash = TrainingDashboard(update_every=0.0)
     dash.on_event(TrainingEvent("start", 0, 9, 0.0))
     for k in range(1, 10):
         metrics = {"rmse": 0.1 * k} if k % 3 == 0 else {}
@@ -405,7 +411,7 @@ def test_dashboard_metrics_evaluated_every_few_epochs_draw_a_connected_curve():
 
 def test_dashboard_resends_whole_plots_after_building_and_at_the_end():
     """jupyter_bokeh drops patches sent before the page renders a plot: resend it whole later."""
-    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
+    dash = TrainingDashboard(update_every=0.0)
     events = list(_events(7))
     for event in events[:3]:
         dash.on_event(event)
@@ -431,7 +437,7 @@ def test_dashboard_resends_whole_plots_after_building_and_at_the_end():
 
 
 def test_dashboard_is_reusable_for_a_second_run():
-    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
+    dash = TrainingDashboard(update_every=0.0)
     for event in _events(3):
         dash.on_event(event)
     dash.on_event(TrainingEvent("end", 3, 3, 1.5))
@@ -444,7 +450,7 @@ def test_dashboard_is_reusable_for_a_second_run():
 
 
 def test_dashboard_curves_stream_rather_than_rebuild():
-    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
+    dash = TrainingDashboard(update_every=0.0)
     events = list(_events(6))
     for event in events[:3]:
         dash.on_event(event)
@@ -462,7 +468,7 @@ def test_dashboard_curves_stream_rather_than_rebuild():
 
 
 def test_dashboard_run_in_background_thread_and_stop(cube):
-    dash = TrainingDashboard(update_every=0.0, build_delay=0.0, mode="notebook")
+    dash = TrainingDashboard(update_every=0.0, mode="notebook")
     run = dash.run(nmf_fit, cube, n_epochs=500, delay=0.01)
     assert run.thread is not None and run.thread is not threading.current_thread()
     deadline = time.time() + 20
@@ -480,7 +486,7 @@ def test_dashboard_run_in_background_thread_and_stop(cube):
 
 
 def test_dashboard_run_failure_shows_failed_state(cube):
-    dash = TrainingDashboard(mode="notebook", build_delay=0.0)
+    dash = TrainingDashboard(mode="notebook")
     run = dash.run(nmf_fit, cube, n_epochs=50, fail_at=7)
     assert isinstance(run.exception(timeout=20), TrainingError)
     with pytest.raises(TrainingError, match="NaN at epoch 7"):
@@ -491,7 +497,7 @@ def test_dashboard_run_failure_shows_failed_state(cube):
 
 
 def test_dashboard_run_reports_a_crash_without_fail_event():
-    dash = TrainingDashboard(mode="notebook", build_delay=0.0)
+    dash = TrainingDashboard(mode="notebook")
 
     def broken_fit(callbacks):
         for cb in callbacks:
@@ -505,7 +511,7 @@ def test_dashboard_run_reports_a_crash_without_fail_event():
 
 
 def test_dashboard_run_refuses_a_second_concurrent_run(cube):
-    dash = TrainingDashboard(mode="notebook", build_delay=0.0)
+    dash = TrainingDashboard(mode="notebook")
     run = dash.run(nmf_fit, cube, n_epochs=400, delay=0.01)
     try:
         with pytest.raises(InputError, match="already running"):
@@ -521,7 +527,7 @@ def test_dashboard_redraws_go_through_the_ui_loop_when_there_is_one(cube):
     threads = []
 
     async def main():
-        dash = TrainingDashboard(update_every=0.0, build_delay=0.0, mode="notebook")  # created on the loop's thread
+        dash = TrainingDashboard(update_every=0.0, mode="notebook")  # created on the loop's thread
         dash.loop_patience = 60.0  # the loop is free here; never fall back to drawing elsewhere
         real_draw = dash._draw
 
@@ -547,7 +553,7 @@ def test_dashboard_keeps_drawing_while_the_kernel_loop_is_busy(cube):
     progress_seen = []
 
     async def main():
-        dash = TrainingDashboard(update_every=0.0, build_delay=0.0, mode="notebook")
+        dash = TrainingDashboard(update_every=0.0, mode="notebook")
         dash.loop_patience = 0.2
         run = dash.run(nmf_fit, cube, n_epochs=60, delay=0.02)
         for _ in range(40):  # a "cell" that keeps the loop's thread busy for about 2 s
@@ -564,7 +570,7 @@ def test_dashboard_keeps_drawing_while_the_kernel_loop_is_busy(cube):
 
 
 def test_dashboard_run_falls_back_to_console_outside_a_notebook(cube, capsys):
-    dash = TrainingDashboard(build_delay=0.0)  # mode="auto", and pytest is not a notebook kernel
+    dash = TrainingDashboard()  # mode="auto", and pytest is not a notebook kernel
     run = dash.run(nmf_fit, cube, n_epochs=12)
     assert run.done() and isinstance(run.result(), UnmixingResult)
     err = capsys.readouterr().err
@@ -584,7 +590,7 @@ def test_progress_callback_chooses_by_mode():
 
 
 def test_dashboard_works_as_a_plain_callable(cube):
-    dash = TrainingDashboard(update_every=0.0, build_delay=0.0)
+    dash = TrainingDashboard(update_every=0.0)
     out = nmf_fit(cube, n_epochs=8, callbacks=[dash])
     assert isinstance(out, UnmixingResult)
     assert _state(dash) == "finished" and dash.wdict["progress"].value == 8
@@ -597,7 +603,7 @@ def test_dashboard_works_as_a_plain_callable(cube):
 def test_dashboard_drives_the_real_engine(cube):
     from egu_widgets.engine.estimator import EGUNet
 
-    dash = TrainingDashboard(update_every=0.0, build_delay=0.0, mode="notebook")
+    dash = TrainingDashboard(update_every=0.0, mode="notebook")
     run = dash.run(EGUNet(n_endmembers=3, epochs=400).fit, cube)
     deadline = time.time() + 60
     while dash.epoch < 2 and not run.done() and time.time() < deadline:
@@ -692,6 +698,14 @@ def test_pairs_with_real_bundles(cube, result):
     assert len(view.plots.subplots("AreaPlot")) == 1
     counts = [env[2] for env in view.data.envelopes if env is not None]
     assert sum(counts) == bundles.n_bundles
+    # no truth: the bundles' own reference (a whole-image VCA) is what the estimate is compared to
+    bare = cube.without_truth()
+    bare_result = UnmixingResult.from_arrays(bare, result.abundances.values, result.endmembers.values, method="t", score=False)
+    bare_bundles = extract_bundles(bare, 3)
+    view = EndmemberPairs(bare_result, bare, bundles=bare_bundles)
+    assert view.data.reference_label == "VCA"
+    assert view.data.sad is not None and np.all(np.isfinite(view.data.sad))
+    assert "VCA" in set(_pair_curves(view)) and "SAD" in view.plots.plot.state.title.text
 
 
 def test_pairs_reference_options(cube, result):

@@ -298,7 +298,8 @@ def pair_data(
             ref, ref_label = np.asarray(cube.true_endmembers, dtype=np.float64), reference_label or "truth"
     if ref is None and bundles is not None and getattr(bundles, "reference", None) is not None:
         ref = as_spectra(bundles.reference, n_em, n_bands, "bundle reference")
-        ref_label = reference_label or "library"
+        kind = str((getattr(bundles, "config", None) or {}).get("reference", ""))
+        ref_label = reference_label or {"vca": "VCA", "vca-pixels": "VCA", "truth": "truth"}.get(kind, "library")
         align = True  # bundle references come in extraction order, not the result's
     if ref is not None and align:
         ref = ref[match_rows_by_sad(ref, estimate)]

@@ -1,11 +1,16 @@
 """Live training dashboard: progress, loss/metric/learning-rate curves, Stop, and a clear end state.
 
-The dashboard is a training callback (``on_event``); it never reaches into the trainer. Each event
-is recorded in about ten microseconds; redraws happen at most every ``update_every`` seconds, and
-further apart when a redraw is slow, so that redrawing costs at most ``overhead_budget`` of the
-time (charged in CPU time of the redrawing thread). Drawing the plots the first time is a one-off
-of about 0.3 s; after that a redraw appends the new epochs to the curves' Bokeh data sources and
-sends only those points to the page (a few milliseconds).
+The dashboard is a training callback (``on_event``); it never reaches into the trainer.
+
+Cost
+----
+Everything the dashboard does is charged, in CPU time, against a budget of ``overhead_budget``
+(4 %) of the training's elapsed time: recording an event (about ten microseconds), redrawing
+(a few milliseconds: new epochs are appended to the curves' Bokeh data sources and only they are
+sent to the page) and drawing the plots the first time (about 0.3 s, so the curves appear once
+training has run several seconds; the progress bar and the numbers are live from the start). A
+redraw happens when ``update_every`` seconds have passed and the budget allows it; the final
+state is always drawn.
 
 Stop in a live notebook
 -----------------------
@@ -52,6 +57,9 @@ _STATE_STYLE = {
 }
 _BAR_STYLE = {"finished": "success", "stopped": "warning", "stopping": "warning", "failed": "danger"}
 _METRIC_LABELS = {"rmse": "abundance RMSE", "sad": "SAD (deg)"}
+#: CPU seconds the first drawing of the curves is expected to take (updated as plots are drawn)
+_BUILD_ESTIMATE = {"seconds": 0.3}
+_PLACEHOLDER = "<i>the curves are drawn once training has run a few seconds</i>"
 
 
 def _fmt(value: Any) -> str:
@@ -69,12 +77,8 @@ class TrainingDashboard(View):
     ----------
     title: optional heading.
     update_every: least seconds between two redraws (fastprogress-style throttle).
-    overhead_budget: largest share of wall time redraws may take (CPU time of the redrawing
-        thread); slow redraws space out further. Drawing the plots the first time is a one-off
-        (about 0.3 s) not spread over the budget.
-    max_interval: the longest a redraw may be delayed by ``overhead_budget``.
-    build_delay: seconds of training before the curves are first drawn (metrics evaluated every
-        few epochs have appeared by then, so the plots are not drawn twice).
+    overhead_budget: the largest share of training time the dashboard may spend (CPU time spent
+        recording events and drawing, against the training's elapsed time); see the module doc.
     logy: log scale for the loss curves ("auto": when every loss is positive).
     mode: "auto" (a notebook kernel gets the widget, anything else console progress),
         "notebook" or "console". Only :meth:`run` looks at it.
@@ -88,9 +92,7 @@ class TrainingDashboard(View):
         title: str | None = None,
         *,
         update_every: float = 0.2,
-        overhead_budget: float = 0.01,
-        max_interval: float = 5.0,
-        build_delay: float = 1.0,
+        overhead_budget: float = 0.04,
         logy: Any = "auto",
         plot_width: int = 340,
         plot_height: int = 230,
@@ -107,7 +109,6 @@ class TrainingDashboard(View):
         self.mode = mode
         self.update_every = float(update_every)
         self.overhead_budget = float(overhead_budget)
-        self.max_interval = float(max_interval)
         self.logy = logy
         self.plot_width = plot_width
         self.plot_height = plot_height
@@ -135,7 +136,10 @@ class TrainingDashboard(View):
         self._built_at = 0.0
         self._final_synced = False
         self.resync_after = (1.5,)  # seconds after a build at which the whole plot is sent again
-        self.build_delay = float(build_delay)
+        self.grace = 0.01  # CPU seconds the budget allows before training has taken any time
+        self._spent = 0.0  # CPU seconds charged to this run
+        self._started_at = 0.0  # perf_counter() when this run started (0: no start event seen)
+        self._redraw_estimate = 0.005  # expected cost of a redraw that builds nothing
         self._resynced: set = set()
         self._columns: tuple[str, ...] = ()
 
@@ -152,7 +156,7 @@ class TrainingDashboard(View):
         state.add_class("egu-state")
         error = w.HTML("", layout=w.Layout(display="none"))
         error.add_class("egu-error")
-        plots = w.VBox([w.HTML("<i>curves appear after the first epoch</i>")])
+        plots = w.VBox([w.HTML(_PLACEHOLDER)])
         plots.add_class("egu-plots")
         heading = w.HTML(f"<b>{html.escape(title)}</b>" if title else "", layout=w.Layout(display=None if title else "none"))
         self.wdict = {
@@ -185,7 +189,6 @@ class TrainingDashboard(View):
         self.info: dict = {}
         self.error_text = ""
         self.history: dict[str, list[float]] = {"epoch": []}
-        self._first_row_elapsed = 0.0
         self._pending_rows = 0
         self._dirty = True
         self.last_event: "TrainingEvent | None" = None
@@ -197,7 +200,9 @@ class TrainingDashboard(View):
         try:
             due = self._record(event, now)
         finally:
-            self.event_cpu_seconds += time.thread_time() - cpu
+            cost = time.thread_time() - cpu
+            self.event_cpu_seconds += cost
+            self._spent += cost
         if due:
             self._request_flush(final=event.is_final)
 
@@ -207,6 +212,8 @@ class TrainingDashboard(View):
                 self._reset_state()
                 self._reset_plots = True
                 self._final_synced = False
+                self._spent = 0.0
+                self._started_at = now - float(event.elapsed)
                 self.info = dict(event.info)
             if event.control is not None:
                 self._control = event.control
@@ -235,7 +242,15 @@ class TrainingDashboard(View):
             if event.is_final:
                 self._stop_requested = False  # a Stop belongs to one run
             self._dirty = True
-            return event.kind != "epoch" or now >= self._next_flush
+            if event.kind != "epoch":
+                return True
+            return now >= self._next_flush and self._affordable(self._redraw_estimate)
+
+    def _affordable(self, cost: float) -> bool:
+        """Whether spending ``cost`` more CPU seconds now keeps this run within the budget."""
+        # training time: the events' own clock, or ours if a loop does not fill it in
+        trained = max(self.elapsed, time.perf_counter() - self._started_at if self._started_at else 0.0)
+        return self._spent + cost <= self.overhead_budget * trained + self.grace
 
     def __call__(self, event: "TrainingEvent") -> None:
         self.on_event(event)
@@ -243,8 +258,6 @@ class TrainingDashboard(View):
     def _record_row(self, event: "TrainingEvent") -> None:
         hist = self.history
         n = len(hist["epoch"])
-        if n == 0:
-            self._first_row_elapsed = float(event.elapsed)
         row = {"epoch": float(event.epoch)}
         row.update({f"loss:{k}": v for k, v in event.losses.items()})
         row.update({f"metric:{k}": v for k, v in event.metrics.items()})
@@ -289,7 +302,7 @@ class TrainingDashboard(View):
         busy, waiting at most ``loop_patience`` for it before drawing from this thread.
         """
         if threading.current_thread() is self._ui_thread or self._ui_loop is None:
-            self.flush()
+            self.flush(budgeted=True)
             return
         now = time.perf_counter()
         with self._lock:
@@ -304,48 +317,65 @@ class TrainingDashboard(View):
                 self._flush_scheduled, self._flush_scheduled_at = True, now
                 inline = False
         if inline:
-            self.flush()
+            self.flush(budgeted=True)
             return
         self._loop_flushed.clear()
         try:
             self._ui_loop.call_soon_threadsafe(self._flush_on_loop)
         except RuntimeError:  # the loop is closed (kernel shutting down): draw here instead
             self._flush_scheduled = False
-            self.flush()
+            self.flush(budgeted=True)
             return
         if final and not self._loop_flushed.wait(self.loop_patience):
-            self.flush()
+            self.flush(budgeted=True)
+
+    def _flush_if_due(self) -> None:
+        with self._lock:
+            due = self._dirty and time.perf_counter() >= self._next_flush and self._affordable(self._redraw_estimate)
+        if due:
+            self.flush(budgeted=True)
 
     def _flush_on_loop(self) -> None:
         with self._lock:
             self._flush_scheduled = False
-        self.flush()
+        self.flush(budgeted=True)
         self._loop_flushed.set()
 
-    def flush(self) -> None:
-        """Redraw now with everything recorded so far (normally called by the throttle)."""
+    def flush(self, budgeted: bool = False) -> None:
+        """Redraw now with everything recorded so far.
+
+        The throttle calls it with ``budgeted=True``: the plots are then (re)drawn from scratch
+        only when the budget allows it (the bar and the numbers are always updated). Called
+        without it (in tests, or to force a full picture), everything is drawn.
+        """
         with self._flush_lock:
             with self._lock:
-                if not self._dirty:
+                if not self._dirty and (budgeted or not self._plots_owed()):
                     return
                 self._dirty = False
-                snapshot = self._snapshot()
+                snapshot = self._snapshot(budgeted)
             t0, c0 = time.perf_counter(), time.thread_time()
             built = self._draw(snapshot)
-            # The budget is charged in CPU time of this thread: while training runs in another
-            # thread, a redraw's wall time mostly measures waiting for the GIL.
+            # charged in CPU time of this thread: while training runs in another thread, a
+            # redraw's wall time mostly measures waiting for the GIL
             cost = time.thread_time() - c0
             self.redraws += 1
             self.redraw_seconds += time.perf_counter() - t0
             self.redraw_cpu_seconds += cost
-            if built:  # building the plots is a one-off; do not let it space out the redraws
-                cost = 0.0
             with self._lock:
-                self._next_flush = time.perf_counter() + min(
-                    self.max_interval, max(self.update_every, cost / self.overhead_budget)
-                )
+                self._spent += cost
+                if built:
+                    _BUILD_ESTIMATE["seconds"] = 0.5 * _BUILD_ESTIMATE["seconds"] + 0.5 * cost
+                else:
+                    self._redraw_estimate = 0.7 * self._redraw_estimate + 0.3 * cost
+                self._next_flush = time.perf_counter() + self.update_every
 
-    def _snapshot(self) -> dict:
+    def _plots_owed(self) -> bool:
+        """Recorded curves that the plots do not show yet (never drawn, or new terms since)."""
+        columns = [c for c in self.history if c != "epoch"]
+        return bool(columns) and (self._reset_plots or self.plots is None or bool(set(columns) - set(self._columns)))
+
+    def _snapshot(self, budgeted: bool = False) -> dict:
         rows = self._pending_rows
         self._pending_rows = 0
         reset = self._reset_plots
@@ -354,10 +384,10 @@ class TrainingDashboard(View):
         columns = tuple(c for c in self.history if c != "epoch")
         # the whole history is copied only when the plots are (re)built from it
         build = bool(columns) and n_hist > 0 and (reset or self.plots is None or bool(set(columns) - set(self._columns)))
-        if build and (reset or self.plots is None) and self.state in ("running", "stopping"):
-            # the first drawing waits for a second of training: metrics evaluated every few
-            # epochs have then shown up, and do not force a second (as costly) drawing
-            build = self.elapsed - self._first_row_elapsed >= self.build_delay
+        if build and budgeted and self.state in ("running", "stopping"):
+            # drawing the plots costs ~0.3 s: wait until the budget has room for it (by then
+            # metrics evaluated every few epochs have shown up too, so it is drawn only once)
+            build = self._affordable(_BUILD_ESTIMATE["seconds"])
         return {
             "state": self.state,
             "epoch": self.epoch,
@@ -431,7 +461,7 @@ class TrainingDashboard(View):
 
             self.plots.close()
             self.plots, self._panels, self._columns = None, {}, ()
-            self.wdict["plots"].children = (w.HTML("<i>curves appear after the first epoch</i>"),)
+            self.wdict["plots"].children = (w.HTML(_PLACEHOLDER),)
         if s["all_rows"] is not None:
             self._build_plots(s)
             return True
@@ -647,9 +677,9 @@ class TrainingRun:
             if self._done.wait(step):
                 break
             if pump:
-                dash.flush()
+                dash._flush_if_due()
         if pump:
-            dash.flush()
+            dash.flush(budgeted=True)
         return True
 
     def result(self, timeout: float | None = None) -> Any:

@@ -110,37 +110,51 @@ def lab(tmp_path_factory):
     log = open(base / "server.log", "w")
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
-                json.load(r)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                log.close()
-                raise RuntimeError(f"JupyterLab did not start:\n{(base / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-    # Start the notebook's kernel through the REST API before the page opens: the page then
-    # attaches to it instead of racing its own start-up (JupyterLab asks which kernel to use
-    # when cells are run before its session is ready).
-    request = urllib.request.Request(
-        f"{url}/api/sessions?token={token}",
-        data=json.dumps({"path": "views.ipynb", "name": "views.ipynb", "type": "notebook", "kernel": {"name": "python3"}}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=60) as r:
-        json.load(r)
-    yield {"url": url, "token": token, "root": root}
-    # SIGTERM lets the server shut its kernels down; then make sure its process group is gone
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
+                    json.load(r)
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    log.close()
+                    raise RuntimeError(f"JupyterLab did not start:\n{(base / 'server.log').read_text()[-3000:]}")
+                time.sleep(0.5)
+        # Start the notebook's kernel through the REST API before the page opens: the page then
+        # attaches to it instead of racing its own start-up (JupyterLab asks which kernel to use
+        # when cells are run before its session is ready).
+        request = urllib.request.Request(
+            f"{url}/api/sessions?token={token}",
+            data=json.dumps({"path": "views.ipynb", "name": "views.ipynb", "type": "notebook", "kernel": {"name": "python3"}}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=60) as r:
+            json.load(r)
+        yield {"url": url, "token": token, "root": root}
+    finally:
+        _stop_server(proc, url, token)
+        log.close()
+
+
+def _stop_server(proc: subprocess.Popen, url: str, token: str) -> None:
+    # kernels first, through the API (they run in process groups of their own), then the server
+    try:
+        with urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=10) as r:
+            kernels = json.load(r)
+        for kernel in kernels:
+            request = urllib.request.Request(f"{url}/api/kernels/{kernel['id']}?token={token}", method="DELETE")
+            urllib.request.urlopen(request, timeout=30).close()
+    except OSError:
+        pass  # the server is gone already; SIGTERM below is what is left to try
     proc.terminate()
     try:
         proc.wait(30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
-    log.close()
 
 
 @pytest.fixture(scope="module")
