@@ -317,6 +317,17 @@ def test_ae_ablation_and_run_egu(cube):
         run_egu(cube, method="vca", n_endmembers=P)
 
 
+def test_given_bundles_are_used(cube):
+    bundles = extract_bundles(cube, P, reference="truth", mode="overlap")
+    est = EGUNet("pw", P, seed=0, **{**FAST, "epochs": 2}).fit(cube, bundles=bundles)
+    assert est.bundles_ is bundles
+    np.testing.assert_array_equal(est.endmembers_, cube.true_endmembers)
+    with pytest.raises(InputError, match="labelled with 3 endmembers but P=4"):
+        EGUNet("pw", 4, **FAST).fit(cube, bundles=bundles)
+    with pytest.raises(InputError, match="unknown bundle option"):
+        EGUNet("pw", P, bundles={"patch": 3}, **FAST).fit(cube)
+
+
 def test_masked_pixels_are_left_out(cube):
     img = cube.image.copy()
     img[0, :3] = np.nan
