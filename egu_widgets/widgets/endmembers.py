@@ -45,7 +45,7 @@ class EndmemberPairs(View):
         bundles: Any = None,
         envelope: Any = "minmax",
         align: bool = False,
-        width: int = 640,
+        width: int = 760,
         height: int = 360,
     ):
         super().__init__()

@@ -181,19 +181,27 @@ def page(lab):
 
 
 def _run_all_cells(pg: Page) -> None:
-    """Run > Run All Cells, again if the kernel was not connected yet and nothing started."""
-    started = "() => [...document.querySelectorAll('.jp-InputPrompt')].some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))"
-    for _attempt in range(6):
+    """Run > Run All Cells until every code cell has run or is queued.
+
+    Right after the page attaches to its kernel, JupyterLab occasionally runs only the first
+    cell; when the kernel then sits idle with cells never run, ask again.
+    """
+    prompts = pg.locator(".jp-CodeCell .jp-InputPrompt")
+    for _attempt in range(5):
         _dismiss_dialogs(pg)
         pg.get_by_role("menuitem", name="Run", exact=True).click()
         pg.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-        try:
-            pg.wait_for_function(started, timeout=15_000)
-            return
-        except Exception:
-            pg.keyboard.press("Escape")
+        clicked = time.time()
+        while time.time() - clicked < 60:
+            texts = [t.strip() for t in prompts.all_text_contents()]
+            if texts and all(re.fullmatch(r"\[(\*|\d+)\]:", t) for t in texts):
+                return
+            if time.time() - clicked > 15 and not any("*" in t for t in texts):
+                break  # idle, with cells that never ran: ask again
+            time.sleep(0.5)
+        pg.keyboard.press("Escape")
     pg.screenshot(path=str(ARTIFACTS / "run-all-failed.png"), full_page=True)
-    raise AssertionError("the notebook's cells never started running")
+    raise AssertionError(f"the notebook's cells did not all run: prompts {prompts.all_text_contents()}")
 
 
 def _dismiss_dialogs(pg: Page) -> None:
