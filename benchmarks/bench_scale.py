@@ -52,8 +52,8 @@ CHILD = textwrap.dedent(
         torch.set_num_threads(1)
         small = make_demo(32, 32, bands, p, seed=0)
         model = EGUNet(variant="pw", n_endmembers=p, epochs=2, seed=0).fit(small)
-        # a chunk of pixels is a 1-row image for the pixel-wise network
-        fn = lambda px: model.transform(HyperCube.from_array(px[None]))
+        # the trained endmember stream as a plain array function (what EGUNet.abundance_maps maps)
+        fn = model.pixel_unmixer()
 
     start = time.perf_counter()
     with dask.config.set(scheduler="threads", num_workers=threads):

@@ -58,3 +58,25 @@ def test_lazy_nan_cube_is_refused(tmp_path):
     ).to_netcdf(tmp_path / "nan.nc", engine="h5netcdf")
     with pytest.raises(InputError, match="NaN"):
         open_cube(tmp_path / "nan.nc", chunks={"y": 3})
+
+
+def test_egu_abundance_maps_on_local_cluster_equal_in_memory(cube_file):
+    """A trained EGU-Net-pw applied lazily to a netCDF cube on a cluster gives the in-memory answer."""
+    torch = pytest.importorskip("torch")
+    from egu_widgets.engine import EGUNet
+
+    path, cube = cube_file
+    torch.set_num_threads(1)
+    est = EGUNet("pw", 3, epochs=3, seed=0, progress=False, num_threads=1).fit(cube)
+    expected = est.transform(cube).T.reshape(3, 37, 29)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                                  processes=True) as cluster, distributed.Client(cluster):
+        lazy = open_cube(path, chunks={"y": 10, "x": 8})
+        maps = est.abundance_maps(lazy)
+        assert maps.chunks is not None  # nothing computed yet: the workers do it
+        computed = maps.compute()
+        # transform() on a lazy cube computes chunk by chunk and returns the in-memory layout
+        flat = est.transform(lazy)
+    assert computed.dims == ("endmember", "y", "x") and computed.dtype == np.float32
+    np.testing.assert_allclose(computed.values, expected, atol=1e-6)
+    np.testing.assert_allclose(flat, expected.reshape(3, -1).T, atol=1e-6)

@@ -24,6 +24,7 @@ from ..errors import CheckpointError, InputError
 from ..results import UnmixingResult, _jsonable
 from .bundles import BUNDLE_MODES, BUNDLE_OPTIONS, SpectralBundles, extract_bundles
 from .events import CallbackLike, TrainingControl
+from .inference import PixelUnmixer
 from .networks import _EGUBase, batch_statistics, build_model, calibrate
 from .trainer import ImageObjective, PixelObjective, TrainOutcome, train
 
@@ -169,7 +170,9 @@ class EGUNet:
     (benchmarks/bench_engine.py --streams, default preset, seeds 0-2): endmember stream RMSE
     0.122-0.136 on Samson and 0.108-0.122 on Jasper Ridge, unmixing stream 0.37-0.40 and
     0.33-0.34 (no better than the ``ae`` ablation: only the shared third layer ties it to the
-    labels). ``transform(cube, stream="unmixing")`` gives the unmixing stream's maps.
+    labels). ``transform(cube, stream="unmixing")`` gives the unmixing stream's maps, computed with
+    the image stream's own stored whole-training-image statistics, tile by tile (equal to one
+    whole-image pass with batch statistics on the training image, within float rounding).
 
     ``endmembers_`` (P, B), also stored in ``result_``: for "pw" and "ss" the reference endmembers
     the bundle labels were computed against (whole-image VCA by default). The network's output p
@@ -213,6 +216,9 @@ class EGUNet:
         self.n_bands_: int | None = None
         self.reference_: np.ndarray | None = None
         self.endmember_order_: str = ""
+        # True only for ss checkpoints written before the image stream's statistics were stored
+        # (see load): that stream then runs on the whole image with batch statistics, as it did.
+        self._image_batch_statistics = False
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -376,12 +382,10 @@ class EGUNet:
         chunks = self._chunks(pixels)
         calibrate(model.pixel_norms(), model.unmix, chunks)
         if self.variant == "ss":
-            image = self._image_tensor(cube)
-            # The image stream's one batch is the whole image; its decoder's statistics (needed to
-            # decode pure abundance vectors) are those of that pass.
-            with batch_statistics(model):
-                calibrate(list(model.dec_norms), model.image_stream, [image])
-            calibrate(model.pixel_norms(), model.unmix, chunks)  # the shared norm: pixels again
+            # The image stream's one batch is the whole image: one pass records every statistic
+            # on its path (the shared third layer's into model.image_bn3, so the pixel statistics
+            # above stay), after which eval mode reproduces that batch-statistics pass, in tiles too.
+            calibrate(model.image_norms(), model.image_stream, [self._image_tensor(cube)])
         else:
             with torch.no_grad():
                 ab = torch.cat([model.unmix(c) for c in chunks])
@@ -397,7 +401,7 @@ class EGUNet:
         """Abundances (N, P) float64 for every pixel of ``cube`` (row-major pixel order).
 
         ``stream="endmember"`` (default, see the class doc) or ``"unmixing"`` (for "ss" the
-        convolutional stream on the whole image; for "pw"/"ae" the same as "endmember").
+        convolutional stream with stored statistics, in tiles; for "pw"/"ae" the same as "endmember").
         """
         model = self._require_fitted()
         cube = self._check_cube(cube)
@@ -405,26 +409,79 @@ class EGUNet:
             raise InputError(f"this model was trained on {self.n_bands_} bands; the cube has {cube.n_bands}")
         if stream not in ("endmember", "unmixing"):
             raise InputError(f"stream={stream!r}; choose 'endmember' or 'unmixing'")
+        if stream == "unmixing" and self.variant == "ss":
+            maps, _ = self._image_stream(cube)
+            ab = maps[0].permute(1, 2, 0).reshape(-1, maps.shape[1])
+            return ab.double().cpu().numpy()
+        return self.abundance_maps(cube).transpose("y", "x", "endmember").values.reshape(-1, model.n_endmembers).astype(np.float64)
+
+    def pixel_unmixer(self, precision: str = "float32", chunk_size: int | None = None) -> PixelUnmixer:
+        """The trained endmember stream as a plain function (..., bands) array → (..., P) float32.
+
+        Batch norms are folded into the linear layers (see :mod:`~egu_widgets.engine.inference`);
+        the result equals ``transform`` to float32 rounding. ``precision="bfloat16"`` trades about
+        1e-3 of abundance accuracy for faster matrix products. The object pickles, so it can be
+        shipped to dask workers.
+        """
+        model = self._require_fitted()
+        return PixelUnmixer.from_encoder(model.encoder, precision=precision,
+                                         chunk_size=min(self.hyperparameters["chunk_size"], 65536) if chunk_size is None
+                                         else chunk_size)
+
+    def transform_array(self, pixels: np.ndarray, precision: str = "float32") -> np.ndarray:
+        """Abundances (..., P) float32 of a raw array of spectra (..., bands): no cube, no copies
+        beyond one chunk. The fastest way to apply a trained model to many pixels."""
+        self._require_fitted()
+        x = np.asarray(pixels)
+        if x.ndim < 1 or x.shape[-1] != self.n_bands_:
+            raise InputError(f"this model was trained on {self.n_bands_} bands; the array has shape {x.shape} "
+                             "(the last axis must be the bands)")
+        return self.pixel_unmixer(precision)(x)
+
+    def abundance_maps(self, cube: HyperCube, precision: str = "float32"):
+        """The endmember stream's abundances as an ``(endmember, y, x)`` float32 DataArray.
+
+        For a lazy (dask-backed) cube, e.g. ``open_cube("big.nc", chunks={"y": 512})``, the result
+        is lazy too: each chunk is unmixed when computed (``.compute()``, ``.to_netcdf(...)``), on
+        whatever dask scheduler is active, so scenes larger than memory stream through.
+        """
+        from ..chunked import map_pixels
+
+        model = self._require_fitted()
+        cube = self._check_cube(cube)
+        if cube.n_bands != self.n_bands_:
+            raise InputError(f"this model was trained on {self.n_bands_} bands; the cube has {cube.n_bands}")
+        unmixer = self.pixel_unmixer(precision)
+        maps = map_pixels(cube, unmixer, model.n_endmembers, dtype=np.float32)
+        names = [f"endmember {i + 1}" for i in range(model.n_endmembers)]
+        return maps.assign_coords(endmember=names)
+
+    def _image_stream(self, cube: HyperCube) -> tuple[torch.Tensor, torch.Tensor]:
+        """ss unmixing stream on the cube: maps (1, P, H, W) and reconstruction (1, B, H, W).
+
+        Batch norms use the training image's stored statistics, and the image is processed in
+        tiles (``tiled_image_stream``: the whole-image result within float rounding, with working
+        memory bounded by the tile size).
+        """
+        model = self.model_
         model.eval()
-        with torch.no_grad():
-            if stream == "unmixing" and self.variant == "ss":
-                with batch_statistics(model):
-                    maps, _ = model.image_stream(self._image_tensor(cube))
-                ab = maps[0].permute(1, 2, 0).reshape(-1, maps.shape[1])
-            else:
-                pixels = self._pixels_tensor(cube, valid_only=False)
-                ab = torch.cat([model.unmix(c) for c in self._chunks(pixels)])
-        return ab.double().cpu().numpy()
+        image = self._image_tensor(cube)
+        if self._image_batch_statistics:
+            with torch.no_grad(), batch_statistics(model):
+                return model.image_stream(image)
+        return model.tiled_image_stream(image)
 
     def reconstruct(self, cube: HyperCube) -> np.ndarray:
-        """The unmixing stream's reconstruction of the cube's pixels, (N, B) float64."""
+        """The unmixing stream's reconstruction of the cube's pixels, (N, B) float64.
+
+        For "ss" the convolutional stream, with the training image's stored statistics, in tiles.
+        """
         model = self._require_fitted()
         cube = self._check_cube(cube)
         model.eval()
         with torch.no_grad():
             if self.variant == "ss":
-                with batch_statistics(model):
-                    _, rec = model.image_stream(self._image_tensor(cube))
+                _, rec = self._image_stream(cube)
                 out = rec[0].permute(1, 2, 0).reshape(-1, rec.shape[1])
             else:
                 pixels = self._pixels_tensor(cube, valid_only=False)
@@ -527,6 +584,10 @@ class EGUNet:
             state = dict(state)
             reference = state.pop(_REFERENCE_KEY, None)
             model = build_model(est.variant, int(cfg["n_bands"]), int(cfg["n_endmembers"]), est.hyperparameters)
+            image_keys = [k for k in model.state_dict() if k.startswith("image_bn3.")]
+            legacy = bool(image_keys) and not any(k in state for k in image_keys)
+            if legacy:  # written before the image stream's statistics were stored: placeholders
+                state.update({k: v for k, v in model.state_dict().items() if k in image_keys})
             model.load_state_dict(state, strict=True)
             if reference is not None and tuple(reference.shape) != (int(cfg["n_endmembers"]), int(cfg["n_bands"])):
                 raise ValueError(f"reference endmembers of shape {tuple(reference.shape)}")
@@ -534,6 +595,7 @@ class EGUNet:
             raise CheckpointError(f"{path!r} does not describe a model this version can rebuild ({exc})") from exc
         model.to(est.device).eval()
         est.model_, est.n_bands_ = model, int(cfg["n_bands"])
+        est._image_batch_statistics = legacy
         est.reference_ = None if reference is None else reference.double().numpy()
         return est
 

@@ -1,0 +1,111 @@
+"""Benchmark of the spectral-bundle options: extraction time and the accuracy they give EGU-Net-pw.
+
+    python benchmarks/bench_bundles.py                          # all settings, Samson and Jasper Ridge, seeds 0-2
+    python benchmarks/bench_bundles.py --settings faithful overlap --seeds 0
+    python benchmarks/bench_bundles.py --timing-only            # extraction time on the paper's scene
+
+Each setting is a dict of :func:`egu_widgets.engine.extract_bundles` options (below). For every
+dataset × setting × seed it trains EGU-Net-pw with the default network settings on those bundles
+and prints the abundance RMSE after alignment, the pseudo-labels' own quality (RMSE of each bundle
+spectrum's label against the true abundances of the pixel it came from, where it is one pixel),
+and seconds; then the median over seeds. The timing table is extraction seconds on egu-synthetic
+(200×200×224, P=5: the paper's scene size) for each setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from egu_widgets.cube import open_cube  # noqa: E402
+from egu_widgets.engine import EGUNet, extract_bundles  # noqa: E402
+
+SETTINGS: dict[str, dict] = {
+    "faithful": {"mode": "faithful"},
+    "faithful+estimate": {"mode": "faithful", "per_patch": "estimate"},
+    "faithful+kmeans": {"mode": "faithful", "n_clusters": 1000},
+    "overlap": {"mode": "overlap"},
+    "overlap+estimate+kmeans": {"mode": "overlap", "per_patch": "estimate", "n_clusters": 1000},
+    "faithful+max-scale": {"mode": "faithful", "label_scale": "max"},
+    "faithful+refine": {"mode": "faithful", "refine": 50},
+}
+
+
+def _load() -> str:
+    try:
+        return "load average " + " ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "load average unknown"
+
+
+def label_rmse(cube, bundles) -> float:
+    """RMSE of the bundles' pseudo-labels against the truth at their pixels (aligned by reference)."""
+    from egu_widgets import metrics
+
+    idx = bundles.pixel_index
+    keep = idx >= 0
+    if not keep.any() or cube.true_abundances is None:
+        return float("nan")
+    truth = cube.true_abundance_pixels[idx[keep]]
+    order = metrics.align(bundles.reference, cube.true_endmembers)
+    return float(np.sqrt(np.mean((bundles.labels[keep][:, order] - truth) ** 2)))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="+", default=["samson", "jasper-ridge"],
+                    choices=["samson", "jasper-ridge", "egu-synthetic"])
+    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--timing-only", action="store_true")
+    ap.add_argument("--no-timing", action="store_true")
+    args = ap.parse_args(argv)
+
+    if not args.timing_only:
+        print(f"EGU-Net-pw, default network settings, seeds {args.seeds} ({_load()})")
+        print(f"{'dataset':<13} {'setting':<24} {'seed':>4} {'bundles':>7} {'label RMSE':>10} {'RMSE':>7} {'seconds':>7}")
+        rows = []
+        for name in args.datasets:
+            cube = open_cube(name)
+            p = cube.n_true_endmembers
+            for setting in args.settings:
+                for seed in args.seeds:
+                    t0 = time.perf_counter()
+                    b = extract_bundles(cube, p, seed=seed, **SETTINGS[setting])
+                    est = EGUNet("pw", p, seed=seed, progress=False, num_threads=args.threads).fit(cube, bundles=b)
+                    row = dict(dataset=name, setting=setting, seed=seed, n=b.n_bundles, label=label_rmse(cube, b),
+                               rmse=est.result_.rmse, seconds=time.perf_counter() - t0)
+                    rows.append(row)
+                    print(f"{name:<13} {setting:<24} {seed:>4} {row['n']:>7} {row['label']:>10.4f} {row['rmse']:>7.4f} "
+                          f"{row['seconds']:>7.1f}", flush=True)
+        print("\nmedian over seeds (best seed in brackets):")
+        print(f"{'dataset':<13} {'setting':<24} {'label RMSE':>10} {'RMSE':>7} {'best':>7}")
+        for name in args.datasets:
+            for setting in args.settings:
+                sel = [r for r in rows if r["dataset"] == name and r["setting"] == setting]
+                print(f"{name:<13} {setting:<24} {np.median([r['label'] for r in sel]):>10.4f} "
+                      f"{np.median([r['rmse'] for r in sel]):>7.4f} {min(r['rmse'] for r in sel):>7.4f}")
+    if not args.no_timing:
+        cube = open_cube("egu-synthetic")
+        print(f"\nbundle extraction on egu-synthetic (200x200x224, P=5), best of 3 ({_load()}):")
+        print(f"{'setting':<24} {'bundles':>7} {'seconds':>8}")
+        for setting in args.settings:
+            best, n = float("inf"), 0
+            for _ in range(3):
+                t0 = time.perf_counter()
+                b = extract_bundles(cube, 5, seed=0, **SETTINGS[setting])
+                best, n = min(best, time.perf_counter() - t0), b.n_bundles
+            print(f"{setting:<24} {n:>7} {best:>8.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""The frozen pixel-wise encoder (PixelUnmixer) behind transform, transform_array and abundance_maps."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from egu_widgets.cube.synthetic import make_demo  # noqa: E402
+from egu_widgets.engine import EGUNet  # noqa: E402
+from egu_widgets.engine.inference import PixelUnmixer  # noqa: E402
+from egu_widgets.errors import InputError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    torch.set_num_threads(1)
+    cube = make_demo(18, 21, 24, 3, seed=1)
+    return cube, EGUNet("pw", 3, epochs=4, seed=0, progress=False, num_threads=1).fit(cube)
+
+
+def _module_abundances(est, pixels):
+    model = est.model_.eval()
+    with torch.no_grad():
+        return model.unmix(torch.from_numpy(np.asarray(pixels, dtype=np.float32))).double().numpy()
+
+
+def test_folded_encoder_equals_the_modules(fitted):
+    cube, est = fitted
+    expected = _module_abundances(est, cube.pixels)
+    np.testing.assert_allclose(est.transform(cube), expected, atol=2e-6)
+    np.testing.assert_allclose(est.transform_array(cube.pixels), expected, atol=2e-6)
+
+
+def test_any_leading_shape_chunks_and_out(fitted):
+    cube, est = fitted
+    whole = est.transform_array(cube.pixels)
+    image = est.transform_array(cube.image)  # (rows, cols, bands) -> (rows, cols, P)
+    assert image.shape == (cube.height, cube.width, 3) and image.dtype == np.float32
+    np.testing.assert_array_equal(image.reshape(-1, 3), whole)
+    small_chunks = est.pixel_unmixer(chunk_size=7)  # many chunks, last one partial
+    np.testing.assert_allclose(small_chunks(cube.pixels), whole, atol=1e-6)
+    out = np.empty_like(whole)
+    assert small_chunks(cube.pixels, out=out) is not None
+    np.testing.assert_allclose(out, whole, atol=1e-6)
+    assert np.all(whole >= 0) and np.allclose(whole.sum(axis=1), 1, atol=1e-5)
+    single = est.transform_array(cube.pixels[5])  # one spectrum -> (P,)
+    np.testing.assert_allclose(single, whole[5], atol=1e-6)
+
+
+def test_pickles_for_dask_workers(fitted):
+    cube, est = fitted
+    unmixer = est.pixel_unmixer()
+    clone = pickle.loads(pickle.dumps(unmixer))
+    np.testing.assert_array_equal(clone(cube.pixels), unmixer(cube.pixels))
+    assert "bands=24" in repr(clone)
+
+
+def test_bfloat16_is_close_and_valid(fitted):
+    cube, est = fitted
+    exact = est.transform_array(cube.pixels)
+    fast = est.transform_array(cube.pixels, precision="bfloat16")
+    assert fast.dtype == np.float32
+    assert np.all(fast >= 0) and np.allclose(fast.sum(axis=1), 1, atol=1e-5)
+    # bfloat16 keeps 8 bits of mantissa: close to, not equal to, float32
+    assert 0 < np.sqrt(np.mean((fast - exact) ** 2)) < 0.05
+
+
+def test_bad_input_is_explained(fitted):
+    cube, est = fitted
+    with pytest.raises(InputError, match="24 bands"):
+        est.transform_array(np.ones((4, 23)))
+    with pytest.raises(InputError, match="precision"):
+        est.transform_array(cube.pixels, precision="float16")
+    with pytest.raises(InputError, match="chunk_size"):
+        est.pixel_unmixer(chunk_size=0)
+    with pytest.raises(InputError, match="out must be"):
+        est.pixel_unmixer()(cube.pixels, out=np.empty((2, 3), dtype=np.float32))
+    with pytest.raises(InputError, match="not fitted"):
+        EGUNet("pw", 3).transform_array(cube.pixels)
+    with pytest.raises(InputError, match="four layers"):
+        PixelUnmixer([np.ones((2, 2))], [np.ones(2)])
