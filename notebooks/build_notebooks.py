@@ -821,10 +821,8 @@ endmembers, the `ae` ablation, EGU-Net-pw and EGU-Net-ss, over several seeds, an
 
 * **Fast mode** (`EGU_FAST=1`, or `FAST = True` below): cropped scenes, 20 epochs, 2 seeds —
   a few minutes; it shows that everything runs, not the paper's numbers.
-* **Full mode**: whole scenes, 3 seeds, the engine's default epochs (200) for `ae` and
-  EGU-Net-pw and 20 for EGU-Net-ss (whose convolutions over a whole image make each epoch far
-  costlier) — about an hour on two CPU cores; the table header records what ran and how long it
-  took. A finished full run is reused when you open this notebook again; set `RERUN = True` to
+* **Full mode**: whole scenes, 3 seeds, every method's default settings (200 epochs) — under
+  an hour on two CPU cores; the table header records what ran and how long it took. A finished full run is reused when you open this notebook again; set `RERUN = True` to
   redo it.
 
 The datasets are read from the data folder or downloaded once (see the README).
