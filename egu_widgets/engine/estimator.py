@@ -410,7 +410,7 @@ class EGUNet:
         if stream not in ("endmember", "unmixing"):
             raise InputError(f"stream={stream!r}; choose 'endmember' or 'unmixing'")
         if stream == "unmixing" and self.variant == "ss":
-            maps, _ = self._image_stream(cube)
+            maps, _ = self._image_stream(cube, reconstruct=False)
             ab = maps[0].permute(1, 2, 0).reshape(-1, maps.shape[1])
             return ab.double().cpu().numpy()
         return self.abundance_maps(cube).transpose("y", "x", "endmember").values.reshape(-1, model.n_endmembers).astype(np.float64)
@@ -456,8 +456,8 @@ class EGUNet:
         names = [f"endmember {i + 1}" for i in range(model.n_endmembers)]
         return maps.assign_coords(endmember=names)
 
-    def _image_stream(self, cube: HyperCube) -> tuple[torch.Tensor, torch.Tensor]:
-        """ss unmixing stream on the cube: maps (1, P, H, W) and reconstruction (1, B, H, W).
+    def _image_stream(self, cube: HyperCube, reconstruct: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """ss unmixing stream on the cube: maps (1, P, H, W) and reconstruction (1, B, H, W) or None.
 
         Batch norms use the training image's stored statistics, and the image is processed in
         tiles (``tiled_image_stream``: the whole-image result within float rounding, with working
@@ -469,7 +469,7 @@ class EGUNet:
         if self._image_batch_statistics:
             with torch.no_grad(), batch_statistics(model):
                 return model.image_stream(image)
-        return model.tiled_image_stream(image)
+        return model.tiled_image_stream(image, reconstruct=reconstruct)
 
     def reconstruct(self, cube: HyperCube) -> np.ndarray:
         """The unmixing stream's reconstruction of the cube's pixels, (N, B) float64.

@@ -321,14 +321,20 @@ class SpatialSpectralEGUNet(_EGUBase):
         mode = "reflect" if max(pads[0], pads[1]) < w and max(pads[2], pads[3]) < h else "replicate"
         return F.pad(image, pads, mode=mode), pads
 
-    def _padded_stream(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The unmixing stream on (1, B, H, W) with H and W multiples of ``scale``, no padding or crop."""
+    def _padded_stream(self, x: torch.Tensor, reconstruct: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The unmixing stream on (1, B, H, W) with H and W multiples of ``scale``, no padding or crop.
+
+        ``reconstruct=False`` skips the decoder (most of the work and memory when B is large) and
+        returns None for the reconstruction.
+        """
         x = torch.tanh(F.avg_pool2d(self.cdrop(self.cbn1(self.conv1(x))), 2))
         x = torch.tanh(F.avg_pool2d(self.cbn2(self.conv2(x)), 2))
         shared = self.encoder.fc3.weight  # (w3, w2): the endmember stream's layer, as a 1×1 conv
         x = self.encoder.bn3(F.conv2d(x, shared[:, :, None, None]), self.image_bn3)
         x = torch.relu(F.avg_pool2d(x, 2))
         ab = torch.softmax(self.up(x), dim=1)
+        if not reconstruct:
+            return ab, None
         r = ab
         for conv, norm in zip(self.dec, self.dec_norms):
             r = torch.sigmoid(norm(conv(r)))
@@ -380,8 +386,8 @@ class SpatialSpectralEGUNet(_EGUBase):
                              f"pixels), so tile edges would show; use halo >= {needed} or leave it None")
         return int(tile), int(halo)
 
-    def tiled_image_stream(self, image: torch.Tensor, tile: int = default_tile,
-                           halo: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def tiled_image_stream(self, image: torch.Tensor, tile: int = default_tile, halo: int | None = None,
+                           reconstruct: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`image_stream` computed in overlapping tiles, in eval mode: the same maps, bounded memory.
 
         The image is reflect-padded to a multiple of ``scale`` as in :meth:`image_stream`, then cut
@@ -393,7 +399,9 @@ class SpatialSpectralEGUNet(_EGUBase):
         falls where it does in the whole-image pass; the outputs are cropped to the core. With the
         stored (eval-mode) statistics every output depends only on inputs within the halo, so the
         result equals the whole-image eval pass to float rounding. Working memory is that of one
-        (tile + 2·halo)² pass, besides the padded input and the outputs.
+        (tile + 2·halo)² pass, besides the padded input and the outputs; the reconstruction output
+        is as large as the image, so ``reconstruct=False`` (abundances only, None in its place;
+        the decoder is skipped too) is the way to unmix a large image in bounded memory.
         """
         tile, halo = self._check_tiling(tile, halo)
         if self.training or any(m.force_batch for m in self.modules() if isinstance(m, Norm)):
@@ -404,7 +412,7 @@ class SpatialSpectralEGUNet(_EGUBase):
             x, (left, _, top, _) = self._pad(image)
             hp, wp = x.shape[-2:]
             ab = x.new_empty((1, self.n_endmembers, h, w))
-            rec = x.new_empty((1, x.shape[1], h, w))
+            rec = x.new_empty((1, x.shape[1], h, w)) if reconstruct else None
             for y0 in range(0, hp, tile):
                 y1 = min(y0 + tile, hp)
                 ty0, ty1 = max(y0 - halo, 0), min(y1 + halo, hp)
@@ -414,11 +422,12 @@ class SpatialSpectralEGUNet(_EGUBase):
                     x1 = min(x0 + tile, wp)
                     tx0, tx1 = max(x0 - halo, 0), min(x1 + halo, wp)
                     ox0, ox1 = max(x0 - left, 0), min(x1 - left, w)
-                    tab, trec = self._padded_stream(x[:, :, ty0:ty1, tx0:tx1])
+                    tab, trec = self._padded_stream(x[:, :, ty0:ty1, tx0:tx1], reconstruct)
                     core = (slice(None), slice(None), slice(oy0 + top - ty0, oy1 + top - ty0),
                             slice(ox0 + left - tx0, ox1 + left - tx0))
                     ab[:, :, oy0:oy1, ox0:ox1] = tab[core]
-                    rec[:, :, oy0:oy1, ox0:ox1] = trec[core]
+                    if reconstruct:
+                        rec[:, :, oy0:oy1, ox0:ox1] = trec[core]
         return ab, rec
 
     def decode(self, abundances: torch.Tensor) -> torch.Tensor:
