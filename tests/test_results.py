@@ -129,3 +129,20 @@ def test_killed_writer_leaves_previous_file_intact(cube, tmp_path):
     assert back.shape in ((10, 12, 20), (300, 300, 60))
     leftovers = [p for p in tmp_path.iterdir() if p.name != "c.nc"]
     assert all(p.name.endswith(".tmp") for p in leftovers)
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    """A new file gets 0666 minus the umask (not mkstemp's private 0600); a replaced one keeps its mode."""
+    from egu_widgets._atomic import atomic_path
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    target = tmp_path / "new.bin"
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"first")
+    assert target.read_bytes() == b"first"
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    target.chmod(0o640)
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"second")
+    assert target.read_bytes() == b"second" and target.stat().st_mode & 0o777 == 0o640
