@@ -9,7 +9,9 @@ Scene: egu-synthetic (200×200×224, P=5, 8 000 bundles: the paper's sizes). Tab
    ``ExponentialLR``, a Python-side weight-decay sum, a shuffled ``DataLoader``-free index batch);
    it is not used anywhere else. pw: one step = 8 000 pixels + 8 000 bundles; ss: one step = the
    whole 200×200 image through the convolutional stream + the bundles through the pixel encoder.
-   Each row is the median over ``--steps`` steps after two warm-up steps.
+   Each row is the median over ``--steps`` steps after two warm-up steps. The "bfloat16
+   autocast" row shows what bfloat16 matrix products would buy (the engine does not use them:
+   they change the results).
 2. **Full pw training** (200 epochs = 1 000 steps, the default preset, through ``EGUNet.fit``):
    training seconds, seconds per epoch, peak resident memory of the process, abundance RMSE, the
    time to reach RMSE ≤ 0.05 (RMSE evaluated every epoch for this, which adds one forward pass over
@@ -106,7 +108,8 @@ def naive_steps(variant: str, pixels, image, bundles, labels, n_steps: int) -> l
 
 
 # ------------------------------------------------------------------ ours, step by step
-def our_steps(variant: str, preset: str, pixels, image, bundles, labels, n_steps: int) -> list[float]:
+def our_steps(variant: str, preset: str, pixels, image, bundles, labels, n_steps: int,
+              bf16: bool = False) -> list[float]:
     hp = dict(PRESETS[preset])
     hp.update(VARIANT_PRESETS[preset].get(variant, {}))
     g = torch.Generator().manual_seed(0)
@@ -125,7 +128,10 @@ def our_steps(variant: str, preset: str, pixels, image, bundles, labels, n_steps
         t0 = time.perf_counter()
         if step % n == 0:
             objective.begin_epoch()
-        losses = objective.losses(step % n)
+        # bf16: matrix products in bfloat16 through autocast (not what the engine does: it
+        # changes the numbers; here to show what it would buy)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            losses = objective.losses(step % n)
         opt.zero_grad(set_to_none=True)
         losses[0].backward()
         opt.step()
@@ -181,6 +187,7 @@ def main(argv=None) -> int:
     rows = [
         ("pw", "naive PyTorch", naive_steps("pw", pixels, image, bundles, labels, args.steps), 5),
         ("pw", "egu_widgets (paper)", our_steps("pw", "paper", pixels, image, bundles, labels, args.steps), 5),
+        ("pw", "same, bfloat16 autocast", our_steps("pw", "paper", pixels, image, bundles, labels, args.steps, True), 5),
         ("ss", "naive PyTorch", naive_steps("ss", pixels, image, bundles, labels, ss_steps), 5),
         ("ss", "egu_widgets (paper)", our_steps("ss", "paper", pixels, image, bundles, labels, ss_steps), 5),
         ("ss", "egu_widgets (default)", our_steps("ss", "default", pixels, image, bundles, labels, ss_steps), 1),
@@ -190,6 +197,8 @@ def main(argv=None) -> int:
         print(f"{variant:<8} {name:<26} {med:>8.3f} {per_epoch:>11} {med * per_epoch:>8.2f}", flush=True)
     if args.skip_full:
         return 0
+    # The machine's matmul rate swings with its neighbours (a shared VM): the peak is measured
+    # again after the long run, and the larger of the two is the reference.
 
     reached: dict = {}
 
@@ -201,13 +210,14 @@ def main(argv=None) -> int:
     est.fit(cube, callbacks=[watch])
     out = est.outcome_
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = max(peak, matmul_gflops())
     flops = pw_step_flops(cube.n_bands, 5) * out.steps_done
     epoch_t = f"epoch {reached['rmse'][0]}, {reached['rmse'][1]:.1f} s" if reached else "not reached"
     print(f"\nfull pw training, default preset: {out.epochs_done} epochs, {out.steps_done} steps, "
           f"{out.seconds:.1f} s ({out.seconds / max(out.epochs_done, 1):.3f} s/epoch, RMSE evaluated every epoch), "
           f"peak RSS {peak_mb:.0f} MB, RMSE {est.result_.rmse:.4f}; RMSE <= 0.05 at {epoch_t}; "
           f"{flops / 1e12:.1f} TFLOP of matrix products = {flops / out.seconds / 1e9:.0f} GFLOP/s, "
-          f"{flops / out.seconds / 1e9 / peak:.0%} of the measured float32 matmul peak")
+          f"{flops / out.seconds / 1e9 / peak:.0%} of the float32 matmul peak ({peak:.0f} GFLOP/s, the larger of two measurements)")
     return 0
 
 
