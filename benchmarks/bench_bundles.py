@@ -35,6 +35,9 @@ SETTINGS: dict[str, dict] = {
     "overlap+estimate+kmeans": {"mode": "overlap", "per_patch": "estimate", "n_clusters": 1000},
     "faithful+max-scale": {"mode": "faithful", "label_scale": "max"},
     "faithful+refine": {"mode": "faithful", "refine": 50},
+    # The library case: labels against the dataset's own reference endmembers (uses the truth's
+    # spectra, never its abundances), to show how much the reference bounds the result.
+    "faithful+truth-reference": {"mode": "faithful", "reference": "truth"},
 }
 
 
