@@ -51,6 +51,14 @@ def test_any_leading_shape_chunks_and_out(fitted):
     np.testing.assert_allclose(single, whole[5], atol=1e-6)
 
 
+def test_read_only_input_is_accepted_without_warnings(fitted, recwarn):
+    cube, est = fitted
+    frozen = np.array(cube.pixels, dtype=np.float32)
+    frozen.flags.writeable = False
+    np.testing.assert_array_equal(est.transform_array(frozen), est.transform_array(cube.pixels))
+    assert not [w for w in recwarn if "not writable" in str(w.message)]
+
+
 def test_pickles_for_dask_workers(fitted):
     cube, est = fitted
     unmixer = est.pixel_unmixer()

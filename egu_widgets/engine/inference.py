@@ -121,7 +121,10 @@ class PixelUnmixer:
         on_cpu = self.device.type == "cpu"
         for start in range(0, n, self.chunk_size):
             stop = min(start + self.chunk_size, n)
-            chunk = torch.from_numpy(np.ascontiguousarray(flat[start:stop], dtype=np.float32))
+            block = np.ascontiguousarray(flat[start:stop], dtype=np.float32)
+            if not block.flags.writeable:  # read-only input (a memory map, a dask chunk): torch
+                block = block.copy()       # would warn on wrapping it, though nothing writes to it
+            chunk = torch.from_numpy(block)
             ab = self._chunk(chunk if on_cpu else chunk.to(self.device, non_blocking=True))
             if on_cpu:
                 result[start:stop] = ab.numpy()
