@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -44,17 +43,35 @@ def kernel_env(tmp_path_factory):
     return root
 
 
+# Run in a fresh interpreter: nbclient's asyncio/ZMQ machinery inside the long-lived pytest
+# process (after the browser, dask-cluster and dashboard tests have used event loops and threads)
+# twice stopped waiting for a kernel that had already gone idle; in its own process it does not.
+RUNNER = """
+import sys, time
+import nbformat, nbclient
+src, dst, workdir, kernel = sys.argv[1:5]
+nb = nbformat.read(src, as_version=4)
+client = nbclient.NotebookClient(nb, kernel_name=kernel, timeout=600, resources={"metadata": {"path": workdir}})
+start = time.perf_counter()
+try:
+    client.execute()
+finally:
+    nbformat.write(nb, dst)
+print(f"{time.perf_counter() - start:.3f}")
+"""
+
+
 def execute(name: str, workdir: Path, kernel_env: Path, monkeypatch) -> tuple[nbformat.NotebookNode, float]:
     monkeypatch.setenv("EGU_FAST", "1")
     monkeypatch.setenv("EGU_OUTPUT", str(workdir / "out"))
     monkeypatch.setenv("JUPYTER_PATH", str(kernel_env))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    client = nbclient.NotebookClient(nb, kernel_name=KERNEL, timeout=600,
-                                     resources={"metadata": {"path": str(workdir)}})
-    start = time.perf_counter()
-    client.execute()
-    return nb, time.perf_counter() - start
+    executed = workdir / f"executed-{name}"
+    proc = subprocess.run([sys.executable, "-c", RUNNER, str(NOTEBOOKS / name), str(executed), str(workdir), KERNEL],
+                          capture_output=True, text=True, timeout=1500)
+    if proc.returncode != 0:
+        pytest.fail(f"{name} failed to execute:\n{proc.stderr[-6000:]}")
+    return nbformat.read(executed, as_version=4), float(proc.stdout.strip().splitlines()[-1])
 
 
 def outputs(nb) -> tuple[str, int, list[str]]:
