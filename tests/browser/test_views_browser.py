@@ -99,9 +99,11 @@ def lab(tmp_path_factory):
         "--LabApp.extension_manager=readonly",
     ]  # fmt: skip
     # JupyterLab settings: render every cell (no windowing: widgets outside the viewport stay in
-    # the layout, so their text and canvases can be read), and no news prompt over the page
+    # the layout, so their text and canvases can be read), no news prompt over the page, and the
+    # notebook's kernel started without a "Select Kernel" dialog (accepting that dialog while the
+    # kernel is still starting replaces the kernel, interrupting the first cell)
     for plugin, values in {
-        "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+        "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none", "autoStartDefaultKernel": True},
         "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
     }.items():
         target = base / "settings" / f"{plugin}.jupyterlab-settings"
