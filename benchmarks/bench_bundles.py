@@ -15,7 +15,6 @@ and seconds; then the median over seeds. The timing table is extraction seconds 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import load_average  # noqa: E402
 from egu_widgets.cube import open_cube  # noqa: E402
 from egu_widgets.engine import EGUNet, extract_bundles  # noqa: E402
 
@@ -39,13 +39,6 @@ SETTINGS: dict[str, dict] = {
     # spectra, never its abundances), to show how much the reference bounds the result.
     "faithful+truth-reference": {"mode": "faithful", "reference": "truth"},
 }
-
-
-def _load() -> str:
-    try:
-        return "load average " + " ".join(f"{v:.1f}" for v in os.getloadavg())
-    except OSError:
-        return "load average unknown"
 
 
 def label_rmse(cube, bundles) -> float:
@@ -73,7 +66,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     if not args.timing_only:
-        print(f"EGU-Net-pw, default network settings, seeds {args.seeds} ({_load()})")
+        print(f"EGU-Net-pw, default network settings, seeds {args.seeds} ({load_average()})")
         print(f"{'dataset':<13} {'setting':<24} {'seed':>4} {'bundles':>7} {'label RMSE':>10} {'RMSE':>7} {'seconds':>7}")
         rows = []
         for name in args.datasets:
@@ -98,7 +91,7 @@ def main(argv=None) -> int:
                       f"{np.median([r['rmse'] for r in sel]):>7.4f} {min(r['rmse'] for r in sel):>7.4f}")
     if not args.no_timing:
         cube = open_cube("egu-synthetic")
-        print(f"\nbundle extraction on egu-synthetic (200x200x224, P=5), best of 3 ({_load()}):")
+        print(f"\nbundle extraction on egu-synthetic (200x200x224, P=5), best of 3 ({load_average()}):")
         print(f"{'setting':<24} {'bundles':>7} {'seconds':>8}")
         for setting in args.settings:
             best, n = float("inf"), 0

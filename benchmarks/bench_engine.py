@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import load_average  # noqa: E402
 from egu_widgets import metrics  # noqa: E402
 from egu_widgets.cube import open_cube  # noqa: E402
 from egu_widgets.engine import EGUNet  # noqa: E402
@@ -33,13 +33,6 @@ from egu_widgets.engine.estimator import METHOD_VARIANTS  # noqa: E402
 
 DATASETS = ("egu-synthetic", "jasper-ridge", "samson")
 METHODS = ("vca-fcls", "egu-pw", "egu-ss", "ae")
-
-
-def _load() -> str:
-    try:
-        return "load average " + " ".join(f"{v:.1f}" for v in os.getloadavg())
-    except OSError:
-        return "load average unknown"
 
 
 def run_one(cube, method: str, seed: int, args) -> dict:
@@ -88,7 +81,7 @@ def timing(args) -> dict:
     # time the run would take on an idle core, whatever else the machine is doing.
     return dict(preset=args.preset, n_bundles=est.bundles_.n_bundles, steps=out.steps_done, threads=threads,
                 training_seconds=out.seconds, total_seconds=total, cpu_seconds=cpu, rmse=est.result_.rmse,
-                load=_load())
+                load=load_average())
 
 
 def main(argv=None) -> int:
@@ -107,7 +100,7 @@ def main(argv=None) -> int:
 
     rows: list[dict] = []
     if not args.timing_only:
-        print(f"preset={args.preset} seeds={args.seeds} ({_load()})")
+        print(f"preset={args.preset} seeds={args.seeds} ({load_average()})")
         print(f"{'dataset':<14} {'method':<9} {'seed':>4} {'RMSE':>7} {'mean SAD':>9} {'seconds':>8}  per-material RMSE")
         for name in args.datasets:
             cube = open_cube(name)

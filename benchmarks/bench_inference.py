@@ -23,9 +23,7 @@ fraction of the machine's float32 matrix-multiply throughput (measured here on o
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,26 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from _common import best_of, load_average, matmul_gflops  # noqa: E402
 from egu_widgets.classic import fcls  # noqa: E402
 from egu_widgets.cube import open_cube  # noqa: E402
 from egu_widgets.engine import EGUNet  # noqa: E402
-
-
-def best_of(fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def matmul_gflops(threads: int) -> float:
-    """The machine's float32 matrix-multiply rate: best of several 2048×2048 products."""
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    a @ b
-    seconds = best_of(lambda: [a @ b for _ in range(10)], 3) / 10
-    return 2 * 2048**3 / seconds / 1e9
 
 
 def main(argv=None) -> int:
@@ -72,7 +54,7 @@ def main(argv=None) -> int:
     n_bands = cube.n_bands
     widths = pw.hyperparameters["encoder_widths"]
     flops_per_pixel = 2 * sum(a * b for a, b in zip([n_bands, *widths], [*widths, 5]))
-    peak = matmul_gflops(args.threads)
+    peak = matmul_gflops()
 
     encoder = pw.model_.encoder.eval()
 
@@ -95,11 +77,7 @@ def main(argv=None) -> int:
         ("ss, unmixing stream (transform)", cube.n_pixels, best_of(ss_unmixing)),
         ("fcls (reference endmembers)", len(fcls_pixels), best_of(lambda: fcls(fcls_pixels, ref), 1)),
     ]
-    try:
-        load = " ".join(f"{v:.1f}" for v in os.getloadavg())
-    except OSError:
-        load = "unknown"
-    print(f"torch {torch.__version__}, {args.threads} thread(s), load average {load}; "
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {load_average()}; "
           f"float32 matmul peak here {peak:.0f} GFLOP/s; pw encoder {flops_per_pixel / 1e3:.0f} kFLOP per pixel")
     print(f"{'path':<36} {'pixels':>9} {'seconds':>8} {'pixels/s':>12} {'matmul fraction':>16}")
     for name, n, seconds in rows:

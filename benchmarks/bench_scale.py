@@ -72,7 +72,7 @@ def main(argv=None) -> None:
     parser.add_argument("--method", nargs="+", default=["fcls", "egu-pw"], choices=["fcls", "egu-pw"])
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    print(f"| method | pixels | seconds | pixels/s | peak memory (MB) | input size (MB, float32) |")
+    print("| method | pixels | seconds | pixels/s | peak memory (MB) | input size (MB, float32) |")
     print("|---|---|---|---|---|---|")
     for method in args.method:
         for size in args.sizes:

@@ -22,7 +22,6 @@ Scene: egu-synthetic (200×200×224, P=5, 8 000 bundles: the paper's sizes). Tab
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import statistics
 import sys
@@ -37,6 +36,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+from _common import load_average, matmul_gflops  # noqa: E402
 from egu_widgets.cube import open_cube  # noqa: E402
 from egu_widgets.engine import EGUNet, extract_bundles  # noqa: E402
 from egu_widgets.engine.estimator import PRESETS, VARIANT_PRESETS  # noqa: E402
@@ -139,19 +139,6 @@ def our_steps(variant: str, preset: str, pixels, image, bundles, labels, n_steps
     return times[2:]
 
 
-def matmul_gflops() -> float:
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    a @ b
-    best = min(_timed(lambda: [a @ b for _ in range(10)]) for _ in range(3)) / 10
-    return 2 * 2048**3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
 def pw_step_flops(bands: int, p: int, batch: int = 8000, n_bundles: int = 8000) -> float:
     """Matrix-multiply FLOPs of one pw step (forward and backward, both streams, decoder)."""
     enc = [bands, 256, 128, 32, p]
@@ -177,11 +164,7 @@ def main(argv=None) -> int:
     image = torch.from_numpy(np.ascontiguousarray(cube.image.transpose(2, 0, 1), dtype=np.float32))[None]
     bundles, labels = torch.from_numpy(b.spectra), torch.from_numpy(b.labels)
     peak = matmul_gflops()
-    try:
-        load = " ".join(f"{v:.1f}" for v in os.getloadavg())
-    except OSError:
-        load = "unknown"
-    print(f"torch {torch.__version__}, {args.threads} thread(s), float32 matmul peak {peak:.0f} GFLOP/s, load average {load}")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), float32 matmul peak {peak:.0f} GFLOP/s, {load_average()}")
     print(f"{'variant':<8} {'implementation':<26} {'s/step':>8} {'steps/epoch':>11} {'s/epoch':>8}")
     ss_steps = max(2, args.steps // 4)
     rows = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Iterator
 
@@ -31,26 +31,25 @@ def check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
-
-
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write to; on success it replaces ``path`` atomically."""
     target = check_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    os.close(fd)
-    tmp_path = Path(tmp)
+    # Created like open() creates files (mode 0666, the umask applied by the system), not with
+    # mkstemp's private 0600, so the published file has the permissions users expect.
+    while True:
+        tmp_path = (target.parent or Path(".")) / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:  # another writer's temporary file: draw another name
+            continue
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:  # make the bytes durable before the rename publishes them
             os.fsync(fh.fileno())
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would:
-        # the replaced file's, or 0666 minus the umask for a new one.
-        os.chmod(tmp_path, target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask())
+        if target.exists():  # replacing a file keeps its permissions, as writing into it would
+            os.chmod(tmp_path, target.stat().st_mode & 0o7777)
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -60,13 +60,11 @@ def test_lazy_nan_cube_is_refused(tmp_path):
         open_cube(tmp_path / "nan.nc", chunks={"y": 3})
 
 
-def test_egu_abundance_maps_on_local_cluster_equal_in_memory(cube_file):
+def test_egu_abundance_maps_on_local_cluster_equal_in_memory(cube_file, one_torch_thread):
     """A trained EGU-Net-pw applied lazily to a netCDF cube on a cluster gives the in-memory answer."""
-    torch = pytest.importorskip("torch")
     from egu_widgets.engine import EGUNet
 
     path, cube = cube_file
-    torch.set_num_threads(1)
     est = EGUNet("pw", 3, epochs=3, seed=0, progress=False, num_threads=1).fit(cube)
     expected = est.transform(cube).T.reshape(3, 37, 29)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,

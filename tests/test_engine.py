@@ -10,7 +10,7 @@ import torch
 
 from egu_widgets.cube import HyperCube
 from egu_widgets.cube.synthetic import demo_endmembers
-from egu_widgets.engine import EGUNet, SpectralBundles, TrainingControl, extract_bundles, run_egu
+from egu_widgets.engine import EGUNet, SpectralBundles, extract_bundles, run_egu
 from egu_widgets.engine.networks import build_model
 from egu_widgets.engine.estimator import PRESETS
 from egu_widgets.errors import CheckpointError, InputError
@@ -40,12 +40,8 @@ def scene(height: int = 16, width: int = 16, bands: int = 20, seed: int = 0, snr
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
+def _one_thread(one_torch_thread):
     """Direct torch calls in these tests also run on one thread (see FAST)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

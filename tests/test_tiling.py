@@ -23,13 +23,7 @@ FAST = dict(progress=False, epochs=3, batch_size=128, encoder_widths=(32, 16, 8)
             num_threads=1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Direct torch calls here run on one thread too (the machine is shared; the tensors are small)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -32,9 +32,10 @@ faithful, ``label_scale="max"``       0.062   0.149
 ====================================  ======  ============
 
 None of the authors' improvements beats their released behaviour on both scenes, so "faithful"
-stays the default. The network ends up close to its labeller: NNLS against the reference,
-normalised, applied to every pixel scores 0.129 (Samson) and 0.116-0.120 (Jasper Ridge), so the
-reference endmembers, not the bundles, bound the accuracy. ``label_scale="max"`` matches the
+stays the default. The network ends up close to its labeller: SUnSAL against whole-image VCA
+endmembers, normalised, applied to every pixel (the ``sunsal`` row of ``egu-widgets reproduce``)
+scores 0.131 (Samson) and 0.121 (Jasper Ridge), so the reference endmembers, not the bundles,
+bound the accuracy. ``label_scale="max"`` matches the
 convention Samson's ground truth was made with (hence 0.06 there) but not Jasper Ridge's; it is an
 option for data known to follow it, not a default. With the datasets' own reference spectra as
 ``reference`` (the library case; ``--settings faithful+truth-reference``) EGU-Net-pw reaches

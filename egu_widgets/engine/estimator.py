@@ -256,6 +256,14 @@ class EGUNet:
             raise InputError(f"the bundles are labelled with {b.n_endmembers} endmembers but P={p}")
         return b
 
+    def _check_input(self, cube: Any) -> HyperCube:
+        """A cube this fitted model can be applied to (a HyperCube with the training band count)."""
+        self._require_fitted()
+        cube = self._check_cube(cube)
+        if cube.n_bands != self.n_bands_:
+            raise InputError(f"this model was trained on {self.n_bands_} bands; the cube has {cube.n_bands}")
+        return cube
+
     def _check_cube(self, cube: Any) -> HyperCube:
         if not isinstance(cube, HyperCube):
             raise InputError(f"EGUNet works on a HyperCube; got {type(cube).__name__} (use egu_widgets.open_cube)")
@@ -403,17 +411,13 @@ class EGUNet:
         ``stream="endmember"`` (default, see the class doc) or ``"unmixing"`` (for "ss" the
         convolutional stream with stored statistics, in tiles; for "pw"/"ae" the same as "endmember").
         """
-        model = self._require_fitted()
-        cube = self._check_cube(cube)
-        if cube.n_bands != self.n_bands_:
-            raise InputError(f"this model was trained on {self.n_bands_} bands; the cube has {cube.n_bands}")
         if stream not in ("endmember", "unmixing"):
             raise InputError(f"stream={stream!r}; choose 'endmember' or 'unmixing'")
         if stream == "unmixing" and self.variant == "ss":
-            maps, _ = self._image_stream(cube, reconstruct=False)
-            ab = maps[0].permute(1, 2, 0).reshape(-1, maps.shape[1])
-            return ab.double().cpu().numpy()
-        return self.abundance_maps(cube).transpose("y", "x", "endmember").values.reshape(-1, model.n_endmembers).astype(np.float64)
+            maps, _ = self._image_stream(self._check_input(cube), reconstruct=False)
+            return maps[0].reshape(maps.shape[1], -1).T.double().cpu().numpy()
+        maps = self.abundance_maps(cube)  # (endmember, y, x); computed chunk by chunk if lazy
+        return maps.values.reshape(maps.shape[0], -1).T.astype(np.float64)
 
     def pixel_unmixer(self, precision: str = "float32", chunk_size: int | None = None) -> PixelUnmixer:
         """The trained endmember stream as a plain function (..., bands) array → (..., P) float32.
@@ -432,12 +436,7 @@ class EGUNet:
     def transform_array(self, pixels: np.ndarray, precision: str = "float32") -> np.ndarray:
         """Abundances (..., P) float32 of a raw array of spectra (..., bands): no cube, no copies
         beyond one chunk. The fastest way to apply a trained model to many pixels."""
-        self._require_fitted()
-        x = np.asarray(pixels)
-        if x.ndim < 1 or x.shape[-1] != self.n_bands_:
-            raise InputError(f"this model was trained on {self.n_bands_} bands; the array has shape {x.shape} "
-                             "(the last axis must be the bands)")
-        return self.pixel_unmixer(precision)(x)
+        return self.pixel_unmixer(precision)(pixels)  # which checks the band count
 
     def abundance_maps(self, cube: HyperCube, precision: str = "float32"):
         """The endmember stream's abundances as an ``(endmember, y, x)`` float32 DataArray.
@@ -449,11 +448,7 @@ class EGUNet:
         from ..chunked import map_pixels
 
         model = self._require_fitted()
-        cube = self._check_cube(cube)
-        if cube.n_bands != self.n_bands_:
-            raise InputError(f"this model was trained on {self.n_bands_} bands; the cube has {cube.n_bands}")
-        unmixer = self.pixel_unmixer(precision)
-        maps = map_pixels(cube, unmixer, model.n_endmembers, dtype=np.float32)
+        maps = map_pixels(self._check_input(cube), self.pixel_unmixer(precision), model.n_endmembers, dtype=np.float32)
         names = [f"endmember {i + 1}" for i in range(model.n_endmembers)]
         return maps.assign_coords(endmember=names)
 
@@ -477,8 +472,8 @@ class EGUNet:
 
         For "ss" the convolutional stream, with the training image's stored statistics, in tiles.
         """
-        model = self._require_fitted()
-        cube = self._check_cube(cube)
+        cube = self._check_input(cube)
+        model = self.model_
         model.eval()
         with torch.no_grad():
             if self.variant == "ss":

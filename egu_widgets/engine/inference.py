@@ -29,11 +29,14 @@ __all__ = ["PixelUnmixer", "PRECISIONS"]
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def _fold(linear_weight: torch.Tensor, linear_bias: torch.Tensor | None, norm) -> tuple[torch.Tensor, torch.Tensor]:
-    """(W', b') with W' x + b' = norm(W x + b) for the norm's stored (eval-mode) statistics."""
-    scale = norm.weight / torch.sqrt(norm.var + norm.eps)
-    bias = linear_bias if linear_bias is not None else torch.zeros_like(norm.mean)
-    return linear_weight * scale[:, None], norm.bias + (bias - norm.mean) * scale
+def _fold(linear, norm) -> tuple[np.ndarray, np.ndarray]:
+    """(W', b') with W' x + b' = norm(linear(x)) for the norm's stored (eval-mode) statistics,
+    computed in float64 so that folding rounds only once."""
+    weight = linear.weight.detach().double()
+    bias = linear.bias.detach().double() if linear.bias is not None else torch.zeros_like(norm.mean, dtype=torch.float64)
+    scale = norm.weight.detach().double() / torch.sqrt(norm.var.double() + norm.eps)
+    shift = norm.bias.detach().double() + (bias - norm.mean.double()) * scale
+    return (weight * scale[:, None]).cpu().numpy(), shift.cpu().numpy()
 
 
 class PixelUnmixer:
@@ -63,18 +66,11 @@ class PixelUnmixer:
         self.n_endmembers = int(self._weights[-1].shape[1])
 
     @classmethod
-    @torch.no_grad()
     def from_encoder(cls, encoder, **kwargs) -> "PixelUnmixer":
         """Fold an :class:`~egu_widgets.engine.networks.Encoder`'s eval-mode batch norms into its layers."""
-        layers = [(encoder.fc1, encoder.bn1), (encoder.fc2, encoder.bn2), (encoder.fc3, encoder.bn3)]
-        weights, biases = [], []
-        for linear, norm in layers:
-            w, b = _fold(linear.weight.detach().double(), None if linear.bias is None else linear.bias.detach().double(),
-                         _Float64Norm(norm))
-            weights.append(w.cpu().numpy())
-            biases.append(b.cpu().numpy())
-        weights.append(encoder.fc4.weight.detach().double().cpu().numpy())
-        biases.append(encoder.fc4.bias.detach().double().cpu().numpy())
+        folded = [_fold(encoder.fc1, encoder.bn1), _fold(encoder.fc2, encoder.bn2), _fold(encoder.fc3, encoder.bn3)]
+        weights = [w for w, _ in folded] + [encoder.fc4.weight.detach().double().cpu().numpy()]
+        biases = [b for _, b in folded] + [encoder.fc4.bias.detach().double().cpu().numpy()]
         kwargs.setdefault("device", str(encoder.fc1.weight.device))
         return cls(weights, biases, **kwargs)
 
@@ -109,7 +105,8 @@ class PixelUnmixer:
         """Abundances of ``pixels`` (..., bands) as float32 (..., P); ``out`` may receive them."""
         x = np.asarray(pixels)
         if x.ndim < 1 or x.shape[-1] != self.n_bands:
-            raise InputError(f"pixels must have {self.n_bands} bands on their last axis; got shape {x.shape}")
+            raise InputError(f"this model takes spectra of {self.n_bands} bands on the last axis; got an array of shape "
+                             f"{x.shape}")
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.n_bands)
         n = flat.shape[0]
@@ -118,31 +115,14 @@ class PixelUnmixer:
         elif out.shape != (*lead, self.n_endmembers) or out.dtype != np.float32:
             raise InputError(f"out must be float32 of shape {(*lead, self.n_endmembers)}; got {out.dtype} {out.shape}")
         result = out.reshape(n, self.n_endmembers)
-        on_cpu = self.device.type == "cpu"
         for start in range(0, n, self.chunk_size):
-            stop = min(start + self.chunk_size, n)
-            block = np.ascontiguousarray(flat[start:stop], dtype=np.float32)
+            block = np.ascontiguousarray(flat[start:start + self.chunk_size], dtype=np.float32)
             if not block.flags.writeable:  # read-only input (a memory map, a dask chunk): torch
                 block = block.copy()       # would warn on wrapping it, though nothing writes to it
-            chunk = torch.from_numpy(block)
-            ab = self._chunk(chunk if on_cpu else chunk.to(self.device, non_blocking=True))
-            if on_cpu:
-                result[start:stop] = ab.numpy()
-            else:
-                result[start:stop] = ab.cpu().numpy()
+            result[start:start + len(block)] = self._chunk(torch.from_numpy(block).to(self.device)).cpu().numpy()
         return result.reshape(*lead, self.n_endmembers)
 
     def __repr__(self) -> str:
         return (f"PixelUnmixer(bands={self.n_bands}, endmembers={self.n_endmembers}, precision={self.precision!r}, "
                 f"chunk_size={self.chunk_size}, device={str(self.device)!r})")
 
-
-class _Float64Norm:
-    """A Norm's stored statistics and affine parameters in float64 (folding without rounding twice)."""
-
-    def __init__(self, norm):
-        self.weight = norm.weight.detach().double()
-        self.bias = norm.bias.detach().double()
-        self.mean = norm.mean.detach().double()
-        self.var = norm.var.detach().double()
-        self.eps = float(norm.eps)
