@@ -407,8 +407,9 @@ try:
 except EguError as exc:
     print(f"Samson is not available ({exc}); using the built-in demo scene instead.")
     cube = open_cube("demo")
-if FAST:
-    cube = cube.isel(y=slice(cube.height // 2 - 24, cube.height // 2 + 24), x=slice(0, 48))
+if FAST:  # a 48 x 48 window (or the whole scene, if it is smaller)
+    top = max(0, cube.height // 2 - 24)
+    cube = cube.isel(y=slice(top, top + 48), x=slice(0, 48))
 P = cube.n_true_endmembers
 print(cube)
 '''),

@@ -100,7 +100,8 @@ def test_01_linear_mixing_basics(tmp_path, kernel_env, monkeypatch):
     assert "VCA + FCLS: abundance RMSE" in text
     for estimator in ("LS", "SCLS", "NNLS", "FCLS"):
         assert estimator in text
-    assert images >= 8
+    # one more map when Samson's files are there (the notebook skips that section otherwise)
+    assert images >= (7 if "Samson is not available here" in text else 8)
     print(f"{NAMES[0]}: {seconds:.1f} s")
 
 
