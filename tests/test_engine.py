@@ -165,6 +165,33 @@ def test_chunked_calibration_equals_whole_image_batch_norm(cube):
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=0)
 
 
+def test_folded_first_layer_equals_batch_norm_of_the_fixed_batch(cube):
+    """The endmember stream's folded first layer is the same function, values and gradients."""
+    from egu_widgets.engine.networks import Encoder, InputMoments
+
+    torch.manual_seed(3)
+    enc = Encoder(20, P, widths=(32, 16, 8), dropout=0.0)
+    with torch.no_grad():  # non-trivial batch-norm parameters
+        enc.bn1.weight.uniform_(0.5, 2.0)
+        enc.bn1.bias.uniform_(-1.0, 1.0)
+    enc.train()
+    x = torch.from_numpy(cube.pixels[:300]) * 3.0 + 0.5  # an offset mean, as reflectances have
+    grads = []
+    for moments in (None, InputMoments(x)):
+        enc.zero_grad()
+        out = enc(x, moments)
+        (out * torch.linspace(-1, 1, P)).sum().backward()
+        grads.append((out.detach(), [p.grad.clone() for p in enc.parameters()]))
+    (plain, plain_grads), (folded, folded_grads) = grads
+    torch.testing.assert_close(folded, plain, atol=1e-4, rtol=1e-4)
+    for g_folded, g_plain in zip(folded_grads, plain_grads):
+        torch.testing.assert_close(g_folded, g_plain, atol=1e-4, rtol=1e-3)
+    # Outside training the moments are ignored: eval() uses the stored statistics.
+    enc.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(enc(x, InputMoments(x)), enc(x))
+
+
 def test_ss_shares_the_third_layer_only():
     hp = dict(PRESETS["paper"], encoder_widths=(32, 16, 8), decoder_widths=(8, 16, 32))
     model = build_model("ss", 20, P, hp)

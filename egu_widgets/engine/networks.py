@@ -50,6 +50,7 @@ from ..errors import InputError
 __all__ = [
     "NormStatistics",
     "Norm",
+    "InputMoments",
     "MaskDropout",
     "Encoder",
     "Decoder",
@@ -172,6 +173,22 @@ def _xavier(generator: torch.Generator | None) -> Callable[[nn.Module], None]:
     return init
 
 
+class InputMoments:
+    """Mean and (biased) covariance of a fixed batch, for :meth:`Encoder.forward`'s folded first layer.
+
+    The endmember stream sees the same bundle set at every training step, so the batch-norm
+    statistics of its first layer, a linear map of fixed inputs, follow from these moments and
+    the weights alone: mean = W·m, var = diag(W·C·Wᵀ). Computed once in float64.
+    """
+
+    def __init__(self, x: torch.Tensor):
+        xd = x.detach().double()
+        mean = xd.mean(dim=0)
+        centred = xd - mean
+        self.mean = mean.to(x.dtype)
+        self.cov = (centred.T @ centred / max(x.shape[0], 1)).to(x.dtype)
+
+
 class Encoder(nn.Module):
     """bands → w1 → w2 → w3 → P logits (softmax of them = abundances)."""
 
@@ -188,9 +205,26 @@ class Encoder(nn.Module):
         self.bn3 = Norm(w3, eps)
         self.fc4 = nn.Linear(w3, n_endmembers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, moments: InputMoments | None = None) -> torch.Tensor:
+        """Logits of ``x``; ``moments`` (of ``x`` itself) lets training fold the first batch norm.
+
+        With batch statistics, BN(x·Wᵀ) = x·(W·s)ᵀ + (β − s·W·m) with s = γ / √(diag(W·C·Wᵀ) + ε):
+        the same function of the weights, computed by one matrix product whose output is already
+        normalised, so the pass that measures the batch's statistics, the pass that normalises
+        and their two backward passes disappear. It is used only while training on batch
+        statistics (calibration and ``eval()`` take the ordinary path).
+        """
+        bn1 = self.bn1
+        if moments is not None and self.training and bn1._collect is None and not bn1._record:
+            w = self.fc1.weight
+            var = ((w @ moments.cov) * w).sum(dim=1)
+            scale = bn1.weight * torch.rsqrt(var + bn1.eps)
+            shift = bn1.bias - scale * (w @ moments.mean)
+            z = torch.addmm(shift, x, (w * scale[:, None]).T)
+        else:
+            z = bn1(self.fc1(x))
         # Dropout sits between batch norm and tanh, where the authors put it.
-        h = torch.tanh(self.drop(self.bn1(self.fc1(x))))
+        h = torch.tanh(self.drop(z))
         h = torch.tanh(self.bn2(self.fc2(h)))
         h = torch.relu(self.bn3(self.fc3(h)))
         return self.fc4(h)
@@ -226,9 +260,9 @@ class _EGUBase(nn.Module):
         weights = [m.weight for m in self.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
         return 0.5 * sum(w.pow(2).sum() for w in weights)
 
-    def bundle_logits(self, spectra: torch.Tensor) -> torch.Tensor:
-        """Endmember stream: bundle spectra (K, B) → logits (K, P)."""
-        return self.encoder(spectra)
+    def bundle_logits(self, spectra: torch.Tensor, moments: InputMoments | None = None) -> torch.Tensor:
+        """Endmember stream: bundle spectra (K, B) → logits (K, P) (``moments``: see :meth:`Encoder.forward`)."""
+        return self.encoder(spectra, moments)
 
     def unmix(self, pixels: torch.Tensor) -> torch.Tensor:
         """The endmember stream applied to pixels (N, B) → abundances (N, P) (the API's answer)."""

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from .events import CallbackLike, TrainingControl, TrainingEvent, dispatch
-from .networks import _EGUBase
+from .networks import InputMoments, _EGUBase
 
 __all__ = ["PixelObjective", "ImageObjective", "TrainOutcome", "train", "LOSS_NAMES"]
 
@@ -51,6 +51,8 @@ class _Objective:
         self.model = model
         self.bundles = bundles
         self.labels = labels
+        # The bundle set is the same batch at every step: its moments are computed once.
+        self.bundle_moments = InputMoments(bundles) if bundles is not None else None
         self.bundle_weight = float(bundle_weight)
         self.reconstruction_weight = float(reconstruction_weight)
         self.weight_decay = float(weight_decay)
@@ -60,7 +62,7 @@ class _Objective:
         zero = reconstruction.new_zeros(())
         if self.bundles is not None and self.bundle_weight != 0.0:
             # Soft-label cross-entropy: mean over bundles of −Σ_p y_p log softmax(z)_p.
-            bundle = F.cross_entropy(self.model.bundle_logits(self.bundles), self.labels)
+            bundle = F.cross_entropy(self.model.bundle_logits(self.bundles, self.bundle_moments), self.labels)
         else:
             bundle = zero
         decay = self.weight_decay * self.model.weight_penalty() if self.weight_decay else zero
