@@ -28,7 +28,9 @@ from egu_widgets.cube import open_cube  # noqa: E402
 from egu_widgets.engine import EGUNet, extract_bundles  # noqa: E402
 
 SETTINGS: dict[str, dict] = {
+    "default": {"mode": "default"},  # faithful bundles, N-FINDR reference, labels on the max scale
     "faithful": {"mode": "faithful"},
+    "faithful+nfindr": {"mode": "faithful", "reference": "nfindr"},
     "faithful+estimate": {"mode": "faithful", "per_patch": "estimate"},
     "faithful+kmeans": {"mode": "faithful", "n_clusters": 1000},
     "overlap": {"mode": "overlap"},

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.optimize import nnls
 
-from egu_widgets.classic import fcls, nnls_unmix, project_simplex, sunsal, vca, vca_batch
+from egu_widgets.classic import fcls, nfindr, nnls_unmix, project_simplex, sunsal, vca, vca_batch
+from egu_widgets.classic.nfindr import simplex_coordinates
 from egu_widgets.errors import InputError
 
 
@@ -349,3 +350,63 @@ def test_vca_batch_input_errors():
     with pytest.raises(InputError):
         vca_batch(bad, 3)
     assert vca_batch(np.ones((0, 25, 10)), 3)[1].shape == (0, 3)
+
+
+# ------------------------------------------------------------------------------------------
+# N-FINDR
+# ------------------------------------------------------------------------------------------
+
+
+def simplex_volume(h, idx):
+    return abs(np.linalg.det(h[idx]))
+
+
+@pytest.mark.parametrize("noise", [0.0, 1e-3])
+@pytest.mark.parametrize("p", [3, 5])
+def test_nfindr_finds_planted_pure_pixels_from_any_start(noise, p):
+    rng = np.random.default_rng(20 + p)
+    pixels, pure = planted_scene(rng, p, 100, 1000, noise)
+    starts = [None] + [rng.choice(1000, p, replace=False) for _ in range(3)]
+    for start in starts:
+        endmembers, idx = nfindr(pixels, p, seed=1, start=start)
+        assert set(idx.tolist()) == set(pure.tolist())
+        np.testing.assert_array_equal(endmembers, pixels[idx])
+
+
+def test_nfindr_ends_at_a_volume_no_single_swap_improves():
+    rng = np.random.default_rng(21)
+    pixels, _, _ = scene(rng, p=4, b=30, n=300, noise=0.01, concentration=0.5)  # no pure pixels
+    h = simplex_coordinates(pixels, 4)
+    start = rng.choice(300, 4, replace=False)
+    _, idx = nfindr(pixels, 4, start=start)
+    best = simplex_volume(h, idx)
+    assert best >= simplex_volume(h, start)
+    for j in range(4):  # brute force over every single replacement
+        for x in range(300):
+            trial = idx.copy()
+            trial[j] = x
+            assert simplex_volume(h, trial) <= best * (1 + 1e-9)
+
+
+@pytest.mark.parametrize(
+    "pixels",
+    [
+        np.ones((25, 50)),
+        np.zeros((25, 50)),
+        np.tile(np.linspace(0.1, 1.0, 50), (25, 1)) * np.linspace(0.5, 1.5, 25)[:, None],
+        np.tile(np.random.default_rng(0).uniform(size=(2, 50)), (13, 1))[:25],
+    ],
+)
+def test_nfindr_degenerate_inputs_return_distinct_valid_rows(pixels):
+    endmembers, idx = nfindr(pixels, 4, seed=0)
+    assert idx.shape == (4,) and len(set(idx.tolist())) == 4
+    assert np.all((idx >= 0) & (idx < 25))
+    np.testing.assert_array_equal(endmembers, pixels[idx])
+
+
+@pytest.mark.parametrize("start", [[0, 1], [0, 0, 1], [0, 1, 99], [-1, 0, 1]])
+def test_nfindr_input_errors(start):
+    with pytest.raises(InputError, match="start"):
+        nfindr(np.random.default_rng(0).uniform(size=(20, 10)), 3, start=start)
+    with pytest.raises(InputError):
+        nfindr(np.ones((3, 5)), 4)

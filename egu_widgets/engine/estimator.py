@@ -51,7 +51,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         image_steps=None,  # ss: whole-image steps per epoch; None = round(N / batch_size), as the authors
     ),
 }
-PRESETS["default"] = dict(PRESETS["paper"])
+# Ours: the authors' network settings; bundles labelled against N-FINDR spectra (bundles.py).
+PRESETS["default"] = dict(PRESETS["paper"], bundle_mode="default")
 
 #: Per-variant changes to a preset (applied before the user's keywords). The default ss keeps the
 #: architecture but makes the convolutional stream ~4x cheaper (64-wide first convolution and
