@@ -94,6 +94,31 @@ def test_bundle_reference_truth_gives_true_labels_at_pure_pixels(cube):
     assert np.sqrt(np.mean((b.labels - truth) ** 2)) < 0.05
 
 
+def test_default_bundles_label_against_max_scaled_nfindr_spectra(cube):
+    """Default mode: N-FINDR reference kept in data units, labels against its max-scaled copy."""
+    from egu_widgets.engine.bundles import _pseudo_abundances, reference_endmembers
+
+    b = extract_bundles(cube, P, seed=2)
+    assert b.config["reference"] == "nfindr" and b.config["label_scale"] == "max"
+    ref, _ = reference_endmembers(cube, P, "nfindr", seed=2)
+    np.testing.assert_allclose(b.reference, ref)
+    expected, _ = _pseudo_abundances(b.spectra.astype(np.float64), ref / ref.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(b.labels, expected, atol=1e-6)
+    # The unscaled convention labels the same spectra differently (a pixel's brightness moves into
+    # the abundances in proportion to each spectrum's scale).
+    unscaled = extract_bundles(cube, P, seed=2, label_scale="none")
+    np.testing.assert_allclose(unscaled.reference, ref)
+    assert np.abs(unscaled.labels - b.labels).max() > 1e-3
+    # On the test scene, whose materials have pure pixels, N-FINDR finds the true spectra.
+    assert b.reference.shape == (P, 20)
+    from egu_widgets import metrics
+
+    order = metrics.align(b.reference, cube.true_endmembers)
+    cos = np.sum(b.reference[order] * cube.true_endmembers, axis=1) / (
+        np.linalg.norm(b.reference[order], axis=1) * np.linalg.norm(cube.true_endmembers, axis=1))
+    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 5.0
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -85,7 +85,8 @@ class SpectralBundles:
     spectra : (K, B) float32 candidate spectra.
     labels : (K, P) float32 pseudo-abundances, non-negative, rows summing to one.
     reference : (P, B) float64 reference endmembers the labels refer to (their order is the
-        order of the network's outputs).
+        order of the network's outputs), in the data's units; with ``label_scale="max"`` the labels
+        were computed against each of them scaled to a maximum of 1.
     patch_index : (K,) int, the patch each spectrum came from (-1: a k-means centroid).
     pixel_index : (K,) int, the image pixel (row-major) it is, or -1 when it is not one pixel
         (a projection, a patch mean, a centroid).
@@ -523,15 +524,19 @@ def extract_bundles(
         pixel_of = np.full(len(spectra), -1)
 
     ref, ref_kind = reference_endmembers(cube, p, opts["reference"], seed=seed)
+    # The labels are computed against ``label_ref``; the reference is kept in the data's units.
+    units = np.ones((p, 1))
     if opts["label_scale"] == "max":
         # Each reference spectrum scaled to a maximum of 1: abundances then measure each
         # material's share with its brightness divided out, the convention of the Samson and
         # Jasper Ridge ground truths (NNLS against their max-normalised truth spectra reproduces
         # their abundance maps to 0.002 and 0.005 RMSE).
-        ref = ref / np.maximum(ref.max(axis=1, keepdims=True), 1e-300)
+        units = np.maximum(ref.max(axis=1, keepdims=True), 1e-300)
+    label_ref = ref / units
     if opts["refine"]:
-        ref = refine_reference(image.reshape(-1, bands)[valid.ravel()], ref, int(opts["refine"]))
-    labels, n_dead = _pseudo_abundances(spectra, ref)
+        label_ref = refine_reference(image.reshape(-1, bands)[valid.ravel()], label_ref, int(opts["refine"]))
+    labels, n_dead = _pseudo_abundances(spectra, label_ref)
+    ref = label_ref * units
     config = dict(mode=mode, **{k: v for k, v in opts.items() if k != "reference"}, stride_used=stride,
                   reference=ref_kind, seed=seed,
                   n_patches=int(usable.sum()), n_candidates=int(n_candidates), n_bundles=int(len(spectra)),

@@ -168,7 +168,8 @@ class EGUNet:
     1/8 resolution and upsamples them with a transposed convolution, which blurs every boundary,
     while the pixel-wise endmember stream keeps full resolution; the endmember stream is also the
     one trained against the bundle labels, so it is the one the pseudo-labels calibrate. Measured
-    (benchmarks/bench_engine.py --streams, default preset, seeds 0-2): endmember stream RMSE
+    (benchmarks/bench_engine.py --streams, default preset with the authors' bundle labels, i.e.
+    ``bundle_mode="faithful"``, seeds 0-2): endmember stream RMSE
     0.122-0.136 on Samson and 0.108-0.122 on Jasper Ridge, unmixing stream 0.37-0.40 and
     0.33-0.34 (no better than the ``ae`` ablation: only the shared third layer ties it to the
     labels). ``transform(cube, stream="unmixing")`` gives the unmixing stream's maps, computed with
@@ -176,7 +177,8 @@ class EGUNet:
     whole-image pass with batch statistics on the training image, within float rounding).
 
     ``endmembers_`` (P, B), also stored in ``result_``: for "pw" and "ss" the reference endmembers
-    the bundle labels were computed against (whole-image VCA by default). The network's output p
+    the bundle labels were computed against (whole-image N-FINDR by default; "paper": VCA), in
+    the data's units. The network's output p
     is trained to be the abundance of reference spectrum p, so these are the spectra the
     abundances refer to, and aligning results to the truth by them is reliable. The decoder's own
     spectra (the decoder applied to one-hot abundances) are ``decoder_endmembers_``; they are not
@@ -505,7 +507,8 @@ class EGUNet:
         For "ss" the decoder is convolutional and is applied to a spatially uniform pure patch
         (its centre pixel is read). Batch norms use the training image's statistics. These spectra
         are the network's own reconstruction of a pure pixel, shaped by the sigmoid output layer;
-        on Samson they are 10-15 degrees from the truth for pw (the reference VCA spectra: 2-7),
+        on Samson they are 10-15 degrees from the truth for pw (the reference VCA spectra: 2-7; both
+        measured with the authors' bundles),
         and for ss they can be far off, which is why they are not what ``endmembers_`` returns.
         """
         model = self._require_fitted()
