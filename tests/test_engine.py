@@ -476,3 +476,26 @@ def test_tampered_or_garbage_checkpoints_are_refused(fitted, tmp_path):
         EGUNet.load(tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="does not exist"):
         EGUNet.load(tmp_path / "missing.pt")
+
+
+def test_adam_matches_torch_adam_bit_for_bit():
+    """The trainer's Adam is torch.optim.Adam's arithmetic, without the cost of constructing one."""
+    from egu_widgets.engine.trainer import Adam
+
+    torch.manual_seed(0)
+    ours = [torch.randn(5, 3, requires_grad=True), torch.randn(4, requires_grad=True), torch.randn(2, requires_grad=True)]
+    theirs = [t.detach().clone().requires_grad_() for t in ours]
+    opt_ours, opt_theirs = Adam(ours, lr=0.1), torch.optim.Adam(theirs, lr=0.1, foreach=True)
+    for step in range(30):
+        lr = 0.1 * 0.99**step
+        opt_ours.lr = lr
+        for group in opt_theirs.param_groups:
+            group["lr"] = lr
+        for params, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+            opt.zero_grad()
+            # The third tensor gets no gradient: both optimisers must leave it alone.
+            loss = (params[0] ** 2).sum().sin() + (params[1] ** 3).sum()
+            loss.backward()
+            opt.step()
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a, b)
