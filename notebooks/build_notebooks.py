@@ -427,7 +427,10 @@ Cut the image into 5 × 5 patches and run VCA in each one: the spectra it picks 
 most extreme pixels, i.e. *local* versions of the materials, with their natural variability
 (illumination, moisture, mixtures). Pooled over all patches they form the **bundles**. Each bundle
 spectrum gets **pseudo-abundances** by non-negative least squares against reference endmembers
-(a whole-image VCA), normalised to sum to one. No ground truth is used anywhere.
+(the whole image's N-FINDR endmembers: the pixels spanning the largest simplex, each scaled to a
+maximum of 1 so that a material's brightness does not count as abundance), normalised to sum to
+one. No ground truth is used anywhere. (The authors label against a whole-image VCA with no
+scaling: `extract_bundles(cube, P, mode="faithful")`.)
 """),
     code('''
 bundles = extract_bundles(cube, P, seed=0)
@@ -516,8 +519,8 @@ zoom.
 inspector = abundance_inspector(result, cube)
 '''),
     md(r"""
-The endmembers in EGU-Net's result are the reference spectra its bundle labels refer to (a
-whole-image VCA): the network's output *p* is trained to be the abundance of reference spectrum
+The endmembers in EGU-Net's result are the reference spectra its bundle labels refer to (the
+whole-image N-FINDR spectra): the network's output *p* is trained to be the abundance of reference spectrum
 *p*. The view shows them against the truth, with the bundles around them. The decoder's own
 spectra (`egu.decoder_endmembers_`) are printed below: they only have to reconstruct pixels, and
 are usually further from the truth.

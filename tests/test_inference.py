@@ -33,8 +33,9 @@ def _module_abundances(est, pixels):
 def test_folded_encoder_equals_the_modules(fitted):
     cube, est = fitted
     expected = _module_abundances(est, cube.pixels)
-    np.testing.assert_allclose(est.transform(cube), expected, atol=2e-6)
-    np.testing.assert_allclose(est.transform_array(cube.pixels), expected, atol=2e-6)
+    # Folding batch norm into the weights reorders float32 arithmetic: agreement to ~1e-6.
+    np.testing.assert_allclose(est.transform(cube), expected, atol=1e-5)
+    np.testing.assert_allclose(est.transform_array(cube.pixels), expected, atol=1e-5)
 
 
 def test_any_leading_shape_chunks_and_out(fitted):

@@ -698,14 +698,14 @@ def test_pairs_with_real_bundles(cube, result):
     assert len(view.plots.subplots("AreaPlot")) == 1
     counts = [env[2] for env in view.data.envelopes if env is not None]
     assert sum(counts) == bundles.n_bundles
-    # no truth: the bundles' own reference (a whole-image VCA) is what the estimate is compared to
+    # no truth: the bundles' own reference (a whole-image N-FINDR) is what the estimate is compared to
     bare = cube.without_truth()
     bare_result = UnmixingResult.from_arrays(bare, result.abundances.values, result.endmembers.values, method="t", score=False)
     bare_bundles = extract_bundles(bare, 3)
     view = EndmemberPairs(bare_result, bare, bundles=bare_bundles)
-    assert view.data.reference_label == "VCA"
+    assert view.data.reference_label == "N-FINDR"
     assert view.data.sad is not None and np.all(np.isfinite(view.data.sad))
-    assert "VCA" in set(_pair_curves(view)) and "SAD" in view.plots.plot.state.title.text
+    assert "N-FINDR" in set(_pair_curves(view)) and "SAD" in view.plots.plot.state.title.text
 
 
 def test_pairs_reference_options(cube, result):

@@ -299,7 +299,7 @@ def pair_data(
     if ref is None and bundles is not None and getattr(bundles, "reference", None) is not None:
         ref = as_spectra(bundles.reference, n_em, n_bands, "bundle reference")
         kind = str((getattr(bundles, "config", None) or {}).get("reference", ""))
-        ref_label = reference_label or {"vca": "VCA", "vca-pixels": "VCA", "truth": "truth"}.get(kind, "library")
+        ref_label = reference_label or {"vca": "VCA", "vca-pixels": "VCA", "nfindr": "N-FINDR", "truth": "truth"}.get(kind, "library")
         align = True  # bundle references come in extraction order, not the result's
     if ref is not None and align:
         ref = ref[match_rows_by_sad(ref, estimate)]
