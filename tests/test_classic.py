@@ -405,8 +405,13 @@ def test_nfindr_degenerate_inputs_return_distinct_valid_rows(pixels):
 
 
 @pytest.mark.parametrize("start", [[0, 1], [0, 0, 1], [0, 1, 99], [-1, 0, 1]])
-def test_nfindr_input_errors(start):
+def test_nfindr_rejects_bad_starts(start):
     with pytest.raises(InputError, match="start"):
         nfindr(np.random.default_rng(0).uniform(size=(20, 10)), 3, start=start)
-    with pytest.raises(InputError):
+
+
+def test_nfindr_input_errors():
+    with pytest.raises(InputError, match="exceeds the number of pixels"):
         nfindr(np.ones((3, 5)), 4)
+    with pytest.raises(InputError):
+        nfindr(np.ones(5), 2)

@@ -25,19 +25,23 @@ from __future__ import annotations
 import numpy as np
 
 from egu_widgets.classic.fcls import _as_float_matrix
-from egu_widgets.classic.vca import _check_n_endmembers, vca
+from egu_widgets.classic.vca import _check_n_endmembers, _top_coordinates, vca
 from egu_widgets.errors import InputError
 
 __all__ = ["nfindr", "simplex_coordinates"]
 
 
 def simplex_coordinates(pixels: np.ndarray, n_endmembers: int) -> np.ndarray:
-    """Homogeneous coordinates (N, P) = [1, top-(P−1) principal components of the centred pixels]."""
+    """Homogeneous coordinates (N, P) = [1, top-(P−1) principal components of the centred pixels].
+
+    The components are VCA's low-SNR ones (directions at rounding-noise level come back as zero
+    columns).
+    """
     x = np.asarray(pixels, dtype=np.float64)
     centred = x - x.mean(axis=0)
-    _, vecs = np.linalg.eigh(centred.T @ centred)
-    top = vecs[:, ::-1][:, : n_endmembers - 1]
-    return np.concatenate([np.ones((x.shape[0], 1)), centred @ top], axis=1)
+    coords = _top_coordinates((centred.T @ centred)[None], n_endmembers - 1, np.array([np.sum(x * x)]),
+                              centred[None])[0]
+    return np.concatenate([np.ones((x.shape[0], 1)), coords], axis=1)
 
 
 def _greedy_start(h: np.ndarray, p: int) -> np.ndarray:

@@ -542,7 +542,7 @@ def extract_bundles(
 
     ref, ref_kind = reference_endmembers(cube, p, opts["reference"], seed=seed)
     # The labels are computed against ``label_ref``; the reference is kept in the data's units.
-    units = np.ones((p, 1))
+    units = 1.0
     if opts["label_scale"] == "max":
         # Each reference spectrum scaled to a maximum of 1: abundances then measure each
         # material's share with its brightness divided out, the convention of the Samson and
@@ -552,8 +552,8 @@ def extract_bundles(
     label_ref = ref / units
     if opts["refine"]:
         label_ref = refine_reference(image.reshape(-1, bands)[valid.ravel()], label_ref, int(opts["refine"]))
+        ref = label_ref * units
     labels, n_dead = _pseudo_abundances(spectra, label_ref)
-    ref = label_ref * units
     config = dict(mode=mode, **{k: v for k, v in opts.items() if k != "reference"}, stride_used=stride,
                   reference=ref_kind, seed=seed,
                   n_patches=int(usable.sum()), n_candidates=int(n_candidates), n_bundles=int(len(spectra)),

@@ -146,7 +146,7 @@ class EGUNet:
     epochs : training epochs (None: the preset's, 200).
     seed : everything random (VCA directions, initial weights, shuffling, dropout) derives from it;
         on the CPU with ``num_threads=1`` the same seed gives bit-identical abundances (with more
-        threads two of seven paper-scale runs differed: see README). The global NumPy and
+        threads separate processes can differ: see README). The global NumPy and
         torch random states are not touched.
     device : "cpu" or "cuda" ("cuda:N"); asking for CUDA without one raises InputError.
     preset : "default" or "paper" (the authors' settings); keyword hyperparameters override it:
