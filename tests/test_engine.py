@@ -496,3 +496,56 @@ def test_adam_matches_torch_adam_bit_for_bit():
             opt.step()
     for a, b in zip(ours, theirs):
         assert torch.equal(a, b)
+
+
+# ----------------------------------------------------------------------------------- heap
+
+
+def _minor_faults() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+@pytest.mark.skipif(not __import__("egu_widgets.engine.heap", fromlist=["x"]).heap_retention_available(),
+                    reason="heap retention needs glibc (Linux) and EGU_WIDGETS_RETAIN_HEAP not 0")
+def test_retained_heap_reuses_freed_blocks_without_page_faults():
+    from egu_widgets.engine import heap
+
+    block = 16 << 20
+    per_round = 6 * block // 4096  # six fresh 16 MiB blocks: 24 576 page faults
+
+    def one_round() -> int:  # like a training step: many large blocks, all freed at the end
+        before = _minor_faults()
+        blocks = [torch.empty(block, dtype=torch.uint8).fill_(1) for _ in range(6)]
+        del blocks
+        return _minor_faults() - before
+
+    with heap.retained_heap() as active:
+        assert active
+        one_round()  # may grow the heap
+        later = [one_round() for _ in range(4)]
+    assert heap._depth == 0
+    # Four rounds of fresh memory would be 98 304 faults; the kept blocks are reused.
+    assert sum(later) < per_round, later
+
+
+def test_retained_heap_can_be_switched_off_and_nests(monkeypatch):
+    from egu_widgets.engine import heap
+
+    monkeypatch.setenv("EGU_WIDGETS_RETAIN_HEAP", "0")
+    with heap.retained_heap() as active:
+        assert not active
+    monkeypatch.delenv("EGU_WIDGETS_RETAIN_HEAP")
+    with heap.retained_heap() as outer:
+        with heap.retained_heap():
+            assert heap._depth == (2 if outer else 0)
+        assert heap._depth == (1 if outer else 0)
+    assert heap._depth == 0
+
+
+def test_heap_retention_does_not_change_results(cube, monkeypatch):
+    kept = EGUNet("pw", P, seed=5, **FAST).fit(cube).transform(cube)
+    monkeypatch.setenv("EGU_WIDGETS_RETAIN_HEAP", "0")
+    returned = EGUNet("pw", P, seed=5, **FAST).fit(cube).transform(cube)
+    np.testing.assert_array_equal(kept, returned)
