@@ -3,12 +3,16 @@
     python benchmarks/bench_engine.py                      # everything (long: tens of minutes on 2 cores)
     python benchmarks/bench_engine.py --datasets samson --methods egu-pw ae --seeds 0 1 2
     python benchmarks/bench_engine.py --timing-only        # paper-scale pw training time only
+    python benchmarks/bench_engine.py --timing-only --naive  # and the same 1 000 steps in naive PyTorch
     python benchmarks/bench_engine.py --streams            # also score ss's unmixing stream
 
 Prints one row per dataset × method × seed (abundance RMSE after alignment, per-material RMSE,
 mean SAD of the returned endmembers, seconds), then the median over seeds, then the timing row:
 pw training on the paper's scene size (200×200×224, 8 000 bundles, batch 8 000, 200 epochs =
-1 000 steps) with the chosen preset. ``vca-fcls`` rows are the classical baseline the targets
+1 000 steps) with the chosen preset; ``--naive`` adds the same number of steps of the plain
+PyTorch loop of ``bench_training.py`` (the reference the engine's speed is judged against), run
+just before, so both see the machine in much the same state, and first, so that it meets glibc's
+default allocator behaviour as a plain script would (see ``egu_widgets.engine.heap``). ``vca-fcls`` rows are the classical baseline the targets
 refer to. ``--json FILE`` also writes every row. Timings depend on what else runs on the machine;
 the load average is printed with them.
 """
@@ -93,6 +97,22 @@ def timing(args, monitored: bool = True) -> dict:
                 rmse=float(rmse), load=load_average())
 
 
+def naive_timing(args, steps: int = 1000) -> dict:
+    """The same work as the timing row (8 000 pixels + 8 000 bundles per step), written naively."""
+    import torch
+
+    from bench_training import naive_steps
+    from egu_widgets.engine import extract_bundles
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cube = open_cube("egu-synthetic")
+    b = extract_bundles(cube, 5, seed=0)
+    pixels = torch.from_numpy(cube.pixels.astype(np.float32))
+    times = naive_steps("pw", pixels, None, torch.from_numpy(b.spectra), torch.from_numpy(b.labels), steps)
+    return dict(steps=steps, seconds=float(sum(times)), threads=torch.get_num_threads(), load=load_average())
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
@@ -104,6 +124,7 @@ def main(argv=None) -> int:
     ap.add_argument("--streams", action="store_true", help="also score the ss unmixing stream")
     ap.add_argument("--timing-only", action="store_true")
     ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--naive", action="store_true", help="also time 1 000 steps of naive PyTorch (about 3 minutes)")
     ap.add_argument("--json", help="write all rows to this JSON file")
     args = ap.parse_args(argv)
 
@@ -134,6 +155,11 @@ def main(argv=None) -> int:
                       f"{np.median([r['seconds'] for r in sel]):>8.1f}  " + " ".join(f"{v:.3f}" for v in per))
     if not args.no_timing:
         print()
+        if args.naive:  # first, while glibc's allocator still has its default behaviour
+            n = naive_timing(args)
+            rows.append(dict(timing_naive=n))
+            print(f"paper-scale pw, naive PyTorch (bench_training.py's loop, {n['threads']} thread(s)): {n['steps']} steps in "
+                  f"{n['seconds']:.1f} s ({n['load']})", flush=True)
         for monitored in (True, False):
             t = timing(args, monitored)
             rows.append(dict(timing=t))

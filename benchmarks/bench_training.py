@@ -11,9 +11,9 @@ Scene: egu-synthetic (200×200×224, P=5, 8 000 bundles: the paper's sizes). Tab
    whole 200×200 image through the convolutional stream + the bundles through the pixel encoder.
    Each row is the median over ``--steps`` steps after two warm-up steps. "first BN not folded"
    is ours with the endmember stream's first batch norm computed the ordinary way (the fold is an
-   exact rewrite; the row shows what it saves). "heap returned to OS" is ours with glibc's
-   default allocator policy, which gives freed blocks back to the system and faults them in
-   again at the next step (the engine keeps them: ``egu_widgets.engine.heap``). The "bfloat16
+   exact rewrite; the row shows what it saves). The engine keeps freed memory in the process
+   while training (``egu_widgets.engine.heap``); so do these rows (``bench_heap.py`` measures
+   what that changes). The "bfloat16
    autocast" row shows what bfloat16 matrix products would buy (the engine does not use them:
    they change the results).
 2. **Full pw training** (200 epochs = 1 000 steps, the default preset, through ``EGUNet.fit``):
@@ -26,12 +26,12 @@ Scene: egu-synthetic (200×200×224, P=5, 8 000 bundles: the paper's sizes). Tab
 from __future__ import annotations
 
 import argparse
-import contextlib
 import resource
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -48,6 +48,16 @@ from egu_widgets.engine.estimator import PRESETS, VARIANT_PRESETS  # noqa: E402
 from egu_widgets.engine.heap import retained_heap  # noqa: E402
 from egu_widgets.engine.networks import build_model  # noqa: E402
 from egu_widgets.engine.trainer import Adam, ImageObjective, PixelObjective  # noqa: E402
+
+
+def run_steps(step: Callable[[int], None], n_steps: int) -> list[float]:
+    """Seconds of each of ``n_steps`` steps, after two warm-up steps."""
+    times = []
+    for i in range(n_steps + 2):
+        t0 = time.perf_counter()
+        step(i)
+        times.append(time.perf_counter() - t0)
+    return times[2:]
 
 
 # ------------------------------------------------------------------ the naive baseline
@@ -91,9 +101,8 @@ def naive_steps(variant: str, pixels, image, bundles, labels, n_steps: int) -> l
         params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=0.1)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.99)
-    times = []
-    for step in range(n_steps + 2):
-        t0 = time.perf_counter()
+
+    def step(_: int) -> None:
         if variant == "pw":
             batch = pixels[torch.randperm(len(pixels))[:8000]]
             rec = dec(torch.softmax(enc(batch), dim=1))
@@ -109,13 +118,13 @@ def naive_steps(variant: str, pixels, image, bundles, labels, n_steps: int) -> l
         loss.backward()
         opt.step()
         sched.step()
-        times.append(time.perf_counter() - t0)
-    return times[2:]
+
+    return run_steps(step, n_steps)
 
 
 # ------------------------------------------------------------------ ours, step by step
 def our_steps(variant: str, preset: str, pixels, image, bundles, labels, n_steps: int,
-              bf16: bool = False, fold: bool = True, retain: bool = True) -> list[float]:
+              bf16: bool = False, fold: bool = True) -> list[float]:
     hp = dict(PRESETS[preset])
     hp.update(VARIANT_PRESETS[preset].get(variant, {}))
     g = torch.Generator().manual_seed(0)
@@ -130,24 +139,21 @@ def our_steps(variant: str, preset: str, pixels, image, bundles, labels, n_steps
     if not fold:  # the endmember stream's first batch norm computed the ordinary way
         objective.bundle_moments = None
     opt = Adam(list(model.parameters()), lr=hp["lr"])
-    times = []
     n = objective.begin_epoch()
-    # train() keeps freed memory in the process (engine.heap); retain=False measures without.
-    heap = retained_heap() if retain else contextlib.nullcontext()
-    with heap:
-        for step in range(n_steps + 2):
-            t0 = time.perf_counter()
-            if step % n == 0:
-                objective.begin_epoch()
-            # bf16: matrix products in bfloat16 through autocast (not what the engine does: it
-            # changes the numbers; here to show what it would buy)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                losses = objective.losses(step % n)
-            opt.zero_grad()
-            losses[0].backward()
-            opt.step()
-            times.append(time.perf_counter() - t0)
-    return times[2:]
+
+    def step(i: int) -> None:
+        if i % n == 0:
+            objective.begin_epoch()
+        # bf16: matrix products in bfloat16 through autocast (not what the engine does: it
+        # changes the numbers; here to show what it would buy)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            losses = objective.losses(i % n)
+        opt.zero_grad()
+        losses[0].backward()
+        opt.step()
+
+    with retained_heap():  # as train() does
+        return run_steps(step, n_steps)
 
 
 def pw_step_flops(bands: int, p: int, batch: int = 8000, n_bundles: int = 8000) -> float:
@@ -178,26 +184,18 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, {args.threads} thread(s), float32 matmul peak {peak:.0f} GFLOP/s, {load_average()}")
     print(f"{'variant':<8} {'implementation':<26} {'s/step':>8} {'steps/epoch':>11} {'s/epoch':>8}")
     ss_steps = max(2, args.steps // 4)
-    # Printing order. Rows marked "system heap" run first:
-    # once retained_heap has been used, glibc keeps its settled thresholds for the rest of the
-    # process, so the allocator's default behaviour can only be measured before that.
-    specs = [  # (variant, implementation, heap, steps per epoch, run)
-        ("pw", "naive PyTorch", "system heap", 5, lambda: naive_steps("pw", pixels, image, bundles, labels, args.steps)),
-        ("pw", "egu_widgets (paper)", "", 5, lambda: our_steps("pw", "paper", pixels, image, bundles, labels, args.steps)),
-        ("pw", "same, heap returned to OS", "system heap", 5,
-         lambda: our_steps("pw", "paper", pixels, image, bundles, labels, args.steps, retain=False)),
-        ("pw", "same, first BN not folded", "", 5,
+    rows = [  # (variant, implementation, steps per epoch, run)
+        ("pw", "naive PyTorch", 5, lambda: naive_steps("pw", pixels, image, bundles, labels, args.steps)),
+        ("pw", "egu_widgets (paper)", 5, lambda: our_steps("pw", "paper", pixels, image, bundles, labels, args.steps)),
+        ("pw", "same, first BN not folded", 5,
          lambda: our_steps("pw", "paper", pixels, image, bundles, labels, args.steps, fold=False)),
-        ("pw", "same, bfloat16 autocast", "", 5, lambda: our_steps("pw", "paper", pixels, image, bundles, labels, args.steps, True)),
-        ("ss", "naive PyTorch", "system heap", 5, lambda: naive_steps("ss", pixels, image, bundles, labels, ss_steps)),
-        ("ss", "egu_widgets (paper)", "", 5, lambda: our_steps("ss", "paper", pixels, image, bundles, labels, ss_steps)),
-        ("ss", "egu_widgets (default)", "", 1, lambda: our_steps("ss", "default", pixels, image, bundles, labels, ss_steps)),
+        ("pw", "same, bfloat16 autocast", 5, lambda: our_steps("pw", "paper", pixels, image, bundles, labels, args.steps, True)),
+        ("ss", "naive PyTorch", 5, lambda: naive_steps("ss", pixels, image, bundles, labels, ss_steps)),
+        ("ss", "egu_widgets (paper)", 5, lambda: our_steps("ss", "paper", pixels, image, bundles, labels, ss_steps)),
+        ("ss", "egu_widgets (default)", 1, lambda: our_steps("ss", "default", pixels, image, bundles, labels, ss_steps)),
     ]
-    times = {}
-    for i in sorted(range(len(specs)), key=lambda i: specs[i][2] != "system heap"):
-        times[i] = specs[i][4]()
-    for i, (variant, name, _, per_epoch, _) in enumerate(specs):
-        med = statistics.median(times[i])
+    for variant, name, per_epoch, run in rows:
+        med = statistics.median(run())
         print(f"{variant:<8} {name:<26} {med:>8.3f} {per_epoch:>11} {med * per_epoch:>8.2f}", flush=True)
     if args.skip_full:
         return 0
