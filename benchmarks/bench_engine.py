@@ -11,8 +11,7 @@ mean SAD of the returned endmembers, seconds), then the median over seeds, then 
 pw training on the paper's scene size (200×200×224, 8 000 bundles, batch 8 000, 200 epochs =
 1 000 steps) with the chosen preset; ``--naive`` adds the same number of steps of the plain
 PyTorch loop of ``bench_training.py`` (the reference the engine's speed is judged against), run
-just before, so both see the machine in much the same state, and first, so that it meets glibc's
-default allocator behaviour as a plain script would (see ``egu_widgets.engine.heap``). ``vca-fcls`` rows are the classical baseline the targets
+just before, so both see the machine in much the same state. ``vca-fcls`` rows are the classical baseline the targets
 refer to. ``--json FILE`` also writes every row. Timings depend on what else runs on the machine;
 the load average is printed with them.
 """
@@ -155,7 +154,7 @@ def main(argv=None) -> int:
                       f"{np.median([r['seconds'] for r in sel]):>8.1f}  " + " ".join(f"{v:.3f}" for v in per))
     if not args.no_timing:
         print()
-        if args.naive:  # first, while glibc's allocator still has its default behaviour
+        if args.naive:
             n = naive_timing(args)
             rows.append(dict(timing_naive=n))
             print(f"paper-scale pw, naive PyTorch (bench_training.py's loop, {n['threads']} thread(s)): {n['steps']} steps in "

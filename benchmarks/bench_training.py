@@ -11,9 +11,7 @@ Scene: egu-synthetic (200×200×224, P=5, 8 000 bundles: the paper's sizes). Tab
    whole 200×200 image through the convolutional stream + the bundles through the pixel encoder.
    Each row is the median over ``--steps`` steps after two warm-up steps. "first BN not folded"
    is ours with the endmember stream's first batch norm computed the ordinary way (the fold is an
-   exact rewrite; the row shows what it saves). The engine keeps freed memory in the process
-   while training (``egu_widgets.engine.heap``); so do these rows (``bench_heap.py`` measures
-   what that changes). The "bfloat16
+   exact rewrite; the row shows what it saves). The "bfloat16
    autocast" row shows what bfloat16 matrix products would buy (the engine does not use them:
    they change the results).
 2. **Full pw training** (200 epochs = 1 000 steps, the default preset, through ``EGUNet.fit``):
@@ -45,7 +43,6 @@ from _common import load_average, matmul_gflops  # noqa: E402
 from egu_widgets.cube import open_cube  # noqa: E402
 from egu_widgets.engine import EGUNet, extract_bundles  # noqa: E402
 from egu_widgets.engine.estimator import PRESETS, VARIANT_PRESETS  # noqa: E402
-from egu_widgets.engine.heap import retained_heap  # noqa: E402
 from egu_widgets.engine.networks import build_model  # noqa: E402
 from egu_widgets.engine.trainer import Adam, ImageObjective, PixelObjective  # noqa: E402
 
@@ -152,8 +149,7 @@ def our_steps(variant: str, preset: str, pixels, image, bundles, labels, n_steps
         losses[0].backward()
         opt.step()
 
-    with retained_heap():  # as train() does
-        return run_steps(step, n_steps)
+    return run_steps(step, n_steps)
 
 
 def pw_step_flops(bands: int, p: int, batch: int = 8000, n_bundles: int = 8000) -> float:

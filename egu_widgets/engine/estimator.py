@@ -24,7 +24,6 @@ from ..errors import CheckpointError, InputError
 from ..results import UnmixingResult, _jsonable
 from .bundles import BUNDLE_MODES, BUNDLE_OPTIONS, SpectralBundles, extract_bundles
 from .events import CallbackLike, TrainingControl
-from .heap import retained_heap
 from .inference import PixelUnmixer
 from .networks import _EGUBase, batch_statistics, build_model, calibrate
 from .trainer import ImageObjective, PixelObjective, TrainOutcome, train
@@ -289,7 +288,6 @@ class EGUNet:
         return list(x.tensor_split(n)) if n > 1 else [x]
 
     # ------------------------------------------------------------------ fit
-    @retained_heap()  # bundles, training and whole-image calibration reuse large blocks (see heap)
     def fit(self, cube: HyperCube, bundles: Any = None, callbacks: Sequence[CallbackLike] | None = None,
             control: TrainingControl | None = None) -> "EGUNet":
         """Train on ``cube``. Bundles are built from the cube unless given; see the class doc.

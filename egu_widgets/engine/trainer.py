@@ -20,8 +20,7 @@ Any other exception (a bug, out of memory) sends "fail" and is re-raised.
 
 Speed matters on CPU (the paper's scene is 1 000 steps over 16 000 spectra of 224 bands): the
 data live on the device as float32 tensors once, batches are index selections, losses are summed
-on the device and read back once per epoch, nothing runs per sample in Python, and freed
-memory stays in the process between steps (:mod:`~egu_widgets.engine.heap`).
+on the device and read back once per epoch, and nothing runs per sample in Python.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ import torch
 import torch.nn.functional as F
 
 from .events import CallbackLike, TrainingControl, TrainingEvent, dispatch
-from .heap import retained_heap
 from .networks import InputMoments, _EGUBase
 
 __all__ = ["PixelObjective", "ImageObjective", "TrainOutcome", "train", "Adam", "LOSS_NAMES"]
@@ -195,7 +193,6 @@ def _snapshot(model: torch.nn.Module) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-@retained_heap()  # the same tensor sizes are allocated at every step: keep the memory (see heap)
 def train(
     model: _EGUBase,
     objective,
