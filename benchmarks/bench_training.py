@@ -1,6 +1,6 @@
 """Training speed at the paper's scale, against plain PyTorch written the obvious way.
 
-    python benchmarks/bench_training.py [--threads 2] [--skip-full] [--steps 20]
+    python benchmarks/bench_training.py [--threads 2] [--skip-full] [--steps 20] [--compile]
 
 Scene: egu-synthetic (200×200×224, P=5, 8 000 bundles: the paper's sizes). Tables:
 
@@ -11,9 +11,10 @@ Scene: egu-synthetic (200×200×224, P=5, 8 000 bundles: the paper's sizes). Tab
    whole 200×200 image through the convolutional stream + the bundles through the pixel encoder.
    Each row is the median over ``--steps`` steps after two warm-up steps. "first BN not folded"
    is ours with the endmember stream's first batch norm computed the ordinary way (the fold is an
-   exact rewrite; the row shows what it saves). The "bfloat16
-   autocast" row shows what bfloat16 matrix products would buy (the engine does not use them:
-   they change the results).
+   exact rewrite; the row shows what it saves). The "bfloat16 autocast" row shows what bfloat16
+   matrix products would buy (the engine does not use them: they change the results).
+   ``--compile`` adds the naive pw step compiled by ``torch.compile``, with the seconds its first
+   step takes to compile (the engine does not compile: see README).
 2. **Full pw training** (200 epochs = 1 000 steps, the default preset, through ``EGUNet.fit``):
    training seconds, seconds per epoch, peak resident memory of the process, abundance RMSE, the
    time to reach RMSE ≤ 0.05 (RMSE evaluated every epoch for this, which adds one forward pass over
@@ -119,6 +120,41 @@ def naive_steps(variant: str, pixels, image, bundles, labels, n_steps: int) -> l
     return run_steps(step, n_steps)
 
 
+def compiled_naive_steps(pixels, bundles, labels, n_steps: int) -> tuple[float, list[float]]:
+    """The naive pw step with its loss (forward, and so its backward) compiled by ``torch.compile``.
+
+    Returns the seconds of the first step (which compiles) and the per-step times after it.
+    Dropout is ``nn.Dropout`` on the global stream, as in the naive rows; compiling fuses batch
+    norm, activations and dropout into generated C++ loops, which eager PyTorch cannot.
+    """
+    torch.manual_seed(0)
+    bands, p = pixels.shape[1], labels.shape[1]
+    enc, dec = naive_encoder(bands, p), naive_decoder(p, bands)
+    params = list(enc.parameters()) + list(dec.parameters())
+    opt = torch.optim.Adam(params, lr=0.1)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.99)
+
+    def loss_of(batch):
+        rec = dec(torch.softmax(enc(batch), dim=1))
+        loss = F.mse_loss(rec, batch) + F.cross_entropy(enc(bundles), labels)
+        return loss + 0.005 * sum(0.5 * (w ** 2).sum() for name, w in enc.named_parameters()
+                                  if name.endswith("weight") and w.dim() > 1)
+
+    compiled = torch.compile(loss_of)
+
+    def step(_: int) -> None:
+        loss = compiled(pixels[torch.randperm(len(pixels))[:8000]])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+
+    t0 = time.perf_counter()
+    step(0)
+    first = time.perf_counter() - t0
+    return first, run_steps(step, n_steps)
+
+
 # ------------------------------------------------------------------ ours, step by step
 def our_steps(variant: str, preset: str, pixels, image, bundles, labels, n_steps: int,
               bf16: bool = False, fold: bool = True) -> list[float]:
@@ -169,6 +205,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=20, help="timed steps per per-step row (pw; ss uses a quarter)")
     ap.add_argument("--skip-full", action="store_true", help="only the per-step table")
+    ap.add_argument("--compile", action="store_true",
+                    help="add a row: the naive pw step under torch.compile (needs a C++ compiler)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cube = open_cube("egu-synthetic")
@@ -193,6 +231,11 @@ def main(argv=None) -> int:
     for variant, name, per_epoch, run in rows:
         med = statistics.median(run())
         print(f"{variant:<8} {name:<26} {med:>8.3f} {per_epoch:>11} {med * per_epoch:>8.2f}", flush=True)
+        if args.compile and (variant, name) == ("pw", "naive PyTorch"):
+            first, times = compiled_naive_steps(pixels, bundles, labels, args.steps)
+            med = statistics.median(times)
+            print(f"{'pw':<8} {'naive, torch.compile':<26} {med:>8.3f} {5:>11} {med * 5:>8.2f}  "
+                  f"(first step, compiling: {first:.1f} s)", flush=True)
     if args.skip_full:
         return 0
     # The machine's matmul rate swings with its neighbours (a shared VM): the peak is measured
