@@ -11,8 +11,8 @@ mean SAD of the returned endmembers, seconds), then the median over seeds, then 
 pw training on the paper's scene size (200×200×224, 8 000 bundles, batch 8 000, 200 epochs =
 1 000 steps) with the chosen preset; ``--naive`` adds the same number of steps of the plain
 PyTorch loop of ``bench_training.py`` (the reference the engine's speed is judged against), run
-just before, so both see the machine in much the same state. ``vca-fcls`` rows are the classical baseline the targets
-refer to. ``--json FILE`` also writes every row. Timings depend on what else runs on the machine;
+just before, so both see the machine in much the same state. ``vca-fcls`` rows are the
+classical baseline the targets refer to. ``--json FILE`` also writes every row. Timings depend on what else runs on the machine;
 the load average is printed with them.
 """
 
@@ -108,7 +108,7 @@ def naive_timing(args, steps: int = 1000) -> dict:
     cube = open_cube("egu-synthetic")
     b = extract_bundles(cube, 5, seed=0)
     pixels = torch.from_numpy(cube.pixels.astype(np.float32))
-    times = naive_steps("pw", pixels, None, torch.from_numpy(b.spectra), torch.from_numpy(b.labels), steps)
+    times = naive_steps("pw", pixels, None, torch.from_numpy(b.spectra), torch.from_numpy(b.labels), steps).times
     return dict(steps=steps, seconds=float(sum(times)), threads=torch.get_num_threads(), load=load_average())
 
 

@@ -30,7 +30,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -48,14 +48,19 @@ from egu_widgets.engine.networks import build_model  # noqa: E402
 from egu_widgets.engine.trainer import Adam, ImageObjective, PixelObjective  # noqa: E402
 
 
-def run_steps(step: Callable[[int], None], n_steps: int) -> list[float]:
-    """Seconds of each of ``n_steps`` steps, after two warm-up steps."""
+class Steps(NamedTuple):
+    first: float  # seconds of the first warm-up step
+    times: list[float]  # seconds of each timed step
+
+
+def run_steps(step: Callable[[int], None], n_steps: int) -> Steps:
+    """Two warm-up steps, then ``n_steps`` timed ones."""
     times = []
     for i in range(n_steps + 2):
         t0 = time.perf_counter()
         step(i)
         times.append(time.perf_counter() - t0)
-    return times[2:]
+    return Steps(times[0], times[2:])
 
 
 # ------------------------------------------------------------------ the naive baseline
@@ -87,7 +92,10 @@ class NaiveSS(nn.Module):
         self.decoder = nn.Sequential(*layers)
 
 
-def naive_steps(variant: str, pixels, image, bundles, labels, n_steps: int) -> list[float]:
+def naive_steps(variant: str, pixels, image, bundles, labels, n_steps: int, compile: bool = False) -> Steps:
+    """The naive training step, timed; ``compile``: its loss (so its backward too) under
+    ``torch.compile``, which fuses batch norm, activations and dropout into generated C++ loops
+    (the first step, ``Steps.first``, is the one that compiles)."""
     torch.manual_seed(0)
     bands, p = pixels.shape[1], labels.shape[1]
     if variant == "pw":
@@ -100,18 +108,22 @@ def naive_steps(variant: str, pixels, image, bundles, labels, n_steps: int) -> l
     opt = torch.optim.Adam(params, lr=0.1)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.99)
 
-    def step(_: int) -> None:
+    def loss_of(batch):
         if variant == "pw":
-            batch = pixels[torch.randperm(len(pixels))[:8000]]
             rec = dec(torch.softmax(enc(batch), dim=1))
             rec_loss = F.mse_loss(rec, batch)
         else:
             ab = torch.softmax(model.conv(image), dim=1)
             rec_loss = F.mse_loss(model.decoder(ab), image)
         loss = rec_loss + F.cross_entropy(enc(bundles), labels)
-        loss = loss + 0.005 * sum(0.5 * (w ** 2).sum() for name, w in
+        return loss + 0.005 * sum(0.5 * (w ** 2).sum() for name, w in
                                   (enc.named_parameters() if variant == "pw" else model.named_parameters())
                                   if name.endswith("weight") and w.dim() > 1)
+
+    loss_fn = torch.compile(loss_of) if compile else loss_of
+
+    def step(_: int) -> None:
+        loss = loss_fn(pixels[torch.randperm(len(pixels))[:8000]] if variant == "pw" else None)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -120,44 +132,9 @@ def naive_steps(variant: str, pixels, image, bundles, labels, n_steps: int) -> l
     return run_steps(step, n_steps)
 
 
-def compiled_naive_steps(pixels, bundles, labels, n_steps: int) -> tuple[float, list[float]]:
-    """The naive pw step with its loss (forward, and so its backward) compiled by ``torch.compile``.
-
-    Returns the seconds of the first step (which compiles) and the per-step times after it.
-    Dropout is ``nn.Dropout`` on the global stream, as in the naive rows; compiling fuses batch
-    norm, activations and dropout into generated C++ loops, which eager PyTorch cannot.
-    """
-    torch.manual_seed(0)
-    bands, p = pixels.shape[1], labels.shape[1]
-    enc, dec = naive_encoder(bands, p), naive_decoder(p, bands)
-    params = list(enc.parameters()) + list(dec.parameters())
-    opt = torch.optim.Adam(params, lr=0.1)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.99)
-
-    def loss_of(batch):
-        rec = dec(torch.softmax(enc(batch), dim=1))
-        loss = F.mse_loss(rec, batch) + F.cross_entropy(enc(bundles), labels)
-        return loss + 0.005 * sum(0.5 * (w ** 2).sum() for name, w in enc.named_parameters()
-                                  if name.endswith("weight") and w.dim() > 1)
-
-    compiled = torch.compile(loss_of)
-
-    def step(_: int) -> None:
-        loss = compiled(pixels[torch.randperm(len(pixels))[:8000]])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-
-    t0 = time.perf_counter()
-    step(0)
-    first = time.perf_counter() - t0
-    return first, run_steps(step, n_steps)
-
-
 # ------------------------------------------------------------------ ours, step by step
 def our_steps(variant: str, preset: str, pixels, image, bundles, labels, n_steps: int,
-              bf16: bool = False, fold: bool = True) -> list[float]:
+              bf16: bool = False, fold: bool = True) -> Steps:
     hp = dict(PRESETS[preset])
     hp.update(VARIANT_PRESETS[preset].get(variant, {}))
     g = torch.Generator().manual_seed(0)
@@ -229,13 +206,13 @@ def main(argv=None) -> int:
         ("ss", "egu_widgets (default)", 1, lambda: our_steps("ss", "default", pixels, image, bundles, labels, ss_steps)),
     ]
     for variant, name, per_epoch, run in rows:
-        med = statistics.median(run())
+        med = statistics.median(run().times)
         print(f"{variant:<8} {name:<26} {med:>8.3f} {per_epoch:>11} {med * per_epoch:>8.2f}", flush=True)
         if args.compile and (variant, name) == ("pw", "naive PyTorch"):
-            first, times = compiled_naive_steps(pixels, bundles, labels, args.steps)
-            med = statistics.median(times)
+            compiled = naive_steps("pw", pixels, image, bundles, labels, args.steps, compile=True)
+            med = statistics.median(compiled.times)
             print(f"{'pw':<8} {'naive, torch.compile':<26} {med:>8.3f} {5:>11} {med * 5:>8.2f}  "
-                  f"(first step, compiling: {first:.1f} s)", flush=True)
+                  f"(first step, compiling: {compiled.first:.1f} s)", flush=True)
     if args.skip_full:
         return 0
     # The machine's matmul rate swings with its neighbours (a shared VM): the peak is measured

@@ -58,8 +58,9 @@ PRESETS["default"] = dict(PRESETS["paper"], bundle_mode="default")
 #: architecture but makes the convolutional stream ~4x cheaper (64-wide first convolution and
 #: decoder) and takes one whole-image step per epoch instead of round(N / 8000): the authors'
 #: ss needs ~8 s per step on the 200x200x224 scene on one CPU core, i.e. hours for their 1 000
-#: steps. On Samson (seed 0, one core, the authors' bundle labels) the authors' ss took 700 s for RMSE 0.128, the light one
-#: 93 s for 0.135 (0.122-0.136 over seeds 0-2): comparable accuracy at a seventh of the time.
+#: steps. On Samson (seed 0, one core, the authors' bundle labels) the authors' ss took 700 s
+#: for RMSE 0.128, the light one 93 s for 0.135 (0.122-0.136 over seeds 0-2): comparable
+#: accuracy at a seventh of the time.
 VARIANT_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {},
     "default": {"ss": dict(conv_width=64, decoder_widths=(32, 64, 64), image_steps=1)},
