@@ -4,11 +4,16 @@ The core (cubes, classical baselines, metrics, results, the PyTorch engine) impo
 library; the views live in :mod:`egu_widgets.widgets` and need the ``widgets`` extra.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .cube import HyperCube, dataset_names, open_cube
 from .errors import EguError
 from .results import UnmixingResult
 
-__version__ = "0.1.0"
+try:  # the version is written once, in pyproject.toml
+    __version__ = version("egu_widgets")
+except PackageNotFoundError:  # a source tree used without installing it
+    __version__ = "0+unknown"
 
 __all__ = ["EguError", "HyperCube", "UnmixingResult", "dataset_names", "open_cube", "unmix", "__version__"]
 

@@ -5,6 +5,16 @@ raises a subclass of :class:`EguError` with a message that says what is wrong an
 The command line prints that message on one line and exits non-zero; anything else is a bug.
 """
 
+__all__ = [
+    "CheckpointError",
+    "DataFileError",
+    "DatasetError",
+    "EguError",
+    "InputError",
+    "MissingDependencyError",
+    "TrainingError",
+]
+
 
 class EguError(Exception):
     """Base class of every error this package raises on purpose."""

@@ -4,8 +4,9 @@ Layout of ``result.ds``:
 
 - ``abundances(endmember, y, x)`` float64, non-negative and summing to one per pixel
   (NaN at pixels the cube marked invalid);
-- ``endmembers(endmember, band)`` float64 when the method yields spectra (EGU-Net: its decoder
-  applied to each pure abundance vector);
+- ``endmembers(endmember, band)`` float64 when the method yields spectra (for EGU-Net the
+  reference spectra its bundle labels were computed against; see
+  :attr:`egu_widgets.engine.EGUNet.endmembers_`);
 - optional training curves ``history_<name>(epoch)`` (e.g. ``history_loss_total``);
 - coordinates ``endmember`` (names), ``wavelength(band)`` when the cube had them;
 - attrs: ``method``, ``config`` (JSON), ``cube_name``, ``seconds``, ``partial`` (1 when training
@@ -26,8 +27,12 @@ from .cube.hypercube import HyperCube
 from .cube.netcdf import KIND_ATTR, read_dataset, write_dataset
 from .errors import DataFileError, InputError
 
+__all__ = ["UnmixingResult"]
+
 
 class UnmixingResult:
+    """What an unmixing method found, kept in one :class:`xarray.Dataset` (``.ds``; see the module doc)."""
+
     __slots__ = ("ds",)
 
     def __init__(self, ds: xr.Dataset):
