@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol, Union
+
+if TYPE_CHECKING:
+    from .history import TrainingHistory
 
 #: Kinds of event, in the order a run emits them. A run emits exactly one of "end", "stop" or
 #: "fail" last: "end" when all epochs ran, "stop" when a callback or KeyboardInterrupt ended it
@@ -47,6 +50,8 @@ class TrainingEvent:
     message: str = ""  # why a run stopped or failed
     control: TrainingControl | None = field(default=None, repr=False, compare=False)
     info: dict = field(default_factory=dict)  # run description at "start" (method, sizes, device)
+    # the run's per-epoch columns, shared by the trainer with every callback (None: not recorded)
+    history: TrainingHistory | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in EVENT_KINDS:

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from .events import CallbackLike, TrainingControl, TrainingEvent, dispatch
+from .history import TrainingHistory
 from .networks import InputMoments, _EGUBase
 
 __all__ = ["PixelObjective", "ImageObjective", "TrainOutcome", "train", "Adam", "LOSS_NAMES"]
@@ -221,9 +222,8 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     device = params[0].device
     optimizer = Adam(params, lr=lr)
-    history: dict[str, list] = {f"loss_{k}": [] for k in LOSS_NAMES}
-    history["learning_rate"] = []
-    metric_names: list[str] = []
+    # filled from the run's own events; callbacks get the same recorder as ``event.history``
+    history = TrainingHistory(loss_names=LOSS_NAMES)
     start = time.perf_counter()
     # On the CPU a per-step finiteness check costs nothing; on a GPU it would force a sync per
     # step, so there the check happens once per epoch on the summed losses.
@@ -238,8 +238,10 @@ def train(
     current_lr = lr
 
     def emit(kind: str, **kw) -> None:
-        dispatch(callbacks, TrainingEvent(kind=kind, epoch=epoch, n_epochs=epochs, elapsed=time.perf_counter() - start,
-                                          control=control, **kw))
+        event = TrainingEvent(kind=kind, epoch=epoch, n_epochs=epochs, elapsed=time.perf_counter() - start,
+                              control=control, history=history, **kw)
+        history.on_event(event)
+        dispatch(callbacks, event)
 
     try:
         emit("start", info=dict(info or {}), learning_rate=lr)
@@ -284,18 +286,9 @@ def train(
             good_state = _snapshot(model)
             means = (sums / max(done_in_epoch, 1)).tolist()
             loss_dict = dict(zip(LOSS_NAMES, means))
-            for k in LOSS_NAMES:
-                history[f"loss_{k}"].append(loss_dict[k])
-            history["learning_rate"].append(current_lr)
             metrics: dict = {}
             if evaluate is not None and (epoch % max(int(eval_every), 1) == 0 or epoch == epochs):
                 metrics = {k: float(v) for k, v in evaluate().items()}
-            for k in metrics:
-                if k not in metric_names:
-                    metric_names.append(k)
-                    history[k] = [math.nan] * (epoch - 1)
-            for k in metric_names:
-                history[k].append(metrics.get(k, math.nan))
             emit("epoch", losses=loss_dict, learning_rate=current_lr, metrics=metrics)
         if final_kind == "end" and (epoch < epochs or control.stop_requested):
             final_kind, partial = "stop", True
@@ -314,5 +307,5 @@ def train(
         model.set_generator(None, None)
     seconds = time.perf_counter() - start
     emit(final_kind, message=reason)
-    return TrainOutcome(epochs_done=epoch, steps_done=step, history=history, partial=partial,
+    return TrainOutcome(epochs_done=epoch, steps_done=step, history=history.as_dict(), partial=partial,
                         stop_reason=reason, failed=failed, seconds=seconds)
