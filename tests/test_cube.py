@@ -196,6 +196,62 @@ def test_missing_file_and_unknown_dataset():
     assert "samson" in str(err.value) and "jasper-ridge" in str(err.value)
 
 
+def _pinned_layouts(d: Path):
+    """Every .mat/ENVI layout the readers accept, each with the exact arrays it must give back."""
+    import spectral.io.envi as envi
+
+    img, em, ab = scene()
+    a_cols = to_matlab_columns(ab.transpose(1, 2, 0))
+    cood = np.empty((3, 1), dtype=object)
+    cood[:, 0] = ["1-rock", "2-Tree", "3-water"]
+    names = ["rock", "tree", "water"]
+    scipy.io.savemat(d / "zhu.mat", {"V": to_matlab_columns(img), "nRow": 6, "nCol": 9, "nBand": 12})
+    scipy.io.savemat(d / "truth.mat", {"A": a_cols, "M": em.T, "cood": cood})
+    raw = np.round(img * 5000).astype(np.uint16)
+    scipy.io.savemat(d / "int.mat", {"Y": to_matlab_columns(raw).astype(np.uint16), "nRow": 6, "nCol": 9, "maxValue": 5000})
+    scipy.io.savemat(d / "single.mat", {"Y": to_matlab_columns(img).T, "A": a_cols.T, "E": em, "nRow": 6, "nCol": 9})
+    scipy.io.savemat(d / "cube3d.mat", {"Y": img, "maxValue": 2.0})
+    sq, _, sq_ab = scene(rows=8, cols=8)
+    (d / "tnnls").mkdir()
+    scipy.io.savemat(d / "tnnls" / "Mixed_TrSet.mat", {"Mixed_TrSet": sq.reshape(64, 12, order="F")})
+    scipy.io.savemat(d / "tnnls" / "TeLabel.mat", {"TeLabel": sq_ab.transpose(1, 2, 0).reshape(64, 3, order="F")})
+    wl = np.linspace(0.4, 2.5, 12)
+    counts = (img * 10000).astype(np.int16)
+    envi.save_image(str(d / "c.hdr"), counts, ext=".img",
+                    metadata={"wavelength": list(wl), "wavelength units": "Micrometers", "reflectance scale factor": 10000})
+    f32 = np.float32
+    return {
+        "zhu": (d / "zhu.mat", {"truth": d / "truth.mat"}, img.astype(f32), ab, em, names,
+                {"file": "zhu.mat", "key": "V", "reader": "mat"}),
+        "integer": (d / "int.mat", {}, (raw / 5000.0).astype(f32), None, None, None,
+                    {"file": "int.mat", "key": "Y", "reader": "mat", "scale": 5000.0, "scale_from": "maxValue"}),
+        "single, transposed": (d / "single.mat", {}, img.astype(f32), ab, em, ["material 1", "material 2", "material 3"],
+                               {"file": "single.mat", "key": "Y", "reader": "mat"}),
+        "3-D": (d / "cube3d.mat", {"truth": d / "truth.mat"}, (img / 2.0).astype(f32), ab, em, names,
+                {"file": "cube3d.mat", "key": "Y", "reader": "mat", "scale": 2.0, "scale_from": "maxValue"}),
+        "tnnls": (d / "tnnls", {}, sq.astype(f32), sq_ab, None, ["material 1", "material 2", "material 3"],
+                  {"file": "Mixed_TrSet.mat", "reader": "tnnls"}),
+        "envi": (d / "c.img", {"truth": d / "truth.mat", "scale": 5000}, (counts / 5000.0).astype(f32), ab, em, names,
+                 {"file": "c.hdr", "reader": "envi", "scale": 5000}),
+    }
+
+
+def test_reader_arrays_are_pinned(tmp_path):
+    """Each layout gives exactly these arrays, names and provenance (pinned before the readers moved)."""
+    import json
+
+    for label, (path, kwargs, image, abundances, endmembers, names, provenance) in _pinned_layouts(tmp_path).items():
+        ds = open_cube(path, **kwargs).ds
+        assert ds["reflectance"].dtype == np.float32, label
+        np.testing.assert_array_equal(ds["reflectance"].values, image, err_msg=label)
+        for var, expected in (("abundances", abundances), ("endmembers", endmembers)):
+            assert (var in ds) == (expected is not None), (label, var)
+            if expected is not None:
+                np.testing.assert_array_equal(ds[var].values, expected, err_msg=label)
+        assert (list(ds["endmember"].values) if "endmember" in ds.coords else None) == names, label
+        assert json.loads(ds.attrs["provenance"]) == provenance, label
+
+
 # ---------------------------------------------------------------------------- ENVI
 def test_envi_reader(tmp_path):
     import spectral.io.envi as envi
