@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from ..errors import InputError
-from ._data import format_duration, remaining_seconds
+from ..figure_data import format_duration, remaining_seconds
 from ._deps import holoviews, in_notebook, require_widgets
 from ._view import HoloViewsWidget, View, build
 

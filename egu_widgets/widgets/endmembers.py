@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ._data import PairData, pair_data
+from ..figure_data import PairData, pair_data
 from ._deps import holoviews, require_widgets
 from ._view import HoloViewsWidget, View, build
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InputError
-from ._data import block_centres, block_mean, downsample_factor, make_reconstructor, map_data, spectral_axis
+from ..figure_data import block_centres, block_mean, downsample_factor, make_reconstructor, map_data, spectral_axis
 from ._deps import holoviews, require_widgets
 from ._view import HoloViewsWidget, View, build
 

@@ -1,4 +1,4 @@
-"""Static matplotlib figures: the paper/CLI counterparts of the notebook views.
+"""Static matplotlib figures of one result: the paper/CLI counterparts of the notebook views.
 
 - :func:`abundance_figure`: every abundance map side by side on one 0-1 colour scale, with the
   true map and the error (estimate - truth) under each when the cube has truth;
@@ -7,29 +7,25 @@
 - :func:`training_figure`: loss terms, metrics (RMSE) and learning rate per epoch;
 - :func:`save_figures`: all of those written to a folder (what ``egu-widgets`` uses for figures).
 
-Figures are built with :class:`matplotlib.figure.Figure` directly, never through pyplot, so they
-need no display, leave no global state behind and work headless under any backend. matplotlib is
-imported only when a figure is made.
+The data come from :mod:`egu_widgets.figure_data`, the same functions the notebook views use.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-from .widgets._data import map_data, pair_data
+from ..errors import InputError
+from ..figure_data import map_data, pair_data
+from ._base import new_figure, save_figure
+
+__all__ = ["abundance_figure", "endmember_figure", "save_figures", "training_figure"]
 
 _METRIC_LABELS = {"rmse": "abundance RMSE", "sad": "SAD (deg)"}
-
-
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
 
 
 # ---------------------------------------------------------------------------------- abundances
@@ -51,7 +47,7 @@ def abundance_figure(
     if md.truth is not None:
         rows.append(("truth: ", md.truth, cmap, (0.0, 1.0), "abundance"))
         rows.append(("error: ", md.error, error_cmap, (-md.error_limit, md.error_limit), "estimate - truth"))
-    fig = _figure(panel_size * n_em + 1.0, panel_size * len(rows) + 0.3)
+    fig = new_figure(panel_size * n_em + 1.0, panel_size * len(rows) + 0.3)
     axes = np.atleast_2d(fig.subplots(len(rows), n_em, squeeze=False, sharex=True, sharey=True))
     for r, (prefix, maps, colormap, (vmin, vmax), label) in enumerate(rows):
         image = None
@@ -90,11 +86,19 @@ def endmember_figure(
 
     Arguments as :class:`egu_widgets.widgets.EndmemberPairs` (the same resolution rules).
     """
-    d = pair_data(result, cube, reference=reference, reference_label=reference_label, bundles=bundles, envelope=envelope, align=align)
+    d = pair_data(
+        result,
+        cube,
+        reference=reference,
+        reference_label=reference_label,
+        bundles=bundles,
+        envelope=envelope,
+        align=align,
+    )
     n_em = d.n_endmembers
     ncols = ncols or min(n_em, 4)
     nrows = -(-n_em // ncols)
-    fig = _figure(panel_size[0] * ncols, panel_size[1] * nrows)
+    fig = new_figure(panel_size[0] * ncols, panel_size[1] * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     x = d.axis.values
     for p in range(nrows * ncols):
@@ -141,12 +145,14 @@ def training_figure(source: Any, *, logy: Any = "auto", panel_size: tuple[float,
     losses = {k: v for k, v in history.items() if k.startswith("loss")}
     rates = {k: v for k, v in history.items() if k in ("lr", "learning_rate")}
     metrics = {k: v for k, v in history.items() if k not in losses and k not in rates}
-    panels = [(name, group) for name, group in (("losses", losses), ("metrics", metrics), ("learning rate", rates)) if group]
-    fig = _figure(panel_size[0] * len(panels), panel_size[1])
+    panels = [
+        (name, group) for name, group in (("losses", losses), ("metrics", metrics), ("learning rate", rates)) if group
+    ]
+    fig = new_figure(panel_size[0] * len(panels), panel_size[1])
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (name, group) in zip(axes, panels):
         for key, values in group.items():
-            label = key[len("loss_"):] if key.startswith("loss_") else _METRIC_LABELS.get(key, key)
+            label = key[len("loss_") :] if key.startswith("loss_") else _METRIC_LABELS.get(key, key)
             ax.plot(np.arange(1, len(values) + 1), values, linewidth=1.3, label=label)
         if name == "losses":
             finite = np.concatenate([v[np.isfinite(v)] for v in group.values()])
@@ -163,19 +169,6 @@ def training_figure(source: Any, *, logy: Any = "auto", panel_size: tuple[float,
 
 
 # ---------------------------------------------------------------------------------- files
-def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 150) -> Path:
-    """Write ``fig`` atomically; the format comes from the file extension (png, pdf, svg...)."""
-    from ._atomic import atomic_path
-
-    path = Path(path)
-    fmt = path.suffix.lstrip(".").lower()
-    if not fmt:
-        raise InputError(f"{str(path)!r} has no extension; add one such as .png or .pdf")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=dpi)
-    return path
-
-
 def save_figures(
     result: Any,
     cube: Any = None,

@@ -1,12 +1,12 @@
-"""Numbers behind the views, shared by the notebook widgets and the static matplotlib figures.
+"""Spectra behind the endmember views: estimate, reference, spectral angles and bundle envelopes.
 
-Plain numpy only (no widget library), so :mod:`egu_widgets.plotting` can use it without the
-widget extra.
+:func:`pair_data` resolves once, from a result and its context, everything that the endmember-pair
+widget and :func:`egu_widgets.plotting.endmember_figure` draw, so that the notebook view and the
+static figure always show the same curves. Plain numpy (no plotting or widget library).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +14,21 @@ import numpy as np
 
 from ..errors import InputError
 
+__all__ = [
+    "PairData",
+    "SpectralAxis",
+    "as_spectra",
+    "bundle_envelopes",
+    "group_means",
+    "least_squares_endmembers",
+    "match_rows_by_sad",
+    "names_of",
+    "pair_data",
+    "spectral_angles_deg",
+    "spectral_axis",
+]
 
-# ---------------------------------------------------------------------------------- spectra
+
 def spectral_angles_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Angle in degrees between matching rows of ``a`` and ``b`` (the project's SAD)."""
     from ..metrics import sad
@@ -27,7 +40,9 @@ def match_rows_by_sad(rows: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """``perm`` such that ``rows[perm[i]]`` is the row matched to ``targets[i]`` (least total SAD)."""
     from ..metrics import align
 
-    return align(est_endmembers=np.asarray(rows, dtype=np.float64), true_endmembers=np.asarray(targets, dtype=np.float64))
+    return align(
+        est_endmembers=np.asarray(rows, dtype=np.float64), true_endmembers=np.asarray(targets, dtype=np.float64)
+    )
 
 
 def least_squares_endmembers(pixels: np.ndarray, abundances: np.ndarray) -> np.ndarray:
@@ -95,9 +110,10 @@ def group_means(spectra: np.ndarray, labels: np.ndarray, n_endmembers: int) -> n
     return out
 
 
-# ---------------------------------------------------------------------------------- axes
 @dataclass(frozen=True)
 class SpectralAxis:
+    """The x axis of a spectrum plot: its values, an axis label and a HoloViews dimension name."""
+
     values: np.ndarray
     label: str  # e.g. "wavelength (nm)" or "band"
     name: str  # a HoloViews dimension name: "wavelength" or "band"
@@ -117,109 +133,16 @@ def spectral_axis(n_bands: int, cube: Any = None, result: Any = None) -> Spectra
     return SpectralAxis(np.arange(n_bands, dtype=np.float64), "band", "band")
 
 
-# ---------------------------------------------------------------------------------- maps
-def downsample_factor(height: int, width: int, max_side: int) -> int:
-    """Smallest integer block size that brings both sides to at most ``max_side``."""
-    if max_side < 1:
-        raise InputError(f"max_side must be at least 1; got {max_side}")
-    return max(1, math.ceil(max(height, width) / max_side))
-
-
-def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
-    """Average ``factor`` x ``factor`` blocks of a 2-D map (edge blocks may be partial; NaN ignored)."""
-    image = np.asarray(image, dtype=np.float32)
-    if factor == 1:
-        return image
-    h, w = image.shape
-    hp, wp = -(-h // factor) * factor, -(-w // factor) * factor
-    padded = np.full((hp, wp), np.nan, dtype=np.float32)
-    padded[:h, :w] = image
-    blocks = padded.reshape(hp // factor, factor, wp // factor, factor)
-    with np.errstate(invalid="ignore"), _quiet_nanmean():
-        return np.nanmean(blocks, axis=(1, 3)).astype(np.float32)
-
-
-class _quiet_nanmean:
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
-
-
-def block_centres(n: int, factor: int) -> np.ndarray:
-    """Pixel-coordinate centre of each block along an axis of ``n`` pixels (pixel i spans i±0.5)."""
-    n_blocks = -(-n // factor)
-    return np.arange(n_blocks, dtype=np.float64) * factor + (factor - 1) / 2.0
-
-
-def error_limit(errors: np.ndarray) -> float:
-    """Symmetric colour limit for error maps: the largest |error|, rounded up, at least 0.01."""
-    finite = np.abs(errors[np.isfinite(errors)])
-    top = float(finite.max()) if finite.size else 0.0
-    return max(0.01, math.ceil(top * 100) / 100)
-
-
-# ---------------------------------------------------------------------------------- pixels
-def make_reconstructor(result: Any, cube: Any, reconstruct: Any = None):
-    """A ``pixel_index -> spectrum`` function and a short description, or ``(None, reason)``.
-
-    ``reconstruct`` may be that function, or an array of reconstructed pixels, (N, B) in the
-    cube's row-major pixel order (what ``EGUNet.reconstruct(cube)`` returns) or (H, W, B).
-    Without it: a ``reconstruction(y, x, band)`` variable stored in the result, else the linear
-    mixture ``abundances @ endmembers`` when the result has endmembers.
-    """
-    if reconstruct is not None:
-        if callable(reconstruct):
-            return reconstruct, "reconstruction"
-        rec = np.asarray(reconstruct, dtype=np.float64)
-        h, w, b = cube.image.shape
-        if rec.shape == (h, w, b):
-            rec = rec.reshape(h * w, b)
-        if rec.shape != (h * w, b):
-            raise InputError(
-                f"reconstruct must be a function pixel_index -> spectrum or an array ({h * w}, {b}) "
-                f"or ({h}, {w}, {b}); got shape {rec.shape}"
-            )
-        return (lambda i: rec[i]), "reconstruction"
-    ds = getattr(result, "ds", None)
-    if ds is not None and "reconstruction" in ds:
-        stored = ds["reconstruction"].transpose("y", "x", "band").values
-        flat = stored.reshape(-1, stored.shape[-1])
-        return (lambda i: flat[i]), "reconstruction"
-    if getattr(result, "endmembers", None) is not None:
-        em = result.endmembers.transpose("endmember", "band").values
-        ab = result.abundance_pixels
-        return (lambda i: ab[i] @ em), "linear reconstruction"
-    return None, "no reconstruction (the result has no endmembers)"
-
-
-def format_duration(seconds: float | None) -> str:
-    """``75.2`` -> ``"1:15"``, ``3725`` -> ``"1:02:05"``; ``None``/NaN -> ``"--:--"``."""
-    if seconds is None or not np.isfinite(seconds) or seconds < 0:
-        return "--:--"
-    total = int(round(seconds))
-    h, rest = divmod(total, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def remaining_seconds(elapsed: float, epoch: int, n_epochs: int) -> float | None:
-    """Naive estimate from the mean epoch time so far; None before the first epoch."""
-    if epoch <= 0 or n_epochs <= 0:
-        return None
-    return elapsed / epoch * max(n_epochs - epoch, 0)
-
-
 def names_of(result: Any) -> list[str]:
+    """The endmember names of ``result``, in its order, as strings."""
     return [str(v) for v in result.abundances.coords["endmember"].values]
 
 
 def as_spectra(reference: Any, n_endmembers: int, n_bands: int, what: str) -> np.ndarray:
+    """``reference`` as a (n_endmembers, n_bands) float array, transposed if given bands first.
+
+    ``what`` names the argument in the error raised for any other shape.
+    """
     arr = np.asarray(getattr(reference, "values", reference), dtype=np.float64)
     if arr.ndim != 2:
         raise InputError(f"{what} must be (endmembers, bands); got shape {arr.shape}")
@@ -230,7 +153,6 @@ def as_spectra(reference: Any, n_endmembers: int, n_bands: int, what: str) -> np
     return arr
 
 
-# ---------------------------------------------------------------------------------- view data
 @dataclass
 class PairData:
     """Everything the endmember-pair views draw, resolved once from a result and its context."""
@@ -293,13 +215,18 @@ def pair_data(
     if reference is not None:
         ref = as_spectra(reference, n_em, n_bands, "reference")
         ref_label = reference_label or "reference"
-    elif cube is not None and getattr(cube, "true_endmembers", None) is not None:
-        if cube.true_endmembers.shape == (n_em, n_bands):
-            ref, ref_label = np.asarray(cube.true_endmembers, dtype=np.float64), reference_label or "truth"
+    elif (
+        cube is not None
+        and getattr(cube, "true_endmembers", None) is not None
+        and cube.true_endmembers.shape == (n_em, n_bands)
+    ):
+        ref, ref_label = np.asarray(cube.true_endmembers, dtype=np.float64), reference_label or "truth"
     if ref is None and bundles is not None and getattr(bundles, "reference", None) is not None:
         ref = as_spectra(bundles.reference, n_em, n_bands, "bundle reference")
         kind = str((getattr(bundles, "config", None) or {}).get("reference", ""))
-        ref_label = reference_label or {"vca": "VCA", "vca-pixels": "VCA", "nfindr": "N-FINDR", "truth": "truth"}.get(kind, "library")
+        ref_label = reference_label or {"vca": "VCA", "vca-pixels": "VCA", "nfindr": "N-FINDR", "truth": "truth"}.get(
+            kind, "library"
+        )
         align = True  # bundle references come in extraction order, not the result's
     if ref is not None and align:
         ref = ref[match_rows_by_sad(ref, estimate)]
@@ -320,32 +247,7 @@ def pair_data(
             envelopes = [groups[i] for i in order]
         else:
             envelopes = groups[:n_em] + [None] * max(0, n_em - n_groups)
-        envelope_label = "bundle min-max" if isinstance(envelope, str) else f"bundle {envelope[0]:g}-{envelope[1]:g} quantiles"
+        envelope_label = (
+            "bundle min-max" if isinstance(envelope, str) else f"bundle {envelope[0]:g}-{envelope[1]:g} quantiles"
+        )
     return PairData(names, axis, estimate, estimate_label, ref, ref_label, sad, envelopes, envelope_label)
-
-
-@dataclass
-class MapData:
-    names: list[str]
-    estimate: np.ndarray  # (P, H, W)
-    truth: np.ndarray | None  # (P, H, W), same order as estimate
-    error: np.ndarray | None  # estimate - truth
-    error_limit: float | None
-
-
-def map_data(result: Any, cube: Any = None) -> MapData:
-    """Estimated abundance maps, and the truth and error maps when the cube has truth."""
-    names = names_of(result)
-    estimate = np.asarray(result.abundances.transpose("endmember", "y", "x").values, dtype=np.float32)
-    truth = None
-    if cube is not None and getattr(cube, "true_abundances", None) is not None:
-        t = np.asarray(cube.true_abundances, dtype=np.float32)
-        true_names = list(getattr(cube, "endmember_names", None) or [])
-        if sorted(true_names) == sorted(names) and true_names != names:
-            t = t[[true_names.index(n) for n in names]]  # same materials, other order: follow the result
-        if t.shape == estimate.shape:
-            truth = t
-    if truth is None:
-        return MapData(names, estimate, None, None, None)
-    error = estimate - truth
-    return MapData(names, estimate, truth, error, error_limit(error))

@@ -1,0 +1,137 @@
+"""Abundance maps behind the map views: estimate, truth, error, downsampling and reconstructions.
+
+:func:`map_data` gives the abundance inspector and :func:`egu_widgets.plotting.abundance_figure`
+the same maps in the same order; the block-mean helpers shrink large scenes for display, and
+:func:`make_reconstructor` gives the spectrum a result predicts at a pixel. Plain numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from .spectra import names_of
+
+__all__ = [
+    "MapData",
+    "block_centres",
+    "block_mean",
+    "downsample_factor",
+    "error_limit",
+    "make_reconstructor",
+    "map_data",
+]
+
+
+def downsample_factor(height: int, width: int, max_side: int) -> int:
+    """Smallest integer block size that brings both sides to at most ``max_side``."""
+    if max_side < 1:
+        raise InputError(f"max_side must be at least 1; got {max_side}")
+    return max(1, math.ceil(max(height, width) / max_side))
+
+
+def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
+    """Average ``factor`` x ``factor`` blocks of a 2-D map (edge blocks may be partial; NaN ignored)."""
+    image = np.asarray(image, dtype=np.float32)
+    if factor == 1:
+        return image
+    h, w = image.shape
+    hp, wp = -(-h // factor) * factor, -(-w // factor) * factor
+    padded = np.full((hp, wp), np.nan, dtype=np.float32)
+    padded[:h, :w] = image
+    blocks = padded.reshape(hp // factor, factor, wp // factor, factor)
+    with np.errstate(invalid="ignore"), _quiet_nanmean():
+        return np.nanmean(blocks, axis=(1, 3)).astype(np.float32)
+
+
+class _quiet_nanmean:
+    """Silence the warning numpy gives for an all-NaN block (its mean stays NaN)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+def block_centres(n: int, factor: int) -> np.ndarray:
+    """Pixel-coordinate centre of each block along an axis of ``n`` pixels (pixel i spans i±0.5)."""
+    n_blocks = -(-n // factor)
+    return np.arange(n_blocks, dtype=np.float64) * factor + (factor - 1) / 2.0
+
+
+def error_limit(errors: np.ndarray) -> float:
+    """Symmetric colour limit for error maps: the largest |error|, rounded up, at least 0.01."""
+    finite = np.abs(errors[np.isfinite(errors)])
+    top = float(finite.max()) if finite.size else 0.0
+    return max(0.01, math.ceil(top * 100) / 100)
+
+
+def make_reconstructor(result: Any, cube: Any, reconstruct: Any = None):
+    """A ``pixel_index -> spectrum`` function and a short description, or ``(None, reason)``.
+
+    ``reconstruct`` may be that function, or an array of reconstructed pixels, (N, B) in the
+    cube's row-major pixel order (what ``EGUNet.reconstruct(cube)`` returns) or (H, W, B).
+    Without it: a ``reconstruction(y, x, band)`` variable stored in the result, else the linear
+    mixture ``abundances @ endmembers`` when the result has endmembers.
+    """
+    if reconstruct is not None:
+        if callable(reconstruct):
+            return reconstruct, "reconstruction"
+        rec = np.asarray(reconstruct, dtype=np.float64)
+        h, w, b = cube.image.shape
+        if rec.shape == (h, w, b):
+            rec = rec.reshape(h * w, b)
+        if rec.shape != (h * w, b):
+            raise InputError(
+                f"reconstruct must be a function pixel_index -> spectrum or an array ({h * w}, {b}) "
+                f"or ({h}, {w}, {b}); got shape {rec.shape}"
+            )
+        return (lambda i: rec[i]), "reconstruction"
+    ds = getattr(result, "ds", None)
+    if ds is not None and "reconstruction" in ds:
+        stored = ds["reconstruction"].transpose("y", "x", "band").values
+        flat = stored.reshape(-1, stored.shape[-1])
+        return (lambda i: flat[i]), "reconstruction"
+    if getattr(result, "endmembers", None) is not None:
+        em = result.endmembers.transpose("endmember", "band").values
+        ab = result.abundance_pixels
+        return (lambda i: ab[i] @ em), "linear reconstruction"
+    return None, "no reconstruction (the result has no endmembers)"
+
+
+@dataclass
+class MapData:
+    """Abundance maps of a result, with the truth and the error when the cube has truth."""
+
+    names: list[str]
+    estimate: np.ndarray  # (P, H, W)
+    truth: np.ndarray | None  # (P, H, W), same order as estimate
+    error: np.ndarray | None  # estimate - truth
+    error_limit: float | None
+
+
+def map_data(result: Any, cube: Any = None) -> MapData:
+    """Estimated abundance maps, and the truth and error maps when the cube has truth."""
+    names = names_of(result)
+    estimate = np.asarray(result.abundances.transpose("endmember", "y", "x").values, dtype=np.float32)
+    truth = None
+    if cube is not None and getattr(cube, "true_abundances", None) is not None:
+        t = np.asarray(cube.true_abundances, dtype=np.float32)
+        true_names = list(getattr(cube, "endmember_names", None) or [])
+        if sorted(true_names) == sorted(names) and true_names != names:
+            t = t[[true_names.index(n) for n in names]]  # same materials, other order: follow the result
+        if t.shape == estimate.shape:
+            truth = t
+    if truth is None:
+        return MapData(names, estimate, None, None, None)
+    error = estimate - truth
+    return MapData(names, estimate, truth, error, error_limit(error))
