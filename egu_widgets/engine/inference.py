@@ -10,11 +10,9 @@ pixels, with no autograd bookkeeping and no module dispatch.
 :class:`PixelUnmixer` holds those matrices. It takes NumPy arrays of any leading shape and returns
 float32 abundances, processes large inputs in chunks (memory bounded by the chunk size), can be
 pickled to dask workers, and is safe to call from several threads at once. ``precision="bfloat16"``
-runs the matrix products in bfloat16 and everything else in float32; the abundances then differ
-from float32 ones by 7e-4 RMS (7e-3 at most) on egu-synthetic (``benchmarks/bench_inference.py``).
-It is meant for GPUs: on the 2-core CPU measured here (AMX present) it was no faster than float32
-(594 000 vs 584 000 pixels/s), because converting activations to and from bfloat16 costs what the
-faster products save; float32 stays the default.
+runs the matrix products in bfloat16 and everything else in float32, for GPUs: on a CPU the
+conversions to and from bfloat16 cost what the faster products save, so float32 stays the default
+(its error and speed: docs/engine.md, "Inference precision").
 """
 
 from __future__ import annotations

@@ -134,8 +134,8 @@ class Adam:
 
     The arithmetic of ``torch.optim.Adam(params, lr, foreach=True)`` without weight decay (the
     weight penalty is part of the loss here), written out because constructing a
-    ``torch.optim`` optimiser imports ``torch._dynamo``: about 2 s in every new process on a
-    2-core machine, the time of 15 paper-scale training steps.
+    ``torch.optim`` optimiser imports ``torch._dynamo``, which costs seconds in every new process
+    (docs/engine.md, "Optimiser").
     """
 
     def __init__(self, params: Sequence[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999),
