@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from .cube.hypercube import HyperCube
-from .cube.netcdf import KIND_ATTR, read_dataset, write_dataset
+from .cube.formats.ncfile import KIND_ATTR, read_dataset, write_dataset
 from .errors import DataFileError, InputError
 
 __all__ = ["UnmixingResult"]

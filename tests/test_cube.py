@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import scipy.io
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from egu_widgets import HyperCube, open_cube
-from egu_widgets.cube import datasets
-from egu_widgets.cube.readers import mat_pixels_to_image
+from egu_widgets.cube import download
+from egu_widgets.cube.formats.truth import mat_pixels_to_image
 from egu_widgets.errors import DataFileError, DatasetError, InputError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -42,8 +44,14 @@ def to_matlab_columns(img: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------- HyperCube
 def test_from_array_layout_and_views():
     img, em, ab = scene()
-    cube = HyperCube.from_array(img, wavelengths=np.linspace(400, 1000, 12), endmembers=em, abundances=ab,
-                                endmember_names=["a", "b", "c"], name="t")
+    cube = HyperCube.from_array(
+        img,
+        wavelengths=np.linspace(400, 1000, 12),
+        endmembers=em,
+        abundances=ab,
+        endmember_names=["a", "b", "c"],
+        name="t",
+    )
     assert cube.ds["reflectance"].dims == ("y", "x", "band")
     assert cube.ds["abundances"].dims == ("endmember", "y", "x")
     assert cube.ds["endmembers"].dims == ("endmember", "band")
@@ -124,7 +132,9 @@ def test_zhu_pair_layout(tmp_path):
 def test_integer_cube_with_max_value(tmp_path):
     img, *_ = scene()
     raw = np.round(img * 5000).astype(np.uint16)
-    scipy.io.savemat(tmp_path / "c.mat", {"Y": to_matlab_columns(raw).astype(np.uint16), "nRow": 6, "nCol": 9, "maxValue": 5000})
+    scipy.io.savemat(
+        tmp_path / "c.mat", {"Y": to_matlab_columns(raw).astype(np.uint16), "nRow": 6, "nCol": 9, "maxValue": 5000}
+    )
     cube = open_cube(tmp_path / "c.mat")
     np.testing.assert_allclose(cube.image, raw / 5000, rtol=1e-6)
     assert cube.provenance["scale"] == 5000
@@ -141,8 +151,10 @@ def test_integer_cube_without_scale_is_refused(tmp_path):
 
 def test_single_file_layout_with_size(tmp_path):
     img, em, ab = scene()
-    scipy.io.savemat(tmp_path / "s.mat", {"Y": to_matlab_columns(img), "A": to_matlab_columns(ab.transpose(1, 2, 0)),
-                                          "M": em.T, "H": 6, "W": 9})
+    scipy.io.savemat(
+        tmp_path / "s.mat",
+        {"Y": to_matlab_columns(img), "A": to_matlab_columns(ab.transpose(1, 2, 0)), "M": em.T, "H": 6, "W": 9},
+    )
     cube = open_cube(tmp_path / "s.mat")
     np.testing.assert_allclose(cube.image, img, rtol=1e-6)
     np.testing.assert_allclose(cube.true_abundances, ab)
@@ -150,10 +162,14 @@ def test_single_file_layout_with_size(tmp_path):
 
 def test_single_file_square_assumed_only_when_exact(tmp_path):
     img, em, ab = scene(rows=5, cols=5)
-    scipy.io.savemat(tmp_path / "sq.mat", {"Y": to_matlab_columns(img), "A": to_matlab_columns(ab.transpose(1, 2, 0)), "M": em.T})
+    scipy.io.savemat(
+        tmp_path / "sq.mat", {"Y": to_matlab_columns(img), "A": to_matlab_columns(ab.transpose(1, 2, 0)), "M": em.T}
+    )
     assert open_cube(tmp_path / "sq.mat").shape == (5, 5, 12)
     img, em, ab = scene()  # 6 x 9 = 54 pixels: not a square
-    scipy.io.savemat(tmp_path / "ns.mat", {"Y": to_matlab_columns(img), "A": to_matlab_columns(ab.transpose(1, 2, 0)), "M": em.T})
+    scipy.io.savemat(
+        tmp_path / "ns.mat", {"Y": to_matlab_columns(img), "A": to_matlab_columns(ab.transpose(1, 2, 0)), "M": em.T}
+    )
     with pytest.raises(InputError, match="rows= and cols="):
         open_cube(tmp_path / "ns.mat")
     np.testing.assert_allclose(open_cube(tmp_path / "ns.mat", rows=6, cols=9).image, img, rtol=1e-6)
@@ -208,7 +224,9 @@ def _pinned_layouts(d: Path):
     scipy.io.savemat(d / "zhu.mat", {"V": to_matlab_columns(img), "nRow": 6, "nCol": 9, "nBand": 12})
     scipy.io.savemat(d / "truth.mat", {"A": a_cols, "M": em.T, "cood": cood})
     raw = np.round(img * 5000).astype(np.uint16)
-    scipy.io.savemat(d / "int.mat", {"Y": to_matlab_columns(raw).astype(np.uint16), "nRow": 6, "nCol": 9, "maxValue": 5000})
+    scipy.io.savemat(
+        d / "int.mat", {"Y": to_matlab_columns(raw).astype(np.uint16), "nRow": 6, "nCol": 9, "maxValue": 5000}
+    )
     scipy.io.savemat(d / "single.mat", {"Y": to_matlab_columns(img).T, "A": a_cols.T, "E": em, "nRow": 6, "nCol": 9})
     scipy.io.savemat(d / "cube3d.mat", {"Y": img, "maxValue": 2.0})
     sq, _, sq_ab = scene(rows=8, cols=8)
@@ -217,22 +235,68 @@ def _pinned_layouts(d: Path):
     scipy.io.savemat(d / "tnnls" / "TeLabel.mat", {"TeLabel": sq_ab.transpose(1, 2, 0).reshape(64, 3, order="F")})
     wl = np.linspace(0.4, 2.5, 12)
     counts = (img * 10000).astype(np.int16)
-    envi.save_image(str(d / "c.hdr"), counts, ext=".img",
-                    metadata={"wavelength": list(wl), "wavelength units": "Micrometers", "reflectance scale factor": 10000})
+    envi.save_image(
+        str(d / "c.hdr"),
+        counts,
+        ext=".img",
+        metadata={"wavelength": list(wl), "wavelength units": "Micrometers", "reflectance scale factor": 10000},
+    )
     f32 = np.float32
     return {
-        "zhu": (d / "zhu.mat", {"truth": d / "truth.mat"}, img.astype(f32), ab, em, names,
-                {"file": "zhu.mat", "key": "V", "reader": "mat"}),
-        "integer": (d / "int.mat", {}, (raw / 5000.0).astype(f32), None, None, None,
-                    {"file": "int.mat", "key": "Y", "reader": "mat", "scale": 5000.0, "scale_from": "maxValue"}),
-        "single, transposed": (d / "single.mat", {}, img.astype(f32), ab, em, ["material 1", "material 2", "material 3"],
-                               {"file": "single.mat", "key": "Y", "reader": "mat"}),
-        "3-D": (d / "cube3d.mat", {"truth": d / "truth.mat"}, (img / 2.0).astype(f32), ab, em, names,
-                {"file": "cube3d.mat", "key": "Y", "reader": "mat", "scale": 2.0, "scale_from": "maxValue"}),
-        "tnnls": (d / "tnnls", {}, sq.astype(f32), sq_ab, None, ["material 1", "material 2", "material 3"],
-                  {"file": "Mixed_TrSet.mat", "reader": "tnnls"}),
-        "envi": (d / "c.img", {"truth": d / "truth.mat", "scale": 5000}, (counts / 5000.0).astype(f32), ab, em, names,
-                 {"file": "c.hdr", "reader": "envi", "scale": 5000}),
+        "zhu": (
+            d / "zhu.mat",
+            {"truth": d / "truth.mat"},
+            img.astype(f32),
+            ab,
+            em,
+            names,
+            {"file": "zhu.mat", "key": "V", "reader": "mat"},
+        ),
+        "integer": (
+            d / "int.mat",
+            {},
+            (raw / 5000.0).astype(f32),
+            None,
+            None,
+            None,
+            {"file": "int.mat", "key": "Y", "reader": "mat", "scale": 5000.0, "scale_from": "maxValue"},
+        ),
+        "single, transposed": (
+            d / "single.mat",
+            {},
+            img.astype(f32),
+            ab,
+            em,
+            ["material 1", "material 2", "material 3"],
+            {"file": "single.mat", "key": "Y", "reader": "mat"},
+        ),
+        "3-D": (
+            d / "cube3d.mat",
+            {"truth": d / "truth.mat"},
+            (img / 2.0).astype(f32),
+            ab,
+            em,
+            names,
+            {"file": "cube3d.mat", "key": "Y", "reader": "mat", "scale": 2.0, "scale_from": "maxValue"},
+        ),
+        "tnnls": (
+            d / "tnnls",
+            {},
+            sq.astype(f32),
+            sq_ab,
+            None,
+            ["material 1", "material 2", "material 3"],
+            {"file": "Mixed_TrSet.mat", "reader": "tnnls"},
+        ),
+        "envi": (
+            d / "c.img",
+            {"truth": d / "truth.mat", "scale": 5000},
+            (counts / 5000.0).astype(f32),
+            ab,
+            em,
+            names,
+            {"file": "c.hdr", "reader": "envi", "scale": 5000},
+        ),
     }
 
 
@@ -252,14 +316,50 @@ def test_reader_arrays_are_pinned(tmp_path):
         assert json.loads(ds.attrs["provenance"]) == provenance, label
 
 
+def test_tnnls_layout_with_a_truth_file_keeps_its_names_and_endmembers(tmp_path):
+    img, em, ab = scene(rows=8, cols=8)
+    scipy.io.savemat(tmp_path / "Mixed_TrSet.mat", {"Mixed_TrSet": img.reshape(64, 12, order="F")})
+    cood = np.empty((3, 1), dtype=object)
+    cood[:, 0] = ["1-rock", "2-tree", "3-water"]
+    scipy.io.savemat(tmp_path / "t.mat", {"A": to_matlab_columns(ab.transpose(1, 2, 0)), "M": em.T, "cood": cood})
+    cube = open_cube(tmp_path, truth=tmp_path / "t.mat")
+    np.testing.assert_array_equal(cube.true_abundances, ab)
+    np.testing.assert_array_equal(cube.true_endmembers, em)
+    assert cube.endmember_names == ["rock", "tree", "water"]
+    scipy.io.savemat(tmp_path / "m.mat", {"M": em.T})  # endmembers only, no TeLabel.mat: kept, not dropped
+    np.testing.assert_array_equal(open_cube(tmp_path, truth=tmp_path / "m.mat").true_endmembers, em)
+
+
+def test_suffix_table_picks_the_reader(tmp_path):
+    from egu_widgets.cube.formats import READERS, reader_for
+    from egu_widgets.cube.formats.envi import read_envi
+    from egu_widgets.cube.formats.mat import read_mat
+    from egu_widgets.cube.formats.netcdf import read_netcdf
+
+    assert {READERS[s] for s in (".mat", ".hdr", ".img", ".nc")} == {read_mat, read_envi, read_netcdf}
+    assert reader_for("a/b/C.MAT") is read_mat and reader_for("x.xyz") is None
+    img, *_ = scene()
+    scipy.io.savemat(tmp_path / "CUBE.MAT", {"Y": to_matlab_columns(img), "nRow": 6, "nCol": 9})
+    np.testing.assert_array_equal(open_cube(tmp_path / "CUBE.MAT").image, img.astype(np.float32))
+    (tmp_path / "x.xyz").write_text("x")
+    with pytest.raises(DataFileError, match="unknown file type '.xyz'"):
+        open_cube(tmp_path / "x.xyz")
+    with pytest.raises(InputError, match="chunks="):
+        open_cube(tmp_path / "x.xyz", chunks={"y": 2})
+
+
 # ---------------------------------------------------------------------------- ENVI
 def test_envi_reader(tmp_path):
     import spectral.io.envi as envi
 
     img, *_ = scene()
     wl = np.linspace(0.4, 2.5, 12)
-    envi.save_image(str(tmp_path / "c.hdr"), (img * 10000).astype(np.int16), ext=".img",
-                    metadata={"wavelength": list(wl), "wavelength units": "Micrometers", "reflectance scale factor": 10000})
+    envi.save_image(
+        str(tmp_path / "c.hdr"),
+        (img * 10000).astype(np.int16),
+        ext=".img",
+        metadata={"wavelength": list(wl), "wavelength units": "Micrometers", "reflectance scale factor": 10000},
+    )
     cube = open_cube(tmp_path / "c.hdr")
     np.testing.assert_allclose(cube.image, (img * 10000).astype(np.int16) / 10000, atol=1e-6)
     np.testing.assert_allclose(cube.wavelengths, wl)
@@ -272,8 +372,15 @@ def test_envi_reader(tmp_path):
 # ---------------------------------------------------------------------------- netCDF round trip
 def test_netcdf_round_trip_is_identical(tmp_path):
     img, em, ab = scene()
-    cube = HyperCube.from_array(img, wavelengths=np.linspace(400, 1000, 12), endmembers=em, abundances=ab,
-                                endmember_names=["rock", "tree", "water"], name="rt", provenance={"k": 1})
+    cube = HyperCube.from_array(
+        img,
+        wavelengths=np.linspace(400, 1000, 12),
+        endmembers=em,
+        abundances=ab,
+        endmember_names=["rock", "tree", "water"],
+        name="rt",
+        provenance={"k": 1},
+    )
     cube.to_netcdf(tmp_path / "c.nc")
     back = open_cube(tmp_path / "c.nc")
     xr.testing.assert_identical(back.ds, cube.ds)
@@ -307,9 +414,11 @@ def test_demo_dataset_needs_no_files():
 @needs_shared
 @pytest.mark.parametrize("name, shape, p", [("samson", (95, 95, 156), 3), ("jasper-ridge", (100, 100, 198), 4)])
 def test_real_datasets(name, shape, p):
+    from egu_widgets.cube.datasets import DATASETS
+
     cube = open_cube(name)
-    assert cube.shape == shape and cube.n_true_endmembers == p
-    assert 0 <= cube.image.min() and cube.image.max() < 1.5
+    assert cube.shape == shape and cube.n_true_endmembers == p == DATASETS[name].n_endmembers
+    assert cube.image.min() >= 0 and cube.image.max() < 1.5
     np.testing.assert_allclose(cube.true_abundances.sum(axis=0), 1.0, atol=1e-6)
 
 
@@ -335,6 +444,29 @@ def test_egu_synthetic():
     assert abs(snr - 30.0) < 0.2
 
 
+def test_dataset_registry_is_the_one_list():
+    from egu_widgets import dataset_names as top_level
+    from egu_widgets.cube import dataset_names
+    from egu_widgets.cube.datasets import ALIASES, DATASETS, find_dataset, paper_datasets
+
+    assert top_level is dataset_names and dataset_names() == list(DATASETS)
+    assert paper_datasets() == ("egu-synthetic", "samson", "jasper-ridge")
+    for entry in DATASETS.values():
+        assert entry.description and entry.n_endmembers >= 2
+        assert set(entry.files) <= set(download.FILES), entry.name  # every file has a checksum and an address
+    assert all(find_dataset(alias) is DATASETS[name] for alias, name in ALIASES.items())
+    assert find_dataset(" Samson ") is DATASETS["samson"] and find_dataset("nope") is None
+    assert open_cube("demo").n_true_endmembers == DATASETS["demo"].n_endmembers
+
+
+def test_dataset_options_are_checked_before_any_file_is_read(tmp_path):
+    with pytest.raises(InputError, match="takes no options"):
+        open_cube("samson", seed=1)
+    scipy.io.savemat(tmp_path / "t.mat", {"M": np.ones((12, 3))})
+    with pytest.raises(InputError, match="brings its own truth"):
+        open_cube("demo", truth=tmp_path / "t.mat")
+
+
 def test_checksum_mismatch_of_a_download(tmp_path, monkeypatch):
     """Serve a wrong file on loopback: the download must be refused and not kept."""
     import http.server
@@ -346,13 +478,14 @@ def test_checksum_mismatch_of_a_download(tmp_path, monkeypatch):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        remote = datasets.RemoteFile("samson/samson_1.mat", hashlib.sha256(b"real").hexdigest(),
-                                     f"http://127.0.0.1:{server.server_port}/x.mat")
-        monkeypatch.setitem(datasets.FILES, remote.relpath, remote)
-        monkeypatch.setattr(datasets, "search_path", lambda: [tmp_path / "dl"])
-        monkeypatch.setattr(datasets, "download_dir", lambda: tmp_path / "dl")
+        remote = download.RemoteFile(
+            "samson/samson_1.mat", hashlib.sha256(b"real").hexdigest(), f"http://127.0.0.1:{server.server_port}/x.mat"
+        )
+        monkeypatch.setitem(download.FILES, remote.relpath, remote)
+        monkeypatch.setattr(download, "search_path", lambda: [tmp_path / "dl"])
+        monkeypatch.setattr(download, "download_dir", lambda: tmp_path / "dl")
         with pytest.raises(DatasetError, match="checksum"):
-            datasets.fetch("samson/samson_1.mat")
+            download.fetch("samson/samson_1.mat")
         assert not (tmp_path / "dl" / "samson" / "samson_1.mat").exists()
     finally:
         server.shutdown()
@@ -361,15 +494,15 @@ def test_checksum_mismatch_of_a_download(tmp_path, monkeypatch):
 def test_local_file_with_wrong_hash_is_refused(tmp_path, monkeypatch):
     (tmp_path / "samson").mkdir()
     (tmp_path / "samson" / "end3.mat").write_bytes(b"tampered")
-    monkeypatch.setenv(datasets.ENV_VAR, str(tmp_path))
+    monkeypatch.setenv(download.ENV_VAR, str(tmp_path))
     with pytest.raises(DatasetError, match="checksum"):
-        datasets.fetch("samson/end3.mat", download=False)
+        download.fetch("samson/end3.mat", download=False)
 
 
 def test_data_dir_setting_comes_first(tmp_path, monkeypatch):
-    monkeypatch.setenv(datasets.ENV_VAR, str(tmp_path))
-    assert datasets.search_path()[0] == tmp_path
-    assert datasets.download_dir() == tmp_path
+    monkeypatch.setenv(download.ENV_VAR, str(tmp_path))
+    assert download.search_path()[0] == tmp_path
+    assert download.download_dir() == tmp_path
 
 
 # ---------------------------------------------------------------------------- more bad input
@@ -404,7 +537,6 @@ def test_output_path_checks(tmp_path):
 
 
 # ---------------------------------------------------------------------------- properties
-from hypothesis import given, settings, strategies as st  # noqa: E402
 
 
 @settings(max_examples=25, deadline=None)
@@ -418,12 +550,22 @@ def test_property_matlab_layout_round_trip(tmp_path_factory, rows, cols, bands, 
 
 
 @settings(max_examples=15, deadline=None)
-@given(rows=st.integers(1, 6), cols=st.integers(1, 6), bands=st.integers(1, 8), p=st.integers(2, 4), seed=st.integers(0, 10_000))
+@given(
+    rows=st.integers(1, 6),
+    cols=st.integers(1, 6),
+    bands=st.integers(1, 8),
+    p=st.integers(2, 4),
+    seed=st.integers(0, 10_000),
+)
 def test_property_netcdf_round_trip(tmp_path_factory, rows, cols, bands, p, seed):
     rng = np.random.default_rng(seed)
     img = rng.uniform(0.0, 1.0, size=(rows, cols, bands)) + 1e-3
-    cube = HyperCube.from_array(img, wavelengths=np.sort(rng.uniform(400, 2500, bands)),
-                                endmembers=rng.uniform(size=(p, bands)), abundances=rng.dirichlet(np.ones(p), size=(rows, cols)))
+    cube = HyperCube.from_array(
+        img,
+        wavelengths=np.sort(rng.uniform(400, 2500, bands)),
+        endmembers=rng.uniform(size=(p, bands)),
+        abundances=rng.dirichlet(np.ones(p), size=(rows, cols)),
+    )
     path = tmp_path_factory.mktemp("n") / "c.nc"
     cube.to_netcdf(path)
     xr.testing.assert_identical(open_cube(path).ds, cube.ds)

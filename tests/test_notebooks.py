@@ -135,7 +135,7 @@ def test_03_explore_your_own_cube(tmp_path, kernel_env, monkeypatch):
 
 
 def test_04_reproduce_the_paper(tmp_path, kernel_env, monkeypatch):
-    from egu_widgets.cube.datasets import fetch
+    from egu_widgets.cube.download import fetch
     from egu_widgets.errors import DatasetError
 
     try:

@@ -1,7 +1,16 @@
-"""Hyperspectral cubes: the HyperCube object, readers for common layouts, datasets by name."""
+"""Hyperspectral cubes: the HyperCube object, file formats, datasets by name and synthetic scenes.
 
+Modules, lowest first: :mod:`.hypercube` (the data model), :mod:`.formats` (one reader per file
+format and the suffix table), :mod:`.download` (finding and fetching dataset files),
+:mod:`.library` (spectral libraries), :mod:`.synthetic` (generated scenes), :mod:`.datasets`
+(the registry of named datasets) and :mod:`.open` (:func:`open_cube`).
+"""
+
+from .datasets import dataset_names
+from .formats.mat import load_mat
 from .hypercube import HyperCube
-from .readers import SpectralLibrary, dataset_names, load_mat, open_cube, read_usgs_library
+from .library import SpectralLibrary, read_usgs_library
+from .open import open_cube
 from .synthetic import make_demo, make_egu_synthetic
 
 __all__ = [

@@ -1,147 +1,129 @@
-"""Where the real datasets live, and how to fetch them intact.
+"""The datasets known by name: what each is, the files it needs and how it is loaded.
 
-Files are looked up, in order, in
-
-1. the folder named by the environment variable ``EGU_WIDGETS_DATA``;
-2. ``../shared/data`` beside a source checkout of this repository (the development layout);
-3. the user cache (``pooch.os_cache("egu_widgets")``, e.g. ``~/.cache/egu_widgets``),
-
-each keeping the layout ``<folder>/<dataset>/<file>``. A file found nowhere is downloaded with
-pooch from its public source into ``EGU_WIDGETS_DATA`` when set, else into the user cache, and
-checked against the SHA-256 below; a mismatch is an error and the bad download is removed.
+:data:`DATASETS` is the one list of named datasets; the command line, the reproduction and
+:func:`~egu_widgets.cube.open_cube` all read it (through :func:`dataset_names`,
+:func:`paper_datasets` and :func:`find_dataset`). Files are fetched by :mod:`.download`, which
+holds their checksums and public addresses. A new dataset is a loader and one entry here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-from ..errors import DatasetError
+import numpy as np
 
-ENV_VAR = "EGU_WIDGETS_DATA"
+from ..errors import InputError
+from .download import fetch
+from .formats.mat import load_mat, read_mat, read_mat_truth
+from .hypercube import HyperCube
+from .synthetic import EGU_SYNTHETIC_FILES, make_demo, make_egu_synthetic
+
+__all__ = ["ALIASES", "DATASETS", "DatasetEntry", "dataset_names", "find_dataset", "load_dataset", "paper_datasets"]
 
 
 @dataclass(frozen=True)
-class RemoteFile:
-    relpath: str  # inside the data folder, e.g. "samson/samson_1.mat"
-    sha256: str
-    url: str
+class DatasetEntry:
+    """One named dataset.
+
+    ``loader`` returns the cube; ``files`` are the registered files it reads (paths inside a data
+    folder, see :mod:`.download`); ``n_endmembers`` is its number of materials P. A ``generated``
+    scene takes generator options (``seed=``, ``snr_db=``, ...) and is always finite and
+    non-negative; a file dataset takes ``invalid=`` and ``negative=`` instead. ``paper`` marks the
+    scenes of the EGU-Net paper's comparison.
+    """
+
+    name: str
+    description: str
+    n_endmembers: int
+    loader: Callable[..., HyperCube]
+    files: tuple[str, ...] = ()
+    generated: bool = False
+    paper: bool = False
 
 
-_ZHU = "https://raw.githubusercontent.com/gaetanosettembre/data_unmixing/HEAD/Datasets"
-FILES: dict[str, RemoteFile] = {
-    f.relpath: f
-    for f in (
-        RemoteFile("samson/samson_1.mat", "1ebacaf7cd32bfc31c0ee3fd56c63a7f29a434893a8b45705fb59cd8a0c8beb6", f"{_ZHU}/Samson/Samson.mat"),
-        RemoteFile("samson/end3.mat", "ce768182ce5292390180f827ff5769112cf3d299f4e64ab43e950a310b7ec9fa", f"{_ZHU}/Samson/Samson_GT.mat"),
-        RemoteFile(
-            "jasper_ridge/jasperRidge2_R198.mat",
-            "0e4118a6452f6044978a8ca3762fb0f791115467904936d463c4e111e56e682e",
-            f"{_ZHU}/Jasper/jasperRidge2_R198.mat",
+SAMSON_FILES = ("samson/samson_1.mat", "samson/end3.mat")
+JASPER_FILES = ("jasper_ridge/jasperRidge2_R198.mat", "jasper_ridge/end4.mat")
+
+
+def _band_centres(n_bands: int, first: float, last: float) -> np.ndarray:
+    return np.linspace(first, last, n_bands)
+
+
+def _load_samson(**options: Any) -> HyperCube:
+    cube_file, truth_file = SAMSON_FILES
+    cube = read_mat(fetch(cube_file), read_mat_truth(fetch(truth_file)), name="samson", **options)
+    wl = _band_centres(cube.n_bands, 401.0, 889.0)
+    return HyperCube(cube.ds.assign_coords(wavelength=("band", wl, {"units": "nm"})), validate=False)
+
+
+def _load_jasper(**options: Any) -> HyperCube:
+    cube_file, truth_file = JASPER_FILES
+    cube_path = fetch(cube_file)
+    cube = read_mat(cube_path, read_mat_truth(fetch(truth_file)), name="jasper-ridge", **options)
+    kept = np.asarray(load_mat(cube_path)["SlectBands"]).ravel().astype(int) - 1
+    # AVIRIS: 224 channels spread over 380-2500 nm; the file keeps 198 of them (water bands removed).
+    wl = _band_centres(224, 380.0, 2500.0)[kept]
+    return HyperCube(cube.ds.assign_coords(wavelength=("band", wl, {"units": "nm"})), validate=False)
+
+
+#: Name -> dataset, in the order they are listed (the paper's comparison order first).
+DATASETS: dict[str, DatasetEntry] = {
+    entry.name: entry
+    for entry in (
+        DatasetEntry(
+            "egu-synthetic",
+            "the EGU-Net paper's synthetic scene: its 200x200 abundance maps x five USGS spectra, 30 dB noise",
+            5,
+            make_egu_synthetic,
+            EGU_SYNTHETIC_FILES,
+            generated=True,
+            paper=True,
         ),
-        RemoteFile("jasper_ridge/end4.mat", "92f5697b43705802b904fd13ba99b6ce65a3d203682864abc3fbec922beec374", f"{_ZHU}/Jasper/Jasper_GT.mat"),
-        RemoteFile(
-            "usgs/USGS_1995_Library.mat",
-            "fe2be84e4da2abf6ab00091b36f30a1a8dd247d18a78146f61235c8b5229da63",
-            "https://raw.githubusercontent.com/ricardoborsoi/MUA_SparseUnmixing/HEAD/USGS_1995_Library.mat",
+        DatasetEntry(
+            "samson", "Samson, 95x95 pixels, 156 bands: rock, tree, water", 3, _load_samson, SAMSON_FILES, paper=True
         ),
-        RemoteFile(
-            "egu_net_synthetic/TeLabel.mat",
-            "d9a43b462ace1f35a5fc490a776ba3597b9541bd0afc13588b8654fcff99f386",
-            "https://raw.githubusercontent.com/ChristopheKar/IEEE_TNNLS_EGU-Net/refactor/data/tnnls/TeLabel.mat",
+        DatasetEntry(
+            "jasper-ridge",
+            "Jasper Ridge, 100x100 pixels, 198 AVIRIS bands: tree, water, dirt, road",
+            4,
+            _load_jasper,
+            JASPER_FILES,
+            paper=True,
         ),
+        DatasetEntry("demo", "the built-in demo scene: small, needs no files, has truth", 3, make_demo, generated=True),
     )
+}
+#: Other spellings accepted for a name (lower case).
+ALIASES = {
+    "jasper": "jasper-ridge",
+    "jasper_ridge": "jasper-ridge",
+    "jasperridge": "jasper-ridge",
+    "egu_synthetic": "egu-synthetic",
 }
 
 
-def _checkout_data_dir() -> Path | None:
-    # egu_widgets/cube/datasets.py -> repository root is three levels up.
-    candidate = Path(__file__).resolve().parents[3] / "shared" / "data"
-    return candidate if candidate.is_dir() else None
+def dataset_names() -> list[str]:
+    """The names of the known datasets, in listing order."""
+    return list(DATASETS)
 
 
-def cache_dir() -> Path:
-    import pooch
-
-    return Path(pooch.os_cache("egu_widgets"))
-
-
-def search_path() -> list[Path]:
-    """The folders searched for dataset files, in order."""
-    folders: list[Path] = []
-    env = os.environ.get(ENV_VAR)
-    if env:
-        folders.append(Path(env).expanduser())
-    checkout = _checkout_data_dir()
-    if checkout is not None:
-        folders.append(checkout)
-    folders.append(cache_dir())
-    return folders
+def paper_datasets() -> tuple[str, ...]:
+    """The names of the EGU-Net paper's comparison scenes, in the table's order."""
+    return tuple(name for name, entry in DATASETS.items() if entry.paper)
 
 
-def download_dir() -> Path:
-    env = os.environ.get(ENV_VAR)
-    return Path(env).expanduser() if env else cache_dir()
+def find_dataset(name: Any) -> DatasetEntry | None:
+    """The dataset called ``name`` (any case, surrounding spaces and aliases allowed), or None."""
+    key = str(name).strip().lower()
+    return DATASETS.get(ALIASES.get(key, key))
 
 
-_verified: dict[Path, bool] = {}
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fetch(relpath: str, *, download: bool = True) -> Path:
-    """Path to a verified local copy of a registered dataset file; downloads it when missing."""
-    try:
-        remote = FILES[relpath]
-    except KeyError:
-        raise DatasetError(f"{relpath!r} is not a registered dataset file; known: {sorted(FILES)}") from None
-    for folder in search_path():
-        path = folder / relpath
-        if path.is_file():
-            if path not in _verified:
-                actual = sha256_of(path)
-                if actual != remote.sha256:
-                    raise DatasetError(
-                        f"{str(path)!r} does not match its published checksum (sha256 {actual[:12]}..., "
-                        f"expected {remote.sha256[:12]}...): the file is damaged or a different version; "
-                        "delete it and it will be downloaded again"
-                    )
-                _verified[path] = True
-            return path
-    if not download:
-        raise DatasetError(f"{relpath!r} was not found in {[str(f) for f in search_path()]} and download=False")
-    return _download(remote, download_dir())
-
-
-def _download(remote: RemoteFile, folder: Path) -> Path:
-    import pooch
-
-    target = folder / remote.relpath
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        path = pooch.retrieve(
-            remote.url,
-            known_hash=f"sha256:{remote.sha256}",
-            fname=target.name,
-            path=target.parent,
-            progressbar=False,
-        )
-    except ValueError as exc:  # pooch's hash mismatch; it has already deleted the bad download
-        raise DatasetError(
-            f"download of {remote.relpath!r} from {remote.url} failed its checksum ({exc}); the file was not kept. "
-            f"Place a good copy at {str(target)!r} or set {ENV_VAR} to a folder that holds it"
-        ) from exc
-    except Exception as exc:  # network errors of many kinds
-        raise DatasetError(
-            f"could not download {remote.relpath!r} from {remote.url} ({type(exc).__name__}: {exc}). "
-            f"Without network access, place the file at {str(target)!r} or set {ENV_VAR} to a folder that holds it"
-        ) from exc
-    return Path(path)
+def load_dataset(entry: DatasetEntry, *, invalid: str = "raise", negative: str = "raise", **options: Any) -> HyperCube:
+    """Load a named dataset: generator ``options`` for a generated scene, else ``invalid``/``negative``."""
+    if entry.generated:  # generated scenes: always finite and non-negative
+        return entry.loader(**options)
+    if options:
+        raise InputError(f"dataset {entry.name!r} takes no options; got {sorted(options)}")
+    return entry.loader(invalid=invalid, negative=negative)

@@ -15,12 +15,15 @@ Layout of ``cube.ds``:
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from ..errors import InputError
+
+__all__ = ["ABUNDANCES", "ENDMEMBERS", "REFLECTANCE", "HyperCube", "check_reflectance"]
 
 REFLECTANCE = "reflectance"
 ENDMEMBERS = "endmembers"
@@ -89,7 +92,9 @@ class HyperCube:
 
     def __init__(self, ds: xr.Dataset, *, validate: bool = True):
         if not isinstance(ds, xr.Dataset):
-            raise InputError(f"HyperCube wraps an xarray.Dataset; got {type(ds).__name__}. Use HyperCube.from_array for arrays")
+            raise InputError(
+                f"HyperCube wraps an xarray.Dataset; got {type(ds).__name__}. Use HyperCube.from_array for arrays"
+            )
         if REFLECTANCE not in ds:
             raise InputError(f"dataset has no {REFLECTANCE!r} variable (found: {sorted(ds.data_vars)})")
         if ds[REFLECTANCE].dims != ("y", "x", "band"):
@@ -118,7 +123,7 @@ class HyperCube:
         provenance: dict | None = None,
         invalid: str = "raise",
         negative: str = "raise",
-    ) -> "HyperCube":
+    ) -> HyperCube:
         """Build a cube from a (rows, cols, bands) array and optional truth.
 
         ``endmembers`` is (P, bands); ``abundances`` is (P, rows, cols) (or (rows, cols, P), detected
@@ -269,12 +274,12 @@ class HyperCube:
         return json.loads(self.ds.attrs.get("provenance", "{}"))
 
     # ------------------------------------------------------------------ new cubes
-    def isel(self, y: slice | None = None, x: slice | None = None) -> "HyperCube":
+    def isel(self, y: slice | None = None, x: slice | None = None) -> HyperCube:
         """A spatial crop (a new cube; truth maps are cropped along)."""
         sel = {k: v for k, v in (("y", y), ("x", x)) if v is not None}
         return HyperCube(self.ds.isel(sel), validate=False)
 
-    def without_truth(self) -> "HyperCube":
+    def without_truth(self) -> HyperCube:
         drop = [v for v in (ENDMEMBERS, ABUNDANCES) if v in self.ds]
         ds = self.ds.drop_vars(drop)
         if "endmember" in ds.coords:
@@ -283,7 +288,7 @@ class HyperCube:
 
     def to_netcdf(self, path) -> None:
         """Write the cube (and truth) to netCDF atomically; ``open_cube(path)`` reads it back identical."""
-        from .netcdf import write_dataset
+        from .formats.ncfile import write_dataset
 
         write_dataset(self.ds, path, kind="cube")
 
@@ -292,7 +297,9 @@ class HyperCube:
         h, w, b = self.shape
         wl = self.wavelengths
         span = f", {wl.min():.0f}-{wl.max():.0f} {self.wavelength_units}" if wl is not None and wl.size else ""
-        truth = f", truth: {self.n_true_endmembers} endmembers {self.endmember_names}" if self.has_truth else ", no truth"
+        truth = (
+            f", truth: {self.n_true_endmembers} endmembers {self.endmember_names}" if self.has_truth else ", no truth"
+        )
         return f"<HyperCube {self.name!r}: {h}x{w} pixels, {b} bands{span}{truth}>"
 
     def __eq__(self, other: object) -> bool:

@@ -5,7 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from .download import fetch
+from .formats.mat import load_mat
 from .hypercube import HyperCube
+from .library import read_usgs_library
+
+__all__ = [
+    "EGU_SYNTHETIC_FILES",
+    "EGU_SYNTHETIC_MINERALS",
+    "add_noise",
+    "demo_endmembers",
+    "make_demo",
+    "make_egu_synthetic",
+    "smooth_abundances",
+]
 
 
 def add_noise(clean: np.ndarray, snr_db: float | None, rng: np.random.Generator) -> np.ndarray:
@@ -16,7 +29,9 @@ def add_noise(clean: np.ndarray, snr_db: float | None, rng: np.random.Generator)
     return clean + rng.normal(0.0, sigma, size=clean.shape)
 
 
-def smooth_abundances(height: int, width: int, n_endmembers: int, rng: np.random.Generator, *, scale: float = 6.0) -> np.ndarray:
+def smooth_abundances(
+    height: int, width: int, n_endmembers: int, rng: np.random.Generator, *, scale: float = 6.0
+) -> np.ndarray:
     """(P, H, W) spatially smooth abundance maps on the simplex, with some pure pixels.
 
     Each material gets a random field smoothed by a Gaussian; a softmax with a sharpening factor
@@ -80,15 +95,15 @@ EGU_SYNTHETIC_MINERALS = (
     "Nontronite GDS41",
     "Andradite GDS12",
 )
+#: The files the scene is made of: the paper's abundance maps and the USGS library.
+EGU_SYNTHETIC_FILES = ("egu_net_synthetic/TeLabel.mat", "usgs/USGS_1995_Library.mat")
 
 
 def make_egu_synthetic(*, snr_db: float = 30.0, seed: int = 0) -> HyperCube:
     """The EGU-Net paper's synthetic scene: its 200x200 abundance maps x five USGS spectra + noise."""
-    from .readers import load_mat, read_usgs_library
-    from .datasets import fetch
-
-    labels = load_mat(fetch("egu_net_synthetic/TeLabel.mat"))["TeLabel"]  # (40000, 5)
-    library = read_usgs_library(fetch("usgs/USGS_1995_Library.mat"))
+    labels_file, library_file = EGU_SYNTHETIC_FILES
+    labels = load_mat(fetch(labels_file))["TeLabel"]  # (40000, 5)
+    library = read_usgs_library(fetch(library_file))
     names = list(library.names)
     idx = [names.index(n) for n in EGU_SYNTHETIC_MINERALS]
     endmembers = library.spectra[idx]

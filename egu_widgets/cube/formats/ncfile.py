@@ -1,4 +1,9 @@
-"""netCDF reading and writing for cubes and results (h5netcdf engine, atomic writes)."""
+"""netCDF files of the project: the low-level read and write shared by cubes and results.
+
+Cubes and results are both stored as netCDF through h5netcdf; ``attrs[KIND_ATTR]`` tells one from
+the other. This module knows nothing of :class:`~egu_widgets.cube.HyperCube`, so that the cube (which
+writes itself here) and the netCDF cube reader (:mod:`.netcdf`) can both sit above it.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ from pathlib import Path
 
 import xarray as xr
 
-from .._atomic import atomic_path
-from ..errors import DataFileError
+from ..._atomic import atomic_path
+from ...errors import DataFileError
+
+__all__ = ["ENGINE", "KIND_ATTR", "read_dataset", "write_dataset"]
 
 ENGINE = "h5netcdf"
 #: attrs["egu_widgets_kind"] tells a cube file from a result file.
@@ -16,6 +23,7 @@ KIND_ATTR = "egu_widgets_kind"
 
 
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, kind: str) -> Path:
+    """Write ``ds`` to ``path`` atomically, marked as ``kind`` (``"cube"`` or ``"result"``)."""
     ds = ds.copy()
     ds.attrs[KIND_ATTR] = kind
     with atomic_path(path) as tmp:
