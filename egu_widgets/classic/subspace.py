@@ -80,6 +80,17 @@ def estimate_noise(pixels: np.ndarray) -> np.ndarray:
     return (x @ q) / np.diag(q)
 
 
+def _noise_variance(noise: np.ndarray) -> np.ndarray:
+    """Per-band noise variance of regression residuals, corrected for the B − 1 fitted coefficients.
+
+    A residual of N pixels regressed on B − 1 bands has N − B + 1 degrees of freedom; the plain mean
+    of its squares underestimates the variance by that factor, which the eigenvalue tests would read
+    as signal.
+    """
+    n, b = noise.shape
+    return np.maximum(np.sum(noise * noise, axis=0) / max(n - b + 1, 1), np.finfo(float).tiny)
+
+
 @dataclass(frozen=True)
 class SubspaceEstimate:
     """The number of materials found by one criterion, with what a plot of it needs.
@@ -106,7 +117,7 @@ def hysime(data: Any, noise: np.ndarray | None = None) -> SubspaceEstimate:
     if w.shape != y.shape:
         raise InputError(f"noise must have the pixels' shape {y.shape}; got {w.shape}")
     ry = y.T @ y / n
-    rn = np.diag(np.mean(w * w, axis=0))
+    rn = np.diag(_noise_variance(w))
     x = y - w
     rx = x.T @ x / n
     evals, evecs = np.linalg.eigh(rx)
@@ -126,7 +137,7 @@ def hfc(data: Any, false_alarm: float = 1e-3, noise: np.ndarray | None = None) -
     y = _pixels(data)
     n = y.shape[0]
     w = estimate_noise(y) if noise is None else np.asarray(noise, dtype=np.float64)
-    sigma = np.sqrt(np.maximum(np.mean(w * w, axis=0), np.finfo(float).tiny))
+    sigma = np.sqrt(_noise_variance(w))
     z = y / sigma
     corr = np.sort(np.linalg.eigvalsh(z.T @ z / n))[::-1]
     centred = z - z.mean(axis=0)
@@ -151,7 +162,7 @@ def rmt(data: Any, tw_quantile: float = TW1_Q99, noise: np.ndarray | None = None
     y = _pixels(data)
     n, b = y.shape
     w = estimate_noise(y) if noise is None else np.asarray(noise, dtype=np.float64)
-    variance = np.maximum(np.mean(w * w, axis=0), np.finfo(float).tiny)
+    variance = _noise_variance(w)
     z = y / np.sqrt(variance)
     z -= z.mean(axis=0)
     evals = np.sort(np.linalg.eigvalsh(z.T @ z))[::-1]
