@@ -15,7 +15,9 @@ from egu_widgets.cli import main
 
 def run_cli(*args):
     """Run in a subprocess, as a user would: exit code, stdout, stderr."""
-    proc = subprocess.run([sys.executable, "-m", "egu_widgets.cli", *map(str, args)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "egu_widgets.cli", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -53,7 +55,21 @@ def test_fcls_endmembers_from_file(tmp_path):
     cube = small_cube(tmp_path / "c.nc")
     scipy.io.savemat(tmp_path / "em.mat", {"M": cube.true_endmembers.T})
     out = tmp_path / "r.nc"
-    assert main(["unmix", str(tmp_path / "c.nc"), "--method", "fcls", "--endmembers-from", str(tmp_path / "em.mat"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "unmix",
+                str(tmp_path / "c.nc"),
+                "--method",
+                "fcls",
+                "--endmembers-from",
+                str(tmp_path / "em.mat"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert UnmixingResult.open(out).rmse < 1e-6
 
 
@@ -64,9 +80,12 @@ def test_fcls_endmembers_from_file(tmp_path):
         (["unmix", "no-such-dataset", "-p", "3", "--method", "vca-fcls"], "unknown dataset"),
         (["unmix", "{tmp}/odd.mat", "-p", "3", "--method", "vca-fcls"], "Keys found"),
         (["unmix", "{tmp}/nan.mat", "-p", "3", "--method", "vca-fcls"], "NaN"),
-        (["unmix", "{tmp}/c.nc", "-p", "1", "--method", "vca-fcls"], "at least 2"),
+        (["unmix", "{tmp}/c.nc", "-p", "1", "--method", "vca-fcls"], "whole number >= 2"),
         (["unmix", "{tmp}/c.nc", "-p", "99", "--method", "vca-fcls"], "bands"),
-        (["unmix", "{tmp}/c.nc", "-p", "3", "--method", "vca-fcls", "--out", "{tmp}/no/such/dir/r.nc"], "does not exist"),
+        (
+            ["unmix", "{tmp}/c.nc", "-p", "3", "--method", "vca-fcls", "--out", "{tmp}/no/such/dir/r.nc"],
+            "does not exist",
+        ),
         (["unmix", "{tmp}/c.nc", "-p", "3", "--method", "vca-fcls", "--out", "{tmp}/c.nc/r.nc"], "not a folder"),
         (["unmix", "{tmp}/inf.mat", "-p", "3", "--method", "vca-fcls"], "NaN or Inf"),
         (["unmix", "{tmp}/zeros.mat", "-p", "3", "--method", "vca-fcls"], "all zeros"),
@@ -80,8 +99,14 @@ def test_fcls_endmembers_from_file(tmp_path):
         (["unmix", "{tmp}/cut.mat", "-p", "3", "--method", "vca-fcls"], "truncated or corrupted"),
         (["unmix", "{tmp}/cut.nc", "-p", "3", "--method", "vca-fcls"], "truncated or corrupted"),
         (["unmix", "{tmp}/lonely.hdr", "-p", "3", "--method", "vca-fcls"], "data file"),
-        (["unmix", "{tmp}/c.nc", "-p", "3", "--method", "egu-pw", "-o", "patch_size=1", "--epochs", "1"], "fewer than the 3 endmembers"),
-        (["unmix", "{tmp}/c.nc", "-p", "3", "--method", "egu-pw", "-o", "patch_size=20", "--epochs", "1"], "smaller than one 20x20 patch"),
+        (
+            ["unmix", "{tmp}/c.nc", "-p", "3", "--method", "egu-pw", "-o", "patch_size=1", "--epochs", "1"],
+            "fewer than the 3 endmembers",
+        ),
+        (
+            ["unmix", "{tmp}/c.nc", "-p", "3", "--method", "egu-pw", "-o", "patch_size=20", "--epochs", "1"],
+            "smaller than one 20x20 patch",
+        ),
         (["unmix", "{tmp}/c.nc", "-p", "3", "--method", "egu-pw", "--device", "cuda", "--epochs", "1"], "CUDA"),
     ],
 )
@@ -122,8 +147,10 @@ def write_bad_inputs(tmp):
     (tmp / "cut.mat").write_bytes(data[: len(data) // 2])
     data = (tmp / "c.nc").read_bytes()
     (tmp / "cut.nc").write_bytes(data[: len(data) // 3])
-    (tmp / "lonely.hdr").write_text("ENVI\nsamples = 4\nlines = 4\nbands = 3\nheader offset = 0\nfile type = ENVI Standard\n"
-                                    "data type = 4\ninterleave = bsq\nbyte order = 0\n")
+    (tmp / "lonely.hdr").write_text(
+        "ENVI\nsamples = 4\nlines = 4\nbands = 3\nheader offset = 0\nfile type = ENVI Standard\n"
+        "data type = 4\ninterleave = bsq\nbyte order = 0\n"
+    )
 
 
 def test_nan_pixels_masked_on_request(tmp_path):
@@ -137,3 +164,11 @@ def test_nan_pixels_masked_on_request(tmp_path):
 def test_datasets_command_lists_names(capsys):
     assert main(["datasets"]) == 0
     assert "samson" in capsys.readouterr().out
+
+
+def test_version_is_the_installed_one(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"egu-widgets {version('egu_widgets')}"
