@@ -245,6 +245,25 @@ def test_dashboard_progress_curves_and_values():
     assert type(loss_plot.handles["plot"].y_scale).__name__ == "LogScale"
 
 
+def test_dashboard_reads_the_trainers_history_instead_of_copying_it():
+    from dataclasses import replace
+
+    from egu_widgets.engine.history import TrainingHistory
+
+    history = TrainingHistory()
+    dash = TrainingDashboard(update_every=0.0)
+    for event in _events(4):
+        event = replace(event, history=history)
+        history.on_event(event)  # the trainer records the epoch, then tells its callbacks
+        dash.on_event(event)
+    dash.flush()
+    assert len(dash._own_history) == 0  # nothing recorded twice
+    assert dash.history == {k: v.tolist() for k, v in history.table().items()}
+    curves = _curve_sources(dash.plots)
+    np.testing.assert_array_equal(curves["total"][0], [1, 2, 3, 4])
+    np.testing.assert_allclose(curves["rmse"][1], history.table()["metric:rmse"])
+
+
 def test_dashboard_remaining_time_estimate():
     dash = TrainingDashboard()
     control = TrainingControl()
@@ -286,8 +305,8 @@ def test_dashboard_keeps_within_its_cpu_budget(monkeypatch):
     dash.on_event(TrainingEvent("start", 0, 100, 0.0))
     for k in range(1, 101):  # 10 s of training, reported 0.1 s per epoch
         dash.on_event(TrainingEvent("epoch", k, 100, 0.1 * k, losses={"total": 1.0 / k}))
-    allowance = 0.05 * 10.0 + dash.grace
-    assert dash._spent <= allowance + 0.05 + 0.02  # at most one redraw over, plus the events
+    allowance = 0.05 * 10.0 + dash.scheduler.grace
+    assert dash.scheduler.spent <= allowance + 0.05 + 0.02  # at most one redraw over, plus the events
     assert 5 <= dash.redraws <= 12  # about one per second of training, not one per epoch
     dash.on_event(TrainingEvent("end", 100, 100, 10.0))
     assert dash.wdict["progress"].value == 100 and _state(dash) == "finished"
@@ -347,11 +366,9 @@ def test_dashboard_log_axis_only_for_positive_losses_and_new_terms_rebuild():
     assert np.isnan(curves["bundle"][1][0]) and curves["bundle"][1][1] == 0.1
 
 
-def test_dashboard_draws_the_curves_when_the_budget_allows(monkeypatch):
-    from egu_widgets.widgets import dashboard
-
-    monkeypatch.setitem(dashboard._BUILD_ESTIMATE, "seconds", 0.3)
+def test_dashboard_draws_the_curves_when_the_budget_allows():
     dash = TrainingDashboard(update_every=0.0)  # default budget: 4 % of training time
+    dash.scheduler.build_estimate = 0.3  # what a first drawing is expected to cost, in CPU seconds
     dash.on_event(TrainingEvent("start", 0, 200, 0.0))
     built_at, progress_before = None, 0
     for k in range(1, 201):  # 0.1 s per epoch; the RMSE is evaluated every 5 epochs from epoch 5
@@ -363,7 +380,7 @@ def test_dashboard_draws_the_curves_when_the_budget_allows(monkeypatch):
     # 0.3 s of drawing at 4 % needs about 7.5 s of training; the bar was live before that
     assert built_at is not None and 70 <= built_at <= 110, built_at
     assert progress_before >= 60
-    assert dash._spent <= 0.04 * 20.0 + dash.grace + 0.05
+    assert dash.scheduler.spent <= 0.04 * 20.0 + dash.scheduler.grace + 0.05
     dash.on_event(TrainingEvent("end", 200, 200, 20.0))
     curves = _curve_sources(dash.plots)
     assert set(curves) == {"total", "rmse"}  # drawn once, with the RMSE panel in it
@@ -422,7 +439,7 @@ def test_dashboard_resends_whole_plots_after_building_and_at_the_end():
     dash.on_event(events[3])
     dash.flush()  # just built: patches only, the page may not even have the plot yet
     assert bundles == []
-    dash._built_at -= 2.0
+    dash.layout.built_at -= 2.0
     dash.on_event(events[4])
     dash.flush()  # 2 s after the build: the whole document again, with epoch 4
     assert len(bundles) == 1 and "total" in bundles[0]
@@ -613,6 +630,10 @@ def test_dashboard_drives_the_real_engine(cube):
     assert run.exception() is None
     assert _state(dash) in ("stopped", "finished")
     assert dash.history["epoch"] and dash.wdict["progress"].value == dash.epoch
+    # the curves are the trainer's own history, the one the result keeps
+    stored = run.result().result_.history
+    np.testing.assert_array_equal(dash.history["loss:total"], stored["loss_total"])
+    np.testing.assert_array_equal(dash.history["lr"], stored["learning_rate"])
 
 
 # ---------------------------------------------------------------------------------- endmember pairs

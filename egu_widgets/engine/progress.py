@@ -33,8 +33,15 @@ class ConsoleProgress:
 
         if event.kind == "start":
             name = event.info.get("method", "training")
-            self._bar = tqdm(total=event.n_epochs, desc=name, unit="epoch", file=self.file or sys.stderr,
-                             mininterval=self.mininterval, leave=self.leave, dynamic_ncols=True)
+            self._bar = tqdm(
+                total=event.n_epochs,
+                desc=name,
+                unit="epoch",
+                file=self.file or sys.stderr,
+                mininterval=self.mininterval,
+                leave=self.leave,
+                dynamic_ncols=True,
+            )
             return
         bar = self._bar
         if bar is None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from ..errors import InputError, MissingDependencyError
+from ..errors import MissingDependencyError
+from ..validation import check_choice
 from ._deps import in_notebook, require_widgets
+
+__all__ = ["progress_callback"]
 
 
 def progress_callback(title: str | None = None, *, mode: str = "auto", **options: Any):
@@ -21,8 +24,7 @@ def progress_callback(title: str | None = None, *, mode: str = "auto", **options
     Usage: ``EGUNet(...).fit(cube, callbacks=[progress_callback()])``. For a Stop button that works
     while training runs, prefer ``TrainingDashboard().run(fit, cube)``.
     """
-    if mode not in ("auto", "notebook", "console"):
-        raise InputError(f"mode={mode!r}; choose 'auto', 'notebook' or 'console'")
+    check_choice("mode", mode, ("auto", "notebook", "console"))
     from ..engine.progress import ConsoleProgress
 
     if mode == "console" or (mode == "auto" and not in_notebook()):
