@@ -35,7 +35,7 @@ from ..errors import InputError
 from ..validation import check_choice
 from ._deps import holoviews, in_notebook, require_widgets
 from ._view import HoloViewsWidget, View, build
-from .dashboard_layout import DashboardLayout, Frame
+from .dashboard_layout import DashboardLayout, Frame, RunStatus
 from .redraw import LoopHandoff, RedrawScheduler
 from .training_run import TrainingRun
 
@@ -108,17 +108,7 @@ class TrainingDashboard(View):
 
     # ------------------------------------------------------------------ recorded state
     def _reset_state(self) -> None:
-        self.state = "waiting"
-        self.epoch = 0
-        self.n_epochs = 0
-        self.elapsed = 0.0
-        self.losses: dict = {}
-        self.metrics: dict = {}
-        self.learning_rate: float | None = None
-        self.message = ""
-        self.info: dict = {}
-        self.error_text = ""
-        self.last_event: TrainingEvent | None = None
+        self.status = RunStatus()  # what the next redraw shows
         self._history: TrainingHistory | None = None  # the current run's columns
         self._rows_drawn = 0  # rows of it already handed to a redraw
         self._dirty = True
@@ -130,6 +120,16 @@ class TrainingDashboard(View):
         if history is None:
             return {"epoch": []}
         return {k: v.tolist() for k, v in history.table().items()}
+
+    @property
+    def state(self) -> str:
+        """``"waiting"``, ``"running"``, ``"stopping"``, ``"finished"``, ``"stopped"`` or ``"failed"``."""
+        return self.status.state
+
+    @property
+    def epoch(self) -> int:
+        """Epochs completed so far in the current run."""
+        return self.status.epoch
 
     @property
     def plots(self) -> HoloViewsWidget | None:
@@ -171,7 +171,8 @@ class TrainingDashboard(View):
                 self._reset_state()
                 self._reset_plots = True
                 self.scheduler.start(event.elapsed)
-                self.info = dict(event.info)
+                self.status.info = dict(event.info)
+            st = self.status
             history = event.history
             if history is None:
                 history = self._own_history
@@ -181,30 +182,29 @@ class TrainingDashboard(View):
                 self._control = event.control
                 if self._stop_requested and not event.control.stop_requested:
                     event.control.request_stop("stopped from the dashboard")
-            self.last_event = event
-            self.epoch = int(event.epoch)
-            self.n_epochs = int(event.n_epochs)
-            self.elapsed = float(event.elapsed)
+            st.epoch = int(event.epoch)
+            st.n_epochs = int(event.n_epochs)
+            st.elapsed = float(event.elapsed)
             if event.losses or event.metrics or event.learning_rate is not None:
-                self.losses = dict(event.losses)
-                self.metrics = dict(event.metrics)
-                self.learning_rate = event.learning_rate
+                st.losses = dict(event.losses)
+                st.metrics = dict(event.metrics)
+                st.learning_rate = event.learning_rate
             if event.kind in ("start", "epoch"):
-                self.state = "stopping" if self._stop_requested else "running"
+                st.state = "stopping" if self._stop_requested else "running"
             elif event.kind == "end":
-                self.state = "finished"
+                st.state = "finished"
             elif event.kind == "stop":
-                self.state = "stopped"
-                self.message = event.message or "stop requested"
+                st.state = "stopped"
+                st.message = event.message or "stop requested"
             elif event.kind == "fail":
-                self.state = "failed"
-                self.message = event.message or "training failed"
+                st.state = "failed"
+                st.message = event.message or "training failed"
             if event.is_final:
                 self._stop_requested = False  # a Stop belongs to one run
             self._dirty = True
             if event.kind != "epoch":
                 return True
-            return self.scheduler.due(self.elapsed)
+            return self.scheduler.due(st.elapsed)
 
     # ------------------------------------------------------------------ stopping
     def request_stop(self, reason: str = "stopped from the dashboard") -> None:
@@ -212,8 +212,8 @@ class TrainingDashboard(View):
         with self._lock:
             self._stop_requested = True
             control = self._control
-            if self.state in ("waiting", "running"):
-                self.state = "stopping"
+            if self.status.state in ("waiting", "running"):
+                self.status.state = "stopping"
             self._dirty = True
         if control is not None:
             control.request_stop(reason)
@@ -227,7 +227,7 @@ class TrainingDashboard(View):
     # ------------------------------------------------------------------ redrawing
     def _flush_if_due(self) -> None:
         with self._lock:
-            due = self._dirty and self.scheduler.due(self.elapsed)
+            due = self._dirty and self.scheduler.due(self.status.elapsed)
         if due:
             self.flush(budgeted=True)
 
@@ -251,7 +251,10 @@ class TrainingDashboard(View):
 
     def _plots_owed(self) -> bool:
         """Recorded curves that the plots do not show yet (never drawn, or new terms since)."""
-        columns = self._history.columns if self._history is not None else ()
+        history = self._history
+        if history is None or not len(history):  # declared columns without rows draw nothing
+            return False
+        columns = history.columns
         return bool(columns) and (self._reset_plots or self.layout.owes(columns))
 
     def _frame(self, budgeted: bool) -> Frame:
@@ -263,10 +266,10 @@ class TrainingDashboard(View):
         if history is not None:
             columns = history.columns
             build = bool(columns) and len(history) > 0 and (reset or self.layout.owes(columns))
-            if build and budgeted and self.state in ("running", "stopping"):
+            if build and budgeted and self.status.state in ("running", "stopping"):
                 # wait until the budget has room for the first drawing (by then metrics evaluated
                 # every few epochs have shown up too, so it is drawn only once)
-                build = self.scheduler.can_build(self.elapsed)
+                build = self.scheduler.can_build(self.status.elapsed)
             if build:  # the whole history is copied only when the plots are drawn from it
                 all_rows = history.table()
                 self._rows_drawn = len(all_rows["epoch"])
@@ -275,21 +278,7 @@ class TrainingDashboard(View):
                 if len(rows["epoch"]):
                     new_rows = rows
                     self._rows_drawn += len(rows["epoch"])
-        return Frame(
-            state=self.state,
-            epoch=self.epoch,
-            n_epochs=self.n_epochs,
-            elapsed=self.elapsed,
-            losses=dict(self.losses),
-            metrics=dict(self.metrics),
-            learning_rate=self.learning_rate,
-            message=self.message,
-            error=self.error_text,
-            info=dict(self.info),
-            new_rows=new_rows,
-            all_rows=all_rows,
-            reset=reset,
-        )
+        return Frame(status=self.status.copy(), new_rows=new_rows, all_rows=all_rows, reset=reset)
 
     # ------------------------------------------------------------------ running training
     def _notebook_mode(self) -> bool:
@@ -334,15 +323,16 @@ class TrainingDashboard(View):
     # called by TrainingRun when fit() returned or raised
     def _run_finished(self, error: BaseException | None) -> None:
         with self._lock:
+            st = self.status
             if error is not None:
-                self.error_text = "".join(traceback.format_exception_only(type(error), error)).strip()
-                if self.state != "failed":
-                    self.message = self.error_text
-                self.state = "failed"
-            elif self.state not in _FINAL:
-                self.state = "stopped" if self._stop_requested else "finished"
+                st.error = "".join(traceback.format_exception_only(type(error), error)).strip()
+                if st.state != "failed":
+                    st.message = st.error
+                st.state = "failed"
+            elif st.state not in _FINAL:
+                st.state = "stopped" if self._stop_requested else "finished"
                 if self._stop_requested:
-                    self.message = self.message or "stopped from the dashboard"
+                    st.message = st.message or "stopped from the dashboard"
             self._dirty = True
         self.handoff.request(final=True)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from ..figure_data import format_duration, remaining_seconds
 from ._deps import holoviews
 from ._view import HoloViewsWidget
 
-__all__ = ["DashboardLayout", "Frame", "LivePanel", "STATES"]
+__all__ = ["STATES", "DashboardLayout", "Frame", "LivePanel", "RunStatus"]
 
 _STATE_STYLE = {
     "waiting": ("#555", "waiting for training to start"),
@@ -40,14 +40,9 @@ _METRIC_LABELS = {"rmse": "abundance RMSE", "sad": "SAD (deg)"}
 _PLACEHOLDER = "<i>the curves are drawn once training has run a few seconds</i>"
 
 
-@dataclass(frozen=True)
-class Frame:
-    """What one redraw shows: the run's latest numbers and the rows of curves to draw.
-
-    ``new_rows`` are the history rows recorded since the previous frame (column -> array) and
-    are appended to the curves; ``all_rows`` (every row) is given when the plots are to be drawn
-    from scratch; ``reset`` (a new run) drops the previous run's curves first.
-    """
+@dataclass
+class RunStatus:
+    """The latest state of a run as the dashboard shows it: state, progress, values, messages."""
 
     state: str = "waiting"
     epoch: int = 0
@@ -59,6 +54,22 @@ class Frame:
     message: str = ""
     error: str = ""
     info: dict = field(default_factory=dict)
+
+    def copy(self) -> RunStatus:
+        """A copy that later events do not change."""
+        return replace(self, losses=dict(self.losses), metrics=dict(self.metrics), info=dict(self.info))
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What one redraw shows: the run's status and the rows of curves to draw.
+
+    ``new_rows`` are the history rows recorded since the previous frame (column -> array) and
+    are appended to the curves; ``all_rows`` (every row) is given when the plots are to be drawn
+    from scratch; ``reset`` (a new run) drops the previous run's curves first.
+    """
+
+    status: RunStatus
     new_rows: dict | None = None
     all_rows: dict | None = None
     reset: bool = False
@@ -164,23 +175,23 @@ class DashboardLayout:
     # ------------------------------------------------------------------ drawing
     def draw(self, frame: Frame) -> bool:
         """Show ``frame``; True when the plots were drawn from scratch (the dear kind of redraw)."""
-        wd = self.wdict
+        wd, st = self.wdict, frame.status
         progress = wd["progress"]
         with progress.hold_sync(), wd["status"].hold_sync(), wd["values"].hold_sync():
-            progress.max = max(frame.n_epochs, 1)
-            progress.value = min(frame.epoch, progress.max)
-            progress.bar_style = _BAR_STYLE.get(frame.state, "info" if frame.state == "running" else "")
-            parts = [f"epoch {frame.epoch} of {frame.n_epochs or '?'}", f"elapsed {format_duration(frame.elapsed)}"]
-            if frame.state in ("running", "stopping"):
-                left = remaining_seconds(frame.elapsed, frame.epoch, frame.n_epochs)
+            progress.max = max(st.n_epochs, 1)
+            progress.value = min(st.epoch, progress.max)
+            progress.bar_style = _BAR_STYLE.get(st.state, "info" if st.state == "running" else "")
+            parts = [f"epoch {st.epoch} of {st.n_epochs or '?'}", f"elapsed {format_duration(st.elapsed)}"]
+            if st.state in ("running", "stopping"):
+                left = remaining_seconds(st.elapsed, st.epoch, st.n_epochs)
                 parts.append(f"remaining ~{format_duration(left)}")
             wd["status"].value = " · ".join(parts)
-            values = [f"{html.escape(str(k))} {_fmt(v)}" for k, v in frame.losses.items()]
-            values += [f"{html.escape(_METRIC_LABELS.get(k, k))} {_fmt(v)}" for k, v in frame.metrics.items()]
-            if frame.learning_rate is not None:
-                values.append(f"lr {frame.learning_rate:.3g}")
+            values = [f"{html.escape(str(k))} {_fmt(v)}" for k, v in st.losses.items()]
+            values += [f"{html.escape(_METRIC_LABELS.get(k, k))} {_fmt(v)}" for k, v in st.metrics.items()]
+            if st.learning_rate is not None:
+                values.append(f"lr {st.learning_rate:.3g}")
             wd["values"].value = "<span style='font-family:monospace'>" + " · ".join(values) + "</span>"
-        self.render_state(frame.state, frame.message, frame.error, frame.info)
+        self.render_state(st.state, st.message, st.error, st.info)
         return self._draw_curves(frame)
 
     def render_state(self, state: str, message: str = "", error: str = "", info: dict | None = None) -> None:
@@ -225,7 +236,7 @@ class DashboardLayout:
                 self.plots, self._panels, self.columns = None, {}, ()
                 self.wdict["plots"].children = (w.HTML(_PLACEHOLDER),)
         if frame.all_rows is not None:
-            self._build_plots(frame.all_rows, frame.n_epochs)
+            self._build_plots(frame.all_rows, frame.status.n_epochs)
             return True
         if self.plots is None:
             return False
@@ -241,7 +252,7 @@ class DashboardLayout:
             if due:
                 self._resynced.update(due)
                 resync = True
-        final = frame.state in _FINAL
+        final = frame.status.state in _FINAL
         if resync or (final and not self._final_synced):
             # also once at the end: a view rendered later (page reload) starts from the full curves
             self._final_synced = final
