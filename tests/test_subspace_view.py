@@ -8,9 +8,9 @@ import pytest
 pytest.importorskip("holoviews")
 pytest.importorskip("ipywidgets")
 
-from egu_widgets.classic.subspace import estimate_n_endmembers  # noqa: E402
-from egu_widgets.cube import make_demo  # noqa: E402
-from egu_widgets.widgets import subspace_view  # noqa: E402
+from egu_widgets.classic.subspace import estimate_n_endmembers
+from egu_widgets.cube import make_demo
+from egu_widgets.widgets import subspace_view
 
 
 @pytest.fixture(scope="module")

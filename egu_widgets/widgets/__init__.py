@@ -8,6 +8,8 @@
   SAD in the title, optional bundle envelope, a selector to page through.
 - :func:`abundance_inspector` / :class:`AbundanceInspector`: abundance, truth and error maps with
   linked pan/zoom; tap a pixel for its spectrum, reconstruction and abundances.
+- :func:`subspace_view` / :class:`SubspaceView`: how many materials — the eigenvalue spectrum
+  against the noise estimate for each criterion, with the estimated count marked.
 
 Each builder returns ``{"widget": container, "wdict": {name: child}, "view": object}`` and takes
 ``display=False`` (for tests); each view object has ``.show()`` and displays itself in a notebook.
@@ -31,8 +33,10 @@ _LAZY = {
     "AbundanceInspector": "inspector",
     "abundance_inspector": "inspector",
     "progress_callback": "progress",
+    "SubspaceView": "subspace",
+    "subspace_view": "subspace",
 }
-_NEEDS_EXTRA = {"dashboard", "endmembers", "inspector"}
+_NEEDS_EXTRA = {"dashboard", "endmembers", "inspector", "subspace"}
 
 __all__ = sorted(_LAZY) + ["in_notebook", "require_widgets"]
 
