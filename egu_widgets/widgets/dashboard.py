@@ -39,7 +39,7 @@ from .dashboard_layout import DashboardLayout, Frame, RunStatus
 from .redraw import LoopHandoff, RedrawScheduler
 from .training_run import TrainingRun
 
-if TYPE_CHECKING:  # the views only read events; importing the engine at import time would pull in torch
+if TYPE_CHECKING:  # importing the engine package loads torch: only when a dashboard is made
     from ..engine.events import TrainingEvent
     from ..engine.history import TrainingHistory
 
@@ -87,7 +87,7 @@ class TrainingDashboard(View):
         mode: str = "auto",
     ):
         super().__init__()
-        from ..engine.history import TrainingHistory
+        from ..engine.history import TrainingHistory  # here, not at import: the engine package loads torch
 
         holoviews()  # import the plotting stack now, on this thread, not in the training's first redraw
         self.mode = check_choice("mode", mode, _MODES)
