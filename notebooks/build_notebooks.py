@@ -389,7 +389,8 @@ from IPython.display import display
 
 from egu_widgets import EguError, metrics, open_cube, unmix
 from egu_widgets.engine import EGUNet, extract_bundles
-from egu_widgets.reproduce import engine_model, network_figure
+from egu_widgets.plotting import network_figure
+from egu_widgets.reproduce import engine_model
 from egu_widgets.widgets import abundance_inspector, endmember_pairs, progress_callback, training_dashboard
 
 plt.rcParams.update({"figure.dpi": 90})

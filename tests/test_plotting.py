@@ -13,12 +13,12 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from egu_widgets import plotting  # noqa: E402
-from egu_widgets.cube import HyperCube  # noqa: E402
-from egu_widgets.cube.synthetic import demo_endmembers  # noqa: E402
-from egu_widgets.errors import DataFileError, InputError  # noqa: E402
-from egu_widgets.metrics import sad  # noqa: E402
-from egu_widgets.results import UnmixingResult  # noqa: E402
+from egu_widgets import plotting
+from egu_widgets.cube import HyperCube
+from egu_widgets.cube.synthetic import demo_endmembers
+from egu_widgets.errors import DataFileError, InputError
+from egu_widgets.metrics import sad
+from egu_widgets.results import UnmixingResult
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,9 @@ def cube():
     em = demo_endmembers(30, 3, wl)
     ab = rng.dirichlet(np.full(3, 0.7), size=(12, 14)).transpose(2, 0, 1)
     image = np.einsum("phw,pb->hwb", ab, em).astype(np.float32)
-    return HyperCube.from_array(image, wavelengths=wl, endmembers=em, abundances=ab, endmember_names=["soil", "tree", "water"])
+    return HyperCube.from_array(
+        image, wavelengths=wl, endmembers=em, abundances=ab, endmember_names=["soil", "tree", "water"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,12 @@ def result(cube):
     ab = cube.true_abundances + 0.2 * rng.random(cube.true_abundances.shape)
     ab /= ab.sum(axis=0)
     em = cube.true_endmembers * 0.9 + 0.03 * rng.random(cube.true_endmembers.shape)
-    history = {"loss_total": np.geomspace(1, 0.01, 20), "loss_bundle": np.geomspace(0.5, 0.02, 20), "rmse": np.linspace(0.3, 0.05, 20), "lr": np.full(20, 1e-3)}
+    history = {
+        "loss_total": np.geomspace(1, 0.01, 20),
+        "loss_bundle": np.geomspace(0.5, 0.02, 20),
+        "rmse": np.linspace(0.3, 0.05, 20),
+        "lr": np.full(20, 1e-3),
+    }
     return UnmixingResult.from_arrays(cube, ab, em, method="egu-pw", history=history, names=cube.endmember_names)
 
 
@@ -140,6 +147,94 @@ def test_save_figures_without_history_or_endmembers(cube, result, tmp_path):
     res = UnmixingResult.from_arrays(cube, result.abundances.values, method="fcls", names=cube.endmember_names)
     paths = plotting.save_figures(res, None, tmp_path)
     assert [p.name for p in paths] == ["abundances.png"]
+
+
+# ------------------------------------------------------------------------------------- comparison figures
+@pytest.fixture(scope="module")
+def compared(cube, result):
+    """Three results on one scene: FCLS and SUnSAL share spectra, EGU-Net-pw has its own."""
+    classic = UnmixingResult.from_arrays(
+        cube, cube.true_abundances, cube.true_endmembers * 1.1, method="vca-fcls", names=cube.endmember_names
+    )
+    same = UnmixingResult.from_arrays(
+        cube, cube.true_abundances, cube.true_endmembers * 1.1, method="sunsal", names=cube.endmember_names
+    )
+    return {"vca-fcls": classic, "sunsal": same, "egu-pw": result}
+
+
+def test_abundance_comparison_figure_shows_truth_then_each_method(cube, compared):
+    fig = plotting.abundance_comparison_figure(cube, compared, title="scene: maps")
+    images = _images(fig)
+    assert len(images) == 3 * 4  # materials x (truth + three methods)
+    np.testing.assert_allclose(images[0].get_array(), cube.true_abundances[0], rtol=1e-6)
+    np.testing.assert_allclose(images[4].get_array(), cube.true_abundances[1], rtol=1e-6)  # row 2, truth
+    np.testing.assert_allclose(images[3].get_array(), compared["egu-pw"].abundances.values[0], rtol=1e-6)
+    assert all(im.get_clim() == (0.0, 1.0) for im in images)
+    titles = [im.axes.get_title() for im in images[:4]]
+    # labels from the method registry, without their parenthesised detail
+    assert titles == [
+        "ground truth",
+        f"FCLS\nRMSE {compared['vca-fcls'].rmse:.4f}",
+        f"SUnSAL\nRMSE {compared['sunsal'].rmse:.4f}",
+        f"EGU-Net-pw\nRMSE {compared['egu-pw'].rmse:.4f}",
+    ]
+    assert [images[4 * r].axes.get_ylabel() for r in range(3)] == cube.endmember_names
+    assert fig._suptitle.get_text() == "scene: maps"
+    fig = plotting.abundance_comparison_figure(
+        cube, compared, labels={"vca-fcls": "A (x)", "sunsal": "B", "egu-pw": "C"}
+    )
+    assert _images(fig)[1].axes.get_title().startswith("A\n")
+
+
+def test_endmember_comparison_figure_merges_equal_spectra_and_scales_them(cube, compared):
+    fig = plotting.endmember_comparison_figure(cube, compared)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == cube.endmember_names
+    lines = {line.get_label().split(" (")[0]: line for line in axes[0].get_lines()}
+    assert sorted(lines) == ["EGU-Net-pw", "FCLS = SUnSAL", "reference"]
+    # a spectrum proportional to the reference is scaled back onto it
+    np.testing.assert_allclose(lines["FCLS = SUnSAL"].get_ydata(), cube.true_endmembers[0], rtol=1e-6)
+    assert lines["EGU-Net-pw"].get_linestyle() == "--" and lines["FCLS = SUnSAL"].get_linestyle() == "-"
+    fig = plotting.endmember_comparison_figure(cube, compared, trained=())
+    assert all(line.get_linestyle() == "-" for line in fig.axes[0].get_lines())
+
+
+def test_training_comparison_figure_draws_each_trained_method(result):
+    other = {k: np.asarray(v) * 2 for k, v in result.history.items()}
+    fig = plotting.training_comparison_figure(
+        {"egu-pw": [(1, result.history), (0, other)], "vca-fcls": []}, title="scene: training"
+    )
+    assert len(fig.axes) == 2  # one column: the method without history is left out
+    losses, rmse = fig.axes
+    assert losses.get_title() == "EGU-Net-pw: losses (seed 1)" and losses.get_yscale() == "log"
+    assert [line.get_label() for line in rmse.get_lines()] == ["seed 0", "seed 1"]
+    np.testing.assert_allclose(rmse.get_lines()[1].get_ydata(), result.history["rmse"])
+
+
+def test_summary_figure_bars_are_medians_with_the_range():
+    fig = plotting.summary_figure(
+        {"a": {"vca-fcls": [0.1, 0.3, 0.2], "egu-pw": [0.05, np.nan], "sunsal": []}, "b": {"vca-fcls": [0.4]}},
+        title="summary",
+    )
+    left, right = fig.axes
+    assert [t.get_text() for t in left.get_xticklabels()] == ["FCLS", "EGU-Net-pw"]
+    assert [bar.get_height() for bar in left.patches] == pytest.approx([0.2, 0.05])
+    whiskers = left.containers[0].lines[2][0].get_segments()
+    assert [tuple(seg[:, 1]) for seg in whiskers] == [pytest.approx((0.1, 0.3)), pytest.approx((0.05, 0.05))]
+    assert left.get_title() == "a" and right.get_title() == "b" and len(right.patches) == 1
+
+
+def test_network_figure_draws_a_traced_graph_or_a_model():
+    pytest.importorskip("torch")
+    from egu_widgets.figure_data import network_graph
+    from egu_widgets.reproduce import engine_model
+
+    model = engine_model("pw", 12, 3)
+    graph = network_graph(model)
+    texts = [t.get_text() for t in plotting.network_figure(graph, title="net").axes[0].texts]
+    assert "linear 12→256" in texts and "endmember stream" in texts and "unmixing stream" in texts
+    again = [t.get_text() for t in plotting.network_figure(model, title="net").axes[0].texts]
+    assert again == texts
 
 
 def test_figures_are_headless_and_never_use_pyplot(tmp_path):

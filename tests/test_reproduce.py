@@ -15,26 +15,30 @@ from egu_widgets import UnmixingResult
 from egu_widgets.cli import main
 from egu_widgets.cube import HyperCube
 from egu_widgets.errors import DataFileError, DatasetError, InputError
+from egu_widgets.figure_data import network_graph
 from egu_widgets.reproduce import (
     DATASETS,
     METHOD_LABELS,
     METHODS,
     best_window,
     engine_model,
-    network_graph,
     plan_for,
     reproduce,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NEEDED_FILES = [
-    "samson/samson_1.mat", "samson/end3.mat", "jasper_ridge/jasperRidge2_R198.mat", "jasper_ridge/end4.mat",
-    "usgs/USGS_1995_Library.mat", "egu_net_synthetic/TeLabel.mat",
+    "samson/samson_1.mat",
+    "samson/end3.mat",
+    "jasper_ridge/jasperRidge2_R198.mat",
+    "jasper_ridge/end4.mat",
+    "usgs/USGS_1995_Library.mat",
+    "egu_net_synthetic/TeLabel.mat",
 ]
 
 
 def _require_data():
-    from egu_widgets.cube.datasets import fetch
+    from egu_widgets.cube.download import fetch
 
     try:
         for rel in NEEDED_FILES:
@@ -103,7 +107,11 @@ def test_fast_run_writes_every_figure_as_png(fast_run):
 
 def test_fast_run_saves_every_result_and_they_match_the_table(fast_run):
     out, report, _ = fast_run
-    rows = {(r["dataset"], r["method"]): r for r in _csv_rows(out / "table.csv") if r["metric"] == "rmse" and r["material"] == "all"}
+    rows = {
+        (r["dataset"], r["method"]): r
+        for r in _csv_rows(out / "table.csv")
+        if r["metric"] == "rmse" and r["material"] == "all"
+    }
     for ds in DATASETS:
         for method in METHODS:
             stored = []
@@ -136,9 +144,12 @@ def test_a_finished_reproduction_can_be_opened_again(fast_run):
     again = ReproduceReport.open(out)
     assert again.plan == report.plan
     assert again.table_markdown == report.table_markdown
-    assert [(r.dataset, r.method, r.seed, r.rmse) for r in again.runs] == [(r.dataset, r.method, r.seed, r.rmse) for r in report.runs]
+    assert [(r.dataset, r.method, r.seed, r.rmse) for r in again.runs] == [
+        (r.dataset, r.method, r.seed, r.rmse) for r in report.runs
+    ]
     assert again.result("samson", "egu-pw", 1).rmse == pytest.approx(
-        next(r.rmse for r in report.runs if (r.dataset, r.method, r.seed) == ("samson", "egu-pw", 1)))
+        next(r.rmse for r in report.runs if (r.dataset, r.method, r.seed) == ("samson", "egu-pw", 1))
+    )
     with pytest.raises(DataFileError, match="no finished reproduction"):
         ReproduceReport.open(out / "results")
 
@@ -152,7 +163,9 @@ def test_fast_run_logs_each_run(fast_run):
 
 # ------------------------------------------------------------------------------------- atomicity
 def _tiny(out, **kw):
-    return reproduce(out, fast=True, datasets=["samson"], methods=["vca-fcls", "sunsal"], seeds=[0], crop=16, log=None, **kw)
+    return reproduce(
+        out, fast=True, datasets=["samson"], methods=["vca-fcls", "sunsal"], seeds=[0], crop=16, log=None, **kw
+    )
 
 
 def test_an_interrupted_run_leaves_the_previous_reproduction_untouched(tmp_path, monkeypatch):
@@ -162,7 +175,7 @@ def test_an_interrupted_run_leaves_the_previous_reproduction_untouched(tmp_path,
     before = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert "table.md" in before
 
-    import egu_widgets.reproduce as rp
+    import egu_widgets.reproduce.run as rp
 
     calls = {"n": 0}
     real = rp._run_one
@@ -203,7 +216,9 @@ def test_a_training_interrupted_inside_the_engine_aborts_the_reproduction(tmp_pa
     _require_data()
     _partial_engine(monkeypatch, "interrupted (KeyboardInterrupt) after 3 of 20 epochs")
     with pytest.raises(KeyboardInterrupt):
-        reproduce(tmp_path / "rep", fast=True, datasets=["samson"], methods=["vca-fcls", "ae"], seeds=[0], crop=16, log=None)
+        reproduce(
+            tmp_path / "rep", fast=True, datasets=["samson"], methods=["vca-fcls", "ae"], seeds=[0], crop=16, log=None
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -211,8 +226,9 @@ def test_a_diverged_training_is_kept_and_marked(tmp_path, monkeypatch):
     _require_data()
     reason = "the loss became NaN or infinite during epoch 4 (step 4); the model from the end of epoch 3 was kept"
     _partial_engine(monkeypatch, reason)
-    report = reproduce(tmp_path / "rep", fast=True, datasets=["samson"], methods=["vca-fcls", "ae"], seeds=[0], crop=16,
-                       log=None)
+    report = reproduce(
+        tmp_path / "rep", fast=True, datasets=["samson"], methods=["vca-fcls", "ae"], seeds=[0], crop=16, log=None
+    )
     assert "| AE ablation (no bundles) † |" in report.table_markdown
     assert f"† ae seed 0: {reason}" in report.table_markdown
     assert "| FCLS (VCA endmembers) |" in report.table_markdown
@@ -265,8 +281,17 @@ def test_plans_and_their_validation():
     assert fast.datasets == DATASETS and fast.methods == METHODS
     custom = plan_for(False, datasets=["samson", "egu-synthetic"], methods=["egu-ss", "vca-fcls"], seeds=[3], crop=None)
     assert custom.datasets == ("egu-synthetic", "samson") and custom.methods == ("vca-fcls", "egu-ss")
-    for bad in (dict(datasets=["indian-pines"]), dict(methods=["nmf"]), dict(seeds=[0, 0]), dict(seeds=[]),
-                dict(crop=4), dict(epochs=0), dict(threads=0), dict(methods=[]), dict(ss_epochs=0)):
+    for bad in (
+        dict(datasets=["indian-pines"]),
+        dict(methods=["nmf"]),
+        dict(seeds=[0, 0]),
+        dict(seeds=[]),
+        dict(crop=4),
+        dict(epochs=0),
+        dict(threads=0),
+        dict(methods=[]),
+        dict(ss_epochs=0),
+    ):
         with pytest.raises(InputError):
             plan_for(True, **bad)
 
@@ -281,7 +306,7 @@ def test_best_window_keeps_a_material_found_only_in_one_corner():
     em = np.array([np.linspace(0.2, 0.8, 10), np.linspace(0.8, 0.2, 10), np.full(10, 0.5)])
     cube = HyperCube.from_array(np.einsum("phw,pb->hwb", ab, em), endmembers=em, abundances=ab)
     y0, x0 = best_window(cube, 16)
-    window = ab[:, y0:y0 + 16, x0:x0 + 16]
+    window = ab[:, y0 : y0 + 16, x0 : x0 + 16]
     assert window[2].mean() > 0.2 and window[0].mean() > 0.2, (y0, x0)
     assert best_window(cube, 40) == (0, 0)
 
@@ -312,7 +337,8 @@ def test_network_graph_of_ss_finds_the_weight_shared_as_a_convolution():
     assert g.order["unmixing"][:3] == ["conv1", "conv2", "encoder.fc3"]
     assert g.order["unmixing"][3] == "up"
     assert g.n_shared_params == sum(p.numel() for p in model.encoder.fc3.parameters()) + sum(
-        p.numel() for p in model.encoder.bn3.parameters())
+        p.numel() for p in model.encoder.bn3.parameters()
+    )
     # tracing leaves the model as it was
     before = {k: v.clone() for k, v in model.state_dict().items()}
     network_graph(model)
@@ -323,8 +349,23 @@ def test_network_graph_of_ss_finds_the_weight_shared_as_a_convolution():
 def test_cli_reproduce_prints_the_table(tmp_path, capsys):
     _require_data()
     out = tmp_path / "cli"
-    rc = main(["reproduce", "--out", str(out), "--fast", "--datasets", "samson", "--methods", "vca-fcls,sunsal",
-               "--seeds", "0", "--crop", "16", "--quiet"])
+    rc = main(
+        [
+            "reproduce",
+            "--out",
+            str(out),
+            "--fast",
+            "--datasets",
+            "samson",
+            "--methods",
+            "vca-fcls,sunsal",
+            "--seeds",
+            "0",
+            "--crop",
+            "16",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert printed.strip() == (out / "table.md").read_text().strip()

@@ -48,7 +48,7 @@ def _trained(methods: Sequence[str], trained: Collection[str] | None) -> set[str
     out = set()
     for m in methods:
         try:
-            if get_method(m).needs_training:
+            if get_method(m).trains:
                 out.add(m)
         except (InputError, KeyError):
             pass
