@@ -1,8 +1,14 @@
-"""The four notebooks run top to bottom in fast mode, and are committed without outputs.
+"""The four notebooks run top to bottom in fast mode, are committed without outputs, and agree
+with their plain-text twins.
 
 Each notebook is executed in a fresh kernel of this interpreter with ``EGU_FAST=1`` and its
 outputs directed to a temporary folder (``EGU_OUTPUT``); any cell error fails the test. The
 checks on the executed notebooks look at what each one is for, not only that it ran.
+
+Every ``notebooks/0X_*.ipynb`` is a jupytext pair with ``notebooks/0X_*.py`` (py:percent): the
+``.py`` is what reviewers read and diff, the ``.ipynb`` is what Binder and users open. After
+editing either one, run ``jupytext --sync notebooks/0*.ipynb``; the pairing tests below fail when
+the two disagree.
 """
 
 from __future__ import annotations
@@ -35,11 +41,15 @@ def kernel_env(tmp_path_factory):
     root = tmp_path_factory.mktemp("jupyter")
     spec = root / "kernels" / KERNEL
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "egu_widgets tests",
-        "language": "python",
-    }))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "egu_widgets tests",
+                "language": "python",
+            }
+        )
+    )
     return root
 
 
@@ -67,8 +77,12 @@ def execute(name: str, workdir: Path, kernel_env: Path, monkeypatch) -> tuple[nb
     monkeypatch.setenv("JUPYTER_PATH", str(kernel_env))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     executed = workdir / f"executed-{name}"
-    proc = subprocess.run([sys.executable, "-c", RUNNER, str(NOTEBOOKS / name), str(executed), str(workdir), KERNEL],
-                          capture_output=True, text=True, timeout=1500)
+    proc = subprocess.run(
+        [sys.executable, "-c", RUNNER, str(NOTEBOOKS / name), str(executed), str(workdir), KERNEL],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     if proc.returncode != 0:
         pytest.fail(f"{name} failed to execute:\n{proc.stderr[-6000:]}")
     return nbformat.read(executed, as_version=4), float(proc.stdout.strip().splitlines()[-1])
@@ -166,7 +180,62 @@ def test_committed_notebooks_carry_no_outputs(name):
     assert "EGU_FAST" in first and "FAST =" in first, f"{name}: the first code cell must read EGU_FAST"
 
 
-def test_committed_notebooks_match_their_generator():
-    proc = subprocess.run([sys.executable, str(NOTEBOOKS / "build_notebooks.py"), "--check"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+PAIR_FORMATS = "ipynb,py:percent"
+
+
+def cell_differences(notebook, script) -> list[str]:
+    """Where two notebooks read by jupytext differ in their cells (type and source), in words."""
+    ours = [(c.cell_type, c.source.strip()) for c in notebook.cells]
+    theirs = [(c.cell_type, c.source.strip()) for c in script.cells]
+    problems = []
+    if len(ours) != len(theirs):
+        problems.append(f"{len(ours)} cells in the .ipynb, {len(theirs)} in the .py")
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        if a[0] != b[0]:
+            problems.append(f"cell {i}: {a[0]} in the .ipynb, {b[0]} in the .py")
+        elif a[1] != b[1]:
+            lines_a, lines_b = a[1].splitlines(), b[1].splitlines()
+            k = next((k for k, (x, y) in enumerate(zip(lines_a, lines_b)) if x != y), min(len(lines_a), len(lines_b)))
+            first_a = lines_a[k] if k < len(lines_a) else "<end>"
+            first_b = lines_b[k] if k < len(lines_b) else "<end>"
+            problems.append(f"cell {i} ({a[0]}), line {k + 1}: {first_a!r} in the .ipynb, {first_b!r} in the .py")
+    return problems
+
+
+def test_cell_differences_sees_an_edited_cell():
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    nb = new_notebook(cells=[new_markdown_cell("# Title"), new_code_cell("x = 1")])
+    same = new_notebook(cells=[new_markdown_cell("# Title\n"), new_code_cell("x = 1\n")])
+    edited = new_notebook(cells=[new_markdown_cell("# Title"), new_code_cell("x = 2")])
+    shorter = new_notebook(cells=[new_markdown_cell("# Title")])
+    longer = new_notebook(cells=[new_markdown_cell("# Title"), new_code_cell("x = 1\ny = 2")])
+    swapped = new_notebook(cells=[new_code_cell("# Title"), new_code_cell("x = 1")])
+    assert cell_differences(nb, same) == []
+    assert cell_differences(nb, edited) == ["cell 1 (code), line 1: 'x = 1' in the .ipynb, 'x = 2' in the .py"]
+    assert cell_differences(nb, longer) == ["cell 1 (code), line 2: '<end>' in the .ipynb, 'y = 2' in the .py"]
+    assert cell_differences(nb, swapped) == ["cell 0: markdown in the .ipynb, code in the .py"]
+    assert cell_differences(nb, shorter) == ["2 cells in the .ipynb, 1 in the .py"]
+
+
+def test_only_paired_notebooks_are_committed():
+    assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
+    scripts = sorted(p.name for p in NOTEBOOKS.glob("*.py"))
+    assert scripts == [n.replace(".ipynb", ".py") for n in NAMES], f"each notebook needs its .py twin; found {scripts}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_and_its_script_are_in_sync(name):
+    import jupytext
+
+    path = NOTEBOOKS / name
+    notebook = jupytext.read(path)
+    script = jupytext.read(path.with_suffix(".py"), fmt="py:percent")
+    assert notebook.metadata.get("jupytext", {}).get("formats") == PAIR_FORMATS, (
+        f"{name} is not paired: jupytext --set-formats {PAIR_FORMATS} notebooks/{name}"
+    )
+    assert script.metadata.get("jupytext", {}).get("formats") == PAIR_FORMATS, (
+        f"{path.with_suffix('.py').name} is not paired"
+    )
+    problems = cell_differences(notebook, script)
+    assert not problems, f"{name} and its .py differ (run jupytext --sync notebooks/{name}):\n" + "\n".join(problems)
