@@ -21,7 +21,7 @@ from egu_widgets.classic.fcls import fcls
 from egu_widgets.classic.sunsal import sunsal
 from egu_widgets.classic.vca import vca
 from egu_widgets.errors import InputError
-from egu_widgets.validation import check_n_endmembers, check_seed
+from egu_widgets.validation import check_float, check_int, check_n_endmembers, check_seed
 
 __all__ = ["CubeUnmixer", "Fcls", "Sunsal", "VcaFcls", "given_endmembers"]
 
@@ -46,7 +46,7 @@ def given_endmembers(cube: Any, endmembers: Any, n_endmembers: int | None, metho
             em = em.T
         if em.shape[1] != cube.n_bands:
             raise InputError(f"endmembers have {em.shape[1]} bands; the cube has {cube.n_bands}")
-    if n_endmembers is not None and em.shape[0] != n_endmembers:
+    if n_endmembers is not None and em.shape[0] != check_int("the number of endmembers", n_endmembers, 1):
         raise InputError(f"{em.shape[0]} endmembers given but {n_endmembers} asked for")
     if not np.isfinite(em).all():
         raise InputError("the given endmembers contain NaN or Inf values")
@@ -150,6 +150,7 @@ class Sunsal(CubeUnmixer):
 
     def _endmembers(self, cube: Any) -> tuple[np.ndarray, dict[str, Any]]:
         seed = check_seed(self.seed)
+        check_float("lam", self.lam, 0.0)
         if self.endmembers is None and cube.true_endmembers is None:
             p = self._n_endmembers(cube)
             em, _ = vca(cube.pixels[cube.valid_mask.ravel()], p, seed=seed)
