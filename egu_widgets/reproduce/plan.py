@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..cube.datasets import dataset_names, paper_datasets
 from ..errors import InputError
-from ..methods import get_method
+from ..methods import get_method, method_names
 from ..validation import check_int, check_int_sequence
 
 __all__ = [
@@ -123,8 +123,6 @@ def plan_for(
     whatever order they were asked in. Raises :class:`~egu_widgets.errors.InputError` for an
     unknown or empty selection and for settings out of range.
     """
-    from ..methods import method_names
-
     # Fast mode trains small networks on small crops: one thread is as quick as two there and
     # does not collapse when other processes share the CPU (as in CI).
     # Full mode: the methods' own defaults, so that the table is the accuracy benchmark.
