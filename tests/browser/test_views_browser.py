@@ -5,7 +5,8 @@ Needs: ``apt-get install chromium`` and ``pip install playwright`` (never ``play
 the system Chromium is used). Without them these tests are skipped, unless the environment sets
 ``EGU_REQUIRE_BROWSER=1`` (CI), where a missing browser is a failure.
 
-Screenshots go to ``artifacts/browser/``. ``EGU_BROWSER_ENGINE`` picks the training shown on the
+Screenshots go to ``artifacts/browser/``. With ``EGU_SCREENSHOTS=before`` (or ``after``) the
+dashboard, pair view and inspector pictures are also kept as ``docs/screenshots/<view>-<tag>.png``. ``EGU_BROWSER_ENGINE`` picks the training shown on the
 dashboard: ``egu`` (EGU-Net, the default when the engine is installed) or ``nmf`` (a small NMF loop).
 """
 
@@ -33,6 +34,8 @@ ARTIFACTS = REPO / "artifacts" / "browser"
 CHROMIUM = os.environ.get("EGU_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 REQUIRED = os.environ.get("EGU_REQUIRE_BROWSER") == "1"
+SCREENSHOT_TAG = os.environ.get("EGU_SCREENSHOTS")  # "before" / "after": also keep docs pictures
+DOCS_SHOTS = REPO / "docs" / "screenshots"
 
 
 def _missing() -> str | None:
@@ -240,9 +243,14 @@ def _bar_width(dashboard) -> float:
     return float(m.group(1)) if m else 0.0
 
 
-def _shot(locator, name: str) -> bytes:
+def _shot(locator, name: str, doc: str | None = None) -> bytes:
+    """Screenshot ``locator`` into the artifacts; ``doc`` names the docs picture it may also be."""
     locator.scroll_into_view_if_needed()
-    return locator.screenshot(path=str(ARTIFACTS / name))
+    png = locator.screenshot(path=str(ARTIFACTS / name))
+    if doc and SCREENSHOT_TAG:
+        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+        (DOCS_SHOTS / f"{doc}-{SCREENSHOT_TAG}.png").write_bytes(png)
+    return png
 
 
 # ---------------------------------------------------------------------------------- tests
@@ -258,7 +266,7 @@ def test_dashboard_bar_advances_and_stop_works(page):
     assert _bar_width(dash) > width_first, "the progress bar did not grow"
     assert "running" in dash.locator(".egu-state").text_content()
     _wait(lambda: dash.locator(".egu-plots .bk-Figure, .egu-plots canvas").count() > 0, 60, "the loss curves")
-    _shot(dash, "dashboard-running.png")
+    _shot(dash, "dashboard-running.png", doc="dashboard")
 
     dash.locator("button.egu-stop").click()
     _wait(lambda: "stopped" in dash.locator(".egu-state").text_content(), 120, "the stopped state")
@@ -297,7 +305,7 @@ def test_endmember_selector_changes_the_pair_shown(page):
     view.locator("button.egu-next").click()
     _wait(lambda: title.text_content().startswith("water"), 30, "the next button")
     _wait(lambda: plot.screenshot() not in (before, after), 30, "the water pair to be drawn")
-    _shot(view, "pairs-view.png")
+    _shot(view, "pairs-view.png", doc="pairs")
 
 
 def _inspector_click(view, figure_index: int, fx: float, fy: float):
@@ -347,7 +355,7 @@ def test_inspector_pixel_click_changes_the_spectrum(page):
     # a tap on an error map (third row) selects a pixel too
     _inspector_click(view, 8, 0.5, 0.45)
     _new_pixel(view, second, 30, "a tap on an error map")
-    _shot(view, "inspector.png")
+    _shot(view, "inspector.png", doc="inspector")
 
 
 def test_big_inspector_renders_and_responds(page):
