@@ -31,12 +31,9 @@ SETTINGS: dict[str, dict] = {
     "default": {"mode": "default"},  # faithful bundles, N-FINDR reference, labels on the max scale
     "faithful": {"mode": "faithful"},
     "faithful+nfindr": {"mode": "faithful", "reference": "nfindr"},
-    "faithful+estimate": {"mode": "faithful", "per_patch": "estimate"},
-    "faithful+kmeans": {"mode": "faithful", "n_clusters": 1000},
-    "overlap": {"mode": "overlap"},
-    "overlap+estimate+kmeans": {"mode": "overlap", "per_patch": "estimate", "n_clusters": 1000},
+    # Overlapping patches, duplicates removed, observed pixels as candidates.
+    "overlap": {"mode": "faithful", "stride": 2, "dedup": True, "project": False},
     "faithful+max-scale": {"mode": "faithful", "label_scale": "max"},
-    "faithful+refine": {"mode": "faithful", "refine": 50},
     # The library case: labels against the dataset's own reference endmembers (uses the truth's
     # spectra, never its abundances), to show how much the reference bounds the result.
     "faithful+truth-reference": {"mode": "faithful", "reference": "truth"},

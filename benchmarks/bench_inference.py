@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     pw = EGUNet("pw", 5, epochs=args.epochs, seed=0, progress=False, num_threads=args.threads).fit(cube)
     ss = EGUNet("ss", 5, epochs=min(args.epochs, 5), seed=0, progress=False, num_threads=args.threads).fit(cube)
     n_bands = cube.n_bands
-    widths = pw.hyperparameters["encoder_widths"]
+    widths = pw.hyperparameters_["encoder_widths"]
     flops_per_pixel = 2 * sum(a * b for a, b in zip([n_bands, *widths], [*widths, 5]))
     peak = matmul_gflops()
 

@@ -10,13 +10,15 @@ dask scheduler is active: threads by default, or a cluster after
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import xarray as xr
 
-from .cube.hypercube import HyperCube
+from .cube import HyperCube
 from .errors import InputError
+
+__all__ = ["PixelFunction", "fcls_chunked", "is_lazy", "map_pixels"]
 
 PixelFunction = Callable[[np.ndarray], np.ndarray]  # (n, bands) float32 -> (n, P)
 
@@ -25,8 +27,15 @@ def is_lazy(cube: HyperCube) -> bool:
     return cube.reflectance.chunks is not None
 
 
-def map_pixels(cube: HyperCube, fn: PixelFunction, n_out: int, *, name: str = "abundances",
-               out_dim: str = "endmember", dtype=np.float64) -> xr.DataArray:
+def map_pixels(
+    cube: HyperCube,
+    fn: PixelFunction,
+    n_out: int,
+    *,
+    name: str = "abundances",
+    out_dim: str = "endmember",
+    dtype=np.float64,
+) -> xr.DataArray:
     """Apply ``fn`` to every pixel, chunk by chunk; returns ``(out_dim, y, x)``, lazy when the cube is.
 
     ``fn`` receives a (n, bands) float32 array of pixels and must return (n, n_out). The result of

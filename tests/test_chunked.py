@@ -34,8 +34,12 @@ def test_lazy_open_reads_nothing_up_front(cube_file):
 def test_chunked_fcls_on_local_cluster_equals_in_memory(cube_file):
     path, cube = cube_file
     expected = fcls(cube.pixels, cube.true_endmembers).T.reshape(3, 37, 29)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
-                                  processes=True) as cluster, distributed.Client(cluster):
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
         lazy = open_cube(path, chunks={"y": 10, "x": 8})
         result = fcls_chunked(lazy, cube.true_endmembers)
         assert result.chunks is not None  # still lazy: nothing computed yet
@@ -67,8 +71,12 @@ def test_egu_abundance_maps_on_local_cluster_equal_in_memory(cube_file, one_torc
     path, cube = cube_file
     est = EGUNet("pw", 3, epochs=3, seed=0, progress=False, num_threads=1).fit(cube)
     expected = est.transform(cube).T.reshape(3, 37, 29)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
-                                  processes=True) as cluster, distributed.Client(cluster):
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
         lazy = open_cube(path, chunks={"y": 10, "x": 8})
         maps = est.abundance_maps(lazy)
         assert maps.chunks is not None  # nothing computed yet: the workers do it

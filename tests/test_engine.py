@@ -11,15 +11,16 @@ import torch
 from egu_widgets.cube import HyperCube
 from egu_widgets.cube.synthetic import demo_endmembers
 from egu_widgets.engine import EGUNet, SpectralBundles, extract_bundles, run_egu
-from egu_widgets.engine.networks import build_model
 from egu_widgets.engine.estimator import PRESETS
+from egu_widgets.engine.networks import build_model
 from egu_widgets.errors import CheckpointError, InputError
 
 P = 3
 # One torch thread: these tensors are too small to gain from two, and on a shared machine a second
 # thread waiting for a busy core slows every operation down.
-FAST = dict(progress=False, epochs=12, batch_size=128, encoder_widths=(32, 16, 8), decoder_widths=(8, 16, 32),
-            num_threads=1)
+FAST = dict(
+    progress=False, epochs=12, batch_size=128, encoder_widths=(32, 16, 8), decoder_widths=(8, 16, 32), num_threads=1
+)
 
 
 def scene(height: int = 16, width: int = 16, bands: int = 20, seed: int = 0, snr_db: float = 40.0) -> HyperCube:
@@ -71,24 +72,43 @@ def test_bundle_shapes_and_labels(cube):
 
 
 def test_overlapping_bundles_drop_duplicates(cube):
-    b = extract_bundles(cube, P, mode="overlap", stride=1)
+    b = extract_bundles(cube, P, mode="faithful", stride=1, dedup=True, project=False)
     assert b.n_bundles > (16 // 5) ** 2 * P
     assert len(np.unique(b.pixel_index)) == b.n_bundles  # every image pixel at most once
     assert b.config["n_candidates"] == 12 * 12 * P  # (16 - 5 + 1)² patches before removal
     np.testing.assert_array_equal(b.spectra, cube.pixels[b.pixel_index])
 
 
-def test_bundle_options_estimate_and_kmeans(cube):
-    est = extract_bundles(cube, P, per_patch="estimate")
-    counts = est.config["count_histogram"]
-    assert set(counts) <= set(range(1, P + 1)) and sum(counts.values()) == (16 // 5) ** 2
-    km = extract_bundles(cube, P, mode="overlap", stride=1, n_clusters=10)
-    assert 0 < km.n_bundles <= 10 and (km.patch_index == -1).all()
-    np.testing.assert_allclose(km.labels.sum(axis=1), 1.0, atol=1e-5)
+def test_stride_and_patch_size_set_the_patch_grid(cube):
+    b = extract_bundles(cube, P, patch_size=4, stride=3)
+    assert b.config["n_patches"] == 5 * 5  # corners 0, 3, 6, 9, 12 on each side of 16
+    assert b.n_bundles == 25 * P and b.config["stride_used"] == 3
+    # Without dedup, overlapping patches can pick the same pixel twice.
+    raw = extract_bundles(cube, P, stride=1, project=False)
+    assert raw.n_bundles == 12 * 12 * P and (raw.pixel_index >= 0).all()
+
+
+def test_project_takes_the_patch_subspace_projection(cube):
+    projected = extract_bundles(cube, P, mode="faithful", seed=4)
+    observed = extract_bundles(cube, P, mode="faithful", seed=4, project=False)
+    assert (projected.pixel_index == -1).all()
+    np.testing.assert_array_equal(observed.spectra, cube.pixels[observed.pixel_index].astype(np.float32))
+    # The projection of a picked pixel onto its patch's top-P subspace is close to it, not equal.
+    gap = np.abs(projected.spectra - observed.spectra).max()
+    assert 0 < gap < 0.1 * np.abs(observed.spectra).max()
+
+
+def test_bundle_seed_is_the_bundles_stream(cube):
+    """Same seed, same bundles; another seed, other VCA directions (here: other reference picks)."""
+    a, b = extract_bundles(cube, P, mode="faithful", seed=5), extract_bundles(cube, P, mode="faithful", seed=5)
+    np.testing.assert_array_equal(a.spectra, b.spectra)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    others = [extract_bundles(cube, P, mode="faithful", seed=s) for s in (6, 7, 8)]
+    assert any(not np.array_equal(o.spectra, a.spectra) or not np.array_equal(o.labels, a.labels) for o in others)
 
 
 def test_bundle_reference_truth_gives_true_labels_at_pure_pixels(cube):
-    b = extract_bundles(cube, P, reference="truth", mode="overlap", stride=1)
+    b = extract_bundles(cube, P, reference="truth", stride=1, dedup=True, project=False)
     truth = cube.true_abundance_pixels[b.pixel_index]
     # Labels are non-negative least squares against the true spectra: close to the truth.
     assert np.sqrt(np.mean((b.labels - truth) ** 2)) < 0.05
@@ -122,10 +142,12 @@ def test_default_bundles_label_against_max_scaled_nfindr_spectra(cube):
         (dict(patch_size=1), "fewer than the 3 endmembers"),
         (dict(patch_size=20), "smaller than one 20x20 patch"),
         (dict(stride=0), "stride"),
-        (dict(mode="overlap", project=True), "dedup=True"),
+        (dict(stride=2, dedup=True), "dedup=True"),
+        (dict(label_scale="min"), "label_scale"),
+        (dict(patch_size=2.5), "patch_size"),
         (dict(reference=np.ones((2, 20))), "reference endmembers must be"),
         (dict(mode="nonsense"), "bundle mode"),
-        (dict(n_clusters=2), "n_clusters"),
+        (dict(mode="overlap"), "bundle mode"),
     ],
 )
 def test_bundle_validation(cube, kwargs, message):
@@ -159,7 +181,9 @@ def test_bundle_loss_alone_moves_the_unmixing_stream(cube, variant):
             return model(pixels)[0] if variant == "pw" else model.image_stream(image)[0]
 
     before = unmixing_stream()
-    loss = torch.nn.functional.cross_entropy(model.bundle_logits(torch.from_numpy(b.spectra)), torch.from_numpy(b.labels))
+    loss = torch.nn.functional.cross_entropy(
+        model.bundle_logits(torch.from_numpy(b.spectra)), torch.from_numpy(b.labels)
+    )
     loss.backward()
     decoder = model.decoder.parameters() if variant == "pw" else model.dec.parameters()
     assert all(p.grad is None for p in decoder)  # the bundle loss does not reach the decoder
@@ -363,7 +387,7 @@ def test_ae_ablation_and_run_egu(cube):
 
 
 def test_given_bundles_are_used(cube):
-    bundles = extract_bundles(cube, P, reference="truth", mode="overlap")
+    bundles = extract_bundles(cube, P, reference="truth", stride=2, dedup=True, project=False)
     est = EGUNet("pw", P, seed=0, **{**FAST, "epochs": 2}).fit(cube, bundles=bundles)
     assert est.bundles_ is bundles
     np.testing.assert_array_equal(est.endmembers_, cube.true_endmembers)
@@ -382,28 +406,45 @@ def test_masked_pixels_are_left_out(cube):
     assert np.isnan(ab[:, 0, :3]).all() and np.isfinite(ab[:, 1:, :]).all()
 
 
-def test_cuda_request_without_cuda_is_an_input_error():
+def test_cuda_request_without_cuda_is_an_input_error_at_fit(cube):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
+    est = EGUNet("pw", P, device="cuda", **FAST)  # building it is fine anywhere
     with pytest.raises(InputError, match="no CUDA GPU"):
-        EGUNet("pw", P, device="cuda")
+        est.fit(cube)
 
 
-def test_device_names_are_checked():
-    assert EGUNet("pw", P, device=torch.device("cpu")).device.type == "cpu"
+def test_device_names_are_checked_at_fit(cube):
+    est = EGUNet("pw", P, seed=0, device=torch.device("cpu"), **{**FAST, "epochs": 1}).fit(cube)
+    assert est.device_.type == "cpu" and isinstance(est.device, torch.device)
     with pytest.raises(InputError, match="not a device name"):
-        EGUNet("pw", P, device="gpu please")
+        EGUNet("pw", P, device="gpu please").fit(cube)
     with pytest.raises(InputError, match="not supported"):
-        EGUNet("pw", P, device="meta")
+        EGUNet("pw", P, device="meta").fit(cube)
 
 
-def test_bad_hyperparameters_are_input_errors():
-    with pytest.raises(InputError, match="unknown hyperparameter"):
+def test_bad_hyperparameters_are_input_errors_at_fit(cube):
+    with pytest.raises(TypeError, match="learning_rate"):
         EGUNet("pw", P, learning_rate=0.1)
-    with pytest.raises(InputError, match="epochs"):
-        EGUNet("pw", P, epochs=-1)
-    with pytest.raises(InputError, match="variant"):
-        EGUNet("xx", P)
+    for kwargs, message in (
+        (dict(epochs=-1), "epochs"),
+        (dict(lr=0.0), "lr"),
+        (dict(lr_decay=1.5), "lr_decay"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(kernels=(4, 3)), "odd"),
+        (dict(encoder_widths=(8, 4)), "encoder_widths"),
+        (dict(batch_size=2.0), "batch_size"),
+        (dict(conv_width=0), "conv_width"),
+        (dict(bundle_mode="overlap"), "bundle_mode"),
+        (dict(preset="fast"), "preset"),
+        (dict(seed=-1), "seed"),
+        (dict(n_endmembers=1), "endmembers"),
+        (dict(variant="xx"), "variant"),
+    ):
+        est = EGUNet(**{"variant": "pw", **kwargs})  # stored as given
+        assert all(getattr(est, k) == v for k, v in kwargs.items())
+        with pytest.raises(InputError, match=message):
+            est.fit(cube)
     with pytest.raises(InputError, match="not fitted"):
         EGUNet("pw", P).transform(scene())
 
@@ -480,7 +521,11 @@ def test_adam_matches_torch_adam_bit_for_bit():
     from egu_widgets.engine.trainer import Adam
 
     torch.manual_seed(0)
-    ours = [torch.randn(5, 3, requires_grad=True), torch.randn(4, requires_grad=True), torch.randn(2, requires_grad=True)]
+    ours = [
+        torch.randn(5, 3, requires_grad=True),
+        torch.randn(4, requires_grad=True),
+        torch.randn(2, requires_grad=True),
+    ]
     theirs = [t.detach().clone().requires_grad_() for t in ours]
     opt_ours, opt_theirs = Adam(ours, lr=0.1), torch.optim.Adam(theirs, lr=0.1, foreach=True)
     for step in range(30):

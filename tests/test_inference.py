@@ -14,7 +14,6 @@ from egu_widgets.engine import EGUNet  # noqa: E402
 from egu_widgets.engine.inference import PixelUnmixer  # noqa: E402
 from egu_widgets.errors import InputError  # noqa: E402
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -19,8 +19,9 @@ from egu_widgets.errors import InputError
 
 P = 3
 BANDS = 12
-FAST = dict(progress=False, epochs=3, batch_size=128, encoder_widths=(32, 16, 8), decoder_widths=(8, 16, 32),
-            num_threads=1)
+FAST = dict(
+    progress=False, epochs=3, batch_size=128, encoder_widths=(32, 16, 8), decoder_widths=(8, 16, 32), num_threads=1
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -133,10 +134,15 @@ def test_stored_statistics_reproduce_the_batch_statistics_pass(fitted, cube):
     torch.testing.assert_close(ab_stored, ab_batch, atol=1e-5, rtol=0)
     torch.testing.assert_close(rec_stored, rec_batch, atol=1e-5, rtol=0)
     # and the estimator's answers, which go through the tiles
-    np.testing.assert_allclose(fitted.transform(cube, stream="unmixing"),
-                               ab_batch[0].permute(1, 2, 0).reshape(-1, P).double().numpy(), atol=1e-5, rtol=0)
-    np.testing.assert_allclose(fitted.reconstruct(cube),
-                               rec_batch[0].permute(1, 2, 0).reshape(-1, BANDS).double().numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        fitted.transform(cube, stream="unmixing"),
+        ab_batch[0].permute(1, 2, 0).reshape(-1, P).double().numpy(),
+        atol=1e-5,
+        rtol=0,
+    )
+    np.testing.assert_allclose(
+        fitted.reconstruct(cube), rec_batch[0].permute(1, 2, 0).reshape(-1, BANDS).double().numpy(), atol=1e-5, rtol=0
+    )
 
 
 def test_tiles_refuse_batch_statistics(fitted, cube):
@@ -195,10 +201,12 @@ def test_checkpoint_without_image_statistics_keeps_its_old_answers(fitted, cube,
     model = old.model_
     with torch.no_grad(), batch_statistics(model):
         ab_batch, rec_batch = model.image_stream(image_of(cube))
-    np.testing.assert_array_equal(old.transform(cube, stream="unmixing"),
-                                  ab_batch[0].permute(1, 2, 0).reshape(-1, P).double().numpy())
-    np.testing.assert_array_equal(old.reconstruct(cube),
-                                  rec_batch[0].permute(1, 2, 0).reshape(-1, BANDS).double().numpy())
+    np.testing.assert_array_equal(
+        old.transform(cube, stream="unmixing"), ab_batch[0].permute(1, 2, 0).reshape(-1, P).double().numpy()
+    )
+    np.testing.assert_array_equal(
+        old.reconstruct(cube), rec_batch[0].permute(1, 2, 0).reshape(-1, BANDS).double().numpy()
+    )
     np.testing.assert_array_equal(old.transform(cube), fitted.transform(cube))
 
 
@@ -211,13 +219,16 @@ def test_bad_tile_sizes_are_input_errors(fitted, cube, tile):
         fitted.model_.tiled_image_stream(image_of(cube), tile=tile)
 
 
-@pytest.mark.parametrize("halo, message", [
-    (-8, r"whole number >= 0 and a multiple of 8.*use 16"),
-    (12, r"multiple of 8.*use 16"),
-    (16.0, r"whole number"),
-    (8, r"smaller than the network's receptive radius \(12 pixels\).*halo >= 16"),
-    (0, r"smaller than the network's receptive radius"),
-])
+@pytest.mark.parametrize(
+    "halo, message",
+    [
+        (-8, r"whole number >= 0 and a multiple of 8.*use 16"),
+        (12, r"multiple of 8.*use 16"),
+        (16.0, r"whole number"),
+        (8, r"smaller than the network's receptive radius \(12 pixels\).*halo >= 16"),
+        (0, r"smaller than the network's receptive radius"),
+    ],
+)
 def test_bad_halos_are_input_errors(fitted, cube, halo, message):
     with pytest.raises(InputError, match=message):
         fitted.model_.tiled_image_stream(image_of(cube), tile=16, halo=halo)

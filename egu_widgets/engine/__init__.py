@@ -4,7 +4,16 @@ Imports nothing from widgets or IPython; progress reaches displays only through 
 """
 
 from .bundles import SpectralBundles, extract_bundles
-from .estimator import PRESETS, EGUNet, run_egu
+from .estimator import PRESETS, EGUNet, resolve_hyperparameters, run_egu
 from .events import TrainingControl, TrainingEvent
 
-__all__ = ["EGUNet", "PRESETS", "SpectralBundles", "TrainingControl", "TrainingEvent", "extract_bundles", "run_egu"]
+__all__ = [
+    "EGUNet",
+    "PRESETS",
+    "SpectralBundles",
+    "TrainingControl",
+    "TrainingEvent",
+    "extract_bundles",
+    "resolve_hyperparameters",
+    "run_egu",
+]

@@ -4,34 +4,59 @@ Data flow: cube → :func:`~egu_widgets.engine.bundles.extract_bundles` → netw
 (:mod:`~egu_widgets.engine.networks`) → :func:`~egu_widgets.engine.trainer.train` →
 :class:`~egu_widgets.results.UnmixingResult`. Nothing here draws anything; progress goes through
 callbacks.
+
+:class:`EGUNet` follows scikit-learn's estimator conventions without depending on scikit-learn:
+``__init__`` stores its arguments unchanged, ``fit`` merges the preset, validates and picks the
+device, fitted state ends in an underscore, and ``get_params``/``set_params`` make
+``sklearn.base.clone`` work.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import json
 import os
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from .._atomic import atomic_path
-from ..cube.hypercube import HyperCube
+from ..cube import HyperCube
 from ..errors import CheckpointError, InputError
 from ..results import UnmixingResult, _jsonable
+from ..validation import (
+    check_choice,
+    check_float,
+    check_int,
+    check_int_sequence,
+    check_n_endmembers,
+    check_seed,
+    numpy_rng,
+    seed_int,
+)
 from .bundles import BUNDLE_MODES, BUNDLE_OPTIONS, SpectralBundles, extract_bundles
 from .events import CallbackLike, TrainingControl
 from .inference import PixelUnmixer
 from .networks import _EGUBase, batch_statistics, build_model, calibrate
-from .trainer import ImageObjective, PixelObjective, TrainOutcome, train
+from .trainer import ImageObjective, PixelObjective, train
 
-__all__ = ["EGUNet", "run_egu", "PRESETS", "HYPERPARAMETERS", "METHOD_VARIANTS"]
+__all__ = [
+    "EGUNet",
+    "run_egu",
+    "resolve_hyperparameters",
+    "PRESETS",
+    "HYPERPARAMETERS",
+    "METHOD_VARIANTS",
+    "VARIANT_PRESETS",
+]
 
 #: The authors' settings (EGU-Net-pw.py / EGU-Net-ss.py) and ours. "default" is chosen by
-#: measurement (see benchmarks/bench_engine.py); "paper" stays available.
+#: measurement (docs/engine.md, docs/bundles.md); "paper" stays available.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(
         epochs=200,
@@ -55,19 +80,18 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESETS["default"] = dict(PRESETS["paper"], bundle_mode="default")
 
 #: Per-variant changes to a preset (applied before the user's keywords). The default ss keeps the
-#: architecture but makes the convolutional stream ~4x cheaper (64-wide first convolution and
-#: decoder) and takes one whole-image step per epoch instead of round(N / 8000): the authors'
-#: ss needs ~8 s per step on the 200x200x224 scene on one CPU core, i.e. hours for their 1 000
-#: steps. On Samson (seed 0, one core, the authors' bundle labels) the authors' ss took 700 s
-#: for RMSE 0.128, the light one 93 s for 0.135 (0.122-0.136 over seeds 0-2): comparable
-#: accuracy at a seventh of the time.
+#: architecture but makes the convolutional stream cheaper (a 64-wide first convolution and
+#: decoder) and takes one whole-image step per epoch: the authors' ss costs hours on the CPU for
+#: comparable accuracy (docs/engine.md, "The light ss").
 VARIANT_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {},
     "default": {"ss": dict(conv_width=64, decoder_widths=(32, 64, 64), image_steps=1)},
 }
 
-#: Hyperparameters accepted as keyword arguments (besides those of the presets).
-HYPERPARAMETERS = tuple(PRESETS["paper"]) + ("eval_every", "num_threads", "chunk_size")
+#: Settings of a run that are not part of a preset, with their defaults.
+_RUN_SETTINGS: dict[str, Any] = {"eval_every": None, "num_threads": None, "chunk_size": 262144}
+#: Hyperparameters accepted as keyword arguments (the presets' and the run settings).
+HYPERPARAMETERS = tuple(PRESETS["paper"]) + tuple(_RUN_SETTINGS)
 METHOD_VARIANTS = {"egu-pw": "pw", "egu-ss": "ss", "ae": "ae"}
 _VARIANT_METHODS = {v: k for k, v in METHOD_VARIANTS.items()}
 _CHECKPOINT_FORMAT = "egu_widgets.EGUNet"
@@ -88,153 +112,247 @@ def _resolve_device(device: Any) -> torch.device:
                 "or install a CUDA build of PyTorch on a machine with an NVIDIA GPU"
             )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise InputError(f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+            raise InputError(
+                f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA GPU(s)"
+            )
     elif dev.type != "cpu":
         raise InputError(f"device {device!r} is not supported; use 'cpu' or 'cuda'")
     return dev
 
 
-def _check_whole(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
-        raise InputError(f"{name} must be a whole number >= {minimum}; got {value!r}")
-    return int(value)
-
-
 def _check_hyperparameters(hp: dict) -> dict:
+    """``hp`` with every value checked and in its canonical type (lists for the widths)."""
     hp = dict(hp)
-    hp["epochs"] = _check_whole("epochs", hp["epochs"], 0)
-    hp["batch_size"] = _check_whole("batch_size", hp["batch_size"], 1)
-    for name in ("lr", "weight_decay", "bundle_weight", "reconstruction_weight", "bn_eps"):
-        v = hp[name]
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not np.isfinite(v) or v < 0:
-            raise InputError(f"{name} must be a finite number >= 0; got {v!r}")
-        hp[name] = float(v)
-    if hp["lr"] <= 0:
-        raise InputError(f"lr must be > 0; got {hp['lr']}")
-    if not (0 < float(hp["lr_decay"]) <= 1):
-        raise InputError(f"lr_decay must be in (0, 1]; got {hp['lr_decay']!r}")
-    hp["lr_decay"] = float(hp["lr_decay"])
-    if not (0 <= float(hp["dropout"]) < 1):
-        raise InputError(f"dropout must be in [0, 1); got {hp['dropout']!r}")
-    hp["dropout"] = float(hp["dropout"])
+    hp["epochs"] = check_int("epochs", hp["epochs"], 0)
+    hp["batch_size"] = check_int("batch_size", hp["batch_size"], 1)
+    hp["lr"] = check_float("lr", hp["lr"], 0, min_inclusive=False)
+    for name in ("weight_decay", "bundle_weight", "reconstruction_weight", "bn_eps"):
+        hp[name] = check_float(name, hp[name], 0)
+    hp["lr_decay"] = check_float("lr_decay", hp["lr_decay"], 0, 1, min_inclusive=False)
+    hp["dropout"] = check_float("dropout", hp["dropout"], 0, 1, max_inclusive=False)
     for name, n in (("encoder_widths", 3), ("decoder_widths", 3), ("kernels", 2)):
-        v = hp[name]
-        if isinstance(v, str) or not hasattr(v, "__len__") or len(v) != n:
-            raise InputError(f"{name} must be {n} whole numbers; got {v!r}")
-        hp[name] = [_check_whole(f"{name} entries", w, 1) for w in v]
+        hp[name] = check_int_sequence(name, hp[name], n)
     if any(k % 2 == 0 for k in hp["kernels"]):
         raise InputError(f"kernels must be odd (so that 'same' padding is symmetric); got {hp['kernels']}")
-    if hp.get("eval_every") is not None:
-        hp["eval_every"] = _check_whole("eval_every", hp["eval_every"], 1)
-    if hp.get("num_threads") is not None:
-        hp["num_threads"] = _check_whole("num_threads", hp["num_threads"], 1)
-    hp["chunk_size"] = _check_whole("chunk_size", hp.get("chunk_size") or 262144, 1)
-    for name in ("conv_width", "image_steps"):
-        if hp.get(name) is not None:
-            hp[name] = _check_whole(name, hp[name], 1)
-    if hp["bundle_mode"] not in BUNDLE_MODES:
-        raise InputError(f"bundle_mode {hp['bundle_mode']!r} is unknown; choose one of {', '.join(sorted(BUNDLE_MODES))}")
+    for name in ("eval_every", "num_threads", "conv_width", "image_steps"):
+        hp[name] = check_int(name, hp[name], 1, allow_none=True)
+    hp["chunk_size"] = check_int("chunk_size", hp["chunk_size"], 1)
+    hp["bundle_mode"] = check_choice("bundle_mode", hp["bundle_mode"], sorted(BUNDLE_MODES))
     return hp
+
+
+def resolve_hyperparameters(variant: str = "pw", preset: str = "default", **overrides: Any) -> dict:
+    """The checked hyperparameters of a run: the preset's, its changes for ``variant``, then ``overrides``.
+
+    An override of None keeps the preset's value. Raises InputError for an unknown variant, preset
+    or hyperparameter name, or a value out of range.
+    """
+    check_choice("variant", variant, tuple(_VARIANT_METHODS))
+    check_choice("preset", preset, tuple(PRESETS))
+    unknown = sorted(set(overrides) - set(HYPERPARAMETERS))
+    if unknown:
+        raise InputError(f"unknown hyperparameter(s) {unknown}; known: {', '.join(HYPERPARAMETERS)}")
+    hp = dict(PRESETS[preset], **_RUN_SETTINGS)
+    hp.update(VARIANT_PRESETS[preset].get(variant, {}))
+    hp.update({k: v for k, v in overrides.items() if v is not None})
+    return _check_hyperparameters(hp)
 
 
 class EGUNet:
     """Endmember-guided unmixing network (EGU-Net), pixel-wise ("pw") or spatial-spectral ("ss").
 
+    The constructor only records its arguments; ``fit`` merges them into the preset, checks them
+    and picks the device, so an estimator can be built, cloned and configured anywhere.
+
     Parameters
     ----------
-    variant : "pw", "ss", or "ae" (the autoencoder ablation: the unmixing stream alone, no bundles).
-    n_endmembers : P; None takes the cube's truth count at ``fit``.
-    epochs : training epochs (None: the preset's, 200).
-    seed : everything random (VCA directions, initial weights, shuffling, dropout) derives from it;
-        on the CPU with ``num_threads=1`` the same seed gives bit-identical abundances (with more
-        threads separate processes can differ: see README). The global NumPy and
-        torch random states are not touched.
-    device : "cpu" or "cuda" ("cuda:N"); asking for CUDA without one raises InputError.
-    preset : "default" or "paper" (the authors' settings); keyword hyperparameters override it:
-        lr, lr_decay (per step), batch_size, weight_decay, dropout, encoder_widths, decoder_widths,
-        kernels, conv_width and image_steps (ss), bn_eps, bundle_weight, reconstruction_weight,
-        bundle_mode; and eval_every
-        (epochs between RMSE evaluations when the cube has truth), num_threads (torch threads while
-        fitting), chunk_size (pixels per inference pass).
-    bundles : how to build the spectral bundles: None (the preset's ``bundle_mode``), a mode name,
-        a dict of :func:`extract_bundles` options, or a ready :class:`SpectralBundles`.
-    progress : show a console progress bar when ``fit`` gets no callbacks.
+    variant : {"pw", "ss", "ae"}
+        Pixel-wise, spatial-spectral, or the autoencoder ablation (the unmixing stream alone, no
+        bundles).
+    n_endmembers : int, optional
+        P; None takes the cube's truth count at ``fit``.
+    epochs : int, optional
+        Training epochs; None: the preset's.
+    seed : int
+        Every random choice derives from it through named streams
+        (:func:`egu_widgets.validation.seed_sequence`: bundles, init, dropout, batches); on the CPU
+        with ``num_threads=1`` the same seed gives bit-identical abundances in any process. The
+        global NumPy and torch random states are not touched.
+    device : str or torch.device
+        "cpu" or "cuda" ("cuda:N"); checked at ``fit``, where asking for CUDA without one raises
+        InputError.
+    preset : {"default", "paper"}
+        Where the hyperparameters left at None come from ("paper": the authors' settings).
+    bundles : None, str, dict or SpectralBundles
+        How to build the spectral bundles: None (the preset's ``bundle_mode``), a mode name, a dict
+        of :func:`extract_bundles` options, or a ready :class:`SpectralBundles`.
+    progress : bool
+        Show a console progress bar when ``fit`` gets no callbacks.
+    lr, lr_decay, batch_size, weight_decay, dropout : optional
+        Adam's learning rate, its decay factor per step, pixels per mini-batch, the weight penalty
+        (× ½Σ‖W‖²) and the dropout rate; None: the preset's.
+    encoder_widths, decoder_widths, kernels, bn_eps : optional
+        Hidden widths (three each), the ss convolution kernels (two odd sizes) and the batch-norm
+        epsilon; None: the preset's.
+    conv_width, image_steps : int, optional
+        ss only: the first convolution's width and the whole-image steps per epoch; None: the
+        preset's (the default preset's light ss uses 64 and 1; "paper": the encoder's first width
+        and round(N / batch_size)).
+    bundle_weight, reconstruction_weight : float, optional
+        Weights of the bundle (cross-entropy) and reconstruction (squared error) losses.
+    bundle_mode : str, optional
+        The bundle mode used when ``bundles`` names none (:data:`~egu_widgets.engine.bundles.BUNDLE_MODES`).
+    eval_every : int, optional
+        Epochs between RMSE evaluations when the cube has truth (None: about 25 per run).
+    num_threads : int, optional
+        Torch threads while fitting (None: leave torch's setting).
+    chunk_size : int, optional
+        Pixels per inference pass (None: 262 144).
 
-    Which abundances are returned
-    -----------------------------
-    ``transform`` (and ``result_``) give the **endmember stream applied to every pixel**, with batch
-    normalisation using the statistics of all the training image's pixels (stored after training),
-    which is how the authors read their abundances. For "pw" and "ae" the unmixing stream is the
-    very same encoder, so the two streams' abundances are identical; ``stream="unmixing"`` gives the
-    same numbers. For "ss" they differ: the convolutional unmixing stream predicts abundances at
-    1/8 resolution and upsamples them with a transposed convolution, which blurs every boundary,
-    while the pixel-wise endmember stream keeps full resolution; the endmember stream is also the
-    one trained against the bundle labels, so it is the one the pseudo-labels calibrate. Measured
-    (benchmarks/bench_engine.py --streams, default preset with the authors' bundle labels, i.e.
-    ``bundle_mode="faithful"``, seeds 0-2): endmember stream RMSE
-    0.122-0.136 on Samson and 0.108-0.122 on Jasper Ridge, unmixing stream 0.37-0.40 and
-    0.33-0.34 (no better than the ``ae`` ablation: only the shared third layer ties it to the
-    labels). ``transform(cube, stream="unmixing")`` gives the unmixing stream's maps, computed with
-    the image stream's own stored whole-training-image statistics, tile by tile (equal to one
-    whole-image pass with batch statistics on the training image, within float rounding).
+    Attributes
+    ----------
+    model_, bundles_, result_, outcome_ : the trained network, the bundles it was trained on, the
+        :class:`~egu_widgets.results.UnmixingResult` of the training cube, and how training ended.
+    hyperparameters_, device_, n_endmembers_, n_bands_ : the resolved settings of the fit.
 
-    ``endmembers_`` (P, B), also stored in ``result_``: for "pw" and "ss" the reference endmembers
+    Notes
+    -----
+    ``transform`` reads the **endmember stream** on every pixel, with batch normalisation fixed
+    to the statistics of all training pixels, which is how the authors read their abundances.
+    For "pw" and "ae" the unmixing stream is the same encoder, so both streams agree. For "ss" the
+    convolutional unmixing stream predicts at 1/8 resolution and upsamples, which blurs
+    boundaries, and only the endmember stream is trained against the bundle labels; it is the
+    more accurate of the two (docs/engine.md, "Which stream"). ``stream="unmixing"`` gives the
+    other one.
+
+    ``endmembers_`` (P, B), also stored in ``result_``: for "pw" and "ss" the reference spectra
     the bundle labels were computed against (whole-image N-FINDR by default; "paper": VCA), in
-    the data's units. The network's output p
-    is trained to be the abundance of reference spectrum p, so these are the spectra the
-    abundances refer to, and aligning results to the truth by them is reliable. The decoder's own
-    spectra (the decoder applied to one-hot abundances) are ``decoder_endmembers_``; they are not
-    used for the result because they are poor estimates (pw on Samson: 10-15 degrees from the
-    truth; ss: aligning by them mislabelled the materials and turned an abundance RMSE of 0.14
-    into 0.51). For "ae" there is no reference and ``endmembers_`` is the decoder's spectra.
+    the data's units, since output p is trained to be the abundance of reference spectrum p. The
+    decoder's own spectra are ``decoder_endmembers_``; they are poorer estimates and are not used
+    for the result (docs/engine.md). For "ae", which has no reference, ``endmembers_`` is the
+    decoder's spectra.
+
+    Examples
+    --------
+    >>> from egu_widgets.cube.synthetic import make_demo
+    >>> cube = make_demo(16, 16, 20, 3)
+    >>> model = EGUNet("pw", 3, epochs=2, progress=False)
+    >>> model.fit_transform(cube).shape
+    (256, 3)
     """
 
-    def __init__(self, variant: str = "pw", n_endmembers: int | None = None, *, epochs: int | None = None,
-                 seed: int = 0, device: Any = "cpu", preset: str = "default", bundles: Any = None,
-                 progress: bool = True, **hyperparameters: Any):
-        if variant not in ("pw", "ss", "ae"):
-            raise InputError(f"variant {variant!r} is unknown; choose 'pw', 'ss' or 'ae'")
-        if preset not in PRESETS:
-            raise InputError(f"preset {preset!r} is unknown; choose one of {', '.join(PRESETS)}")
-        unknown = sorted(set(hyperparameters) - set(HYPERPARAMETERS))
-        if unknown:
-            raise InputError(f"unknown hyperparameter(s) {unknown}; known: {', '.join(HYPERPARAMETERS)}")
-        if n_endmembers is not None:
-            n_endmembers = _check_whole("n_endmembers", n_endmembers, 2)
-        hp = dict(PRESETS[preset])
-        hp.update(VARIANT_PRESETS[preset].get(variant, {}))
-        hp.update({k: v for k, v in hyperparameters.items() if v is not None})
-        if epochs is not None:
-            hp["epochs"] = epochs
+    def __init__(
+        self,
+        variant: str = "pw",
+        n_endmembers: int | None = None,
+        *,
+        epochs: int | None = None,
+        seed: int = 0,
+        device: Any = "cpu",
+        preset: str = "default",
+        bundles: Any = None,
+        progress: bool = True,
+        lr: float | None = None,
+        lr_decay: float | None = None,
+        batch_size: int | None = None,
+        weight_decay: float | None = None,
+        dropout: float | None = None,
+        encoder_widths: Sequence[int] | None = None,
+        decoder_widths: Sequence[int] | None = None,
+        kernels: Sequence[int] | None = None,
+        conv_width: int | None = None,
+        image_steps: int | None = None,
+        bn_eps: float | None = None,
+        bundle_weight: float | None = None,
+        reconstruction_weight: float | None = None,
+        bundle_mode: str | None = None,
+        eval_every: int | None = None,
+        num_threads: int | None = None,
+        chunk_size: int | None = None,
+    ):
         self.variant = variant
         self.n_endmembers = n_endmembers
-        self.seed = _check_whole("seed", seed, 0)
-        self.device = _resolve_device(device)
+        self.epochs = epochs
+        self.seed = seed
+        self.device = device
         self.preset = preset
-        self.hyperparameters = _check_hyperparameters(hp)
         self.bundles = bundles
-        self.progress = bool(progress)
-        self.model_: _EGUBase | None = None
-        self.bundles_: SpectralBundles | None = None
-        self.result_: UnmixingResult | None = None
-        self.outcome_: TrainOutcome | None = None
-        self.n_bands_: int | None = None
-        self.reference_: np.ndarray | None = None
-        self.endmember_order_: str = ""
-        # True only for ss checkpoints written before the image stream's statistics were stored
-        # (see load): that stream then runs on the whole image with batch statistics, as it did.
-        self._image_batch_statistics = False
+        self.progress = progress
+        self.lr = lr
+        self.lr_decay = lr_decay
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.encoder_widths = encoder_widths
+        self.decoder_widths = decoder_widths
+        self.kernels = kernels
+        self.conv_width = conv_width
+        self.image_steps = image_steps
+        self.bn_eps = bn_eps
+        self.bundle_weight = bundle_weight
+        self.reconstruction_weight = reconstruction_weight
+        self.bundle_mode = bundle_mode
+        self.eval_every = eval_every
+        self.num_threads = num_threads
+        self.chunk_size = chunk_size
+
+    # ------------------------------------------------------------------ parameters
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """The constructor's parameter names, in order (scikit-learn's convention)."""
+        signature = inspect.signature(cls.__init__)
+        return [name for name, p in signature.parameters.items() if name != "self" and p.kind != p.VAR_KEYWORD]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments as stored, by name (for ``sklearn.base.clone`` and grid searches).
+
+        With ``deep=True`` a parameter that has ``get_params`` itself also contributes its own
+        parameters as ``"<name>__<its parameter>"``.
+        """
+        params = {}
+        for name in self._get_param_names():
+            value = getattr(self, name)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                params.update({f"{name}__{k}": v for k, v in value.get_params(deep=True).items()})
+            params[name] = value
+        return params
+
+    def set_params(self, **params: Any) -> EGUNet:
+        """Set constructor arguments by name (``"<name>__<sub>"`` for a nested one); returns ``self``.
+
+        Values are stored as given and checked at the next ``fit``.
+        """
+        known = self._get_param_names()
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in params.items():
+            name, _, sub = key.partition("__")
+            if name not in known:
+                raise InputError(f"EGUNet has no parameter {name!r}; its parameters: {', '.join(known)}")
+            if sub:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, sub_params in nested.items():
+            getattr(self, name).set_params(**sub_params)
+        return self
+
+    def get_hyperparameters(self) -> dict:
+        """The checked hyperparameters ``fit`` would use: the preset's, the variant's, then the explicit ones."""
+        return resolve_hyperparameters(
+            self.variant, self.preset, **{name: getattr(self, name) for name in HYPERPARAMETERS}
+        )
 
     # ------------------------------------------------------------------ helpers
     @property
     def method(self) -> str:
-        return _VARIANT_METHODS[self.variant]
+        """The method name of this variant ("egu-pw", "egu-ss" or "ae")."""
+        return _VARIANT_METHODS.get(self.variant, str(self.variant))
 
-    def _generator(self, offset: int, device: torch.device | None = None) -> torch.Generator:
-        # Separate streams for initialisation and for training noise, both from the one seed.
-        g = torch.Generator(device=self.device if device is None else device)
-        g.manual_seed(self.seed * 1000003 + offset)
-        return g
+    def _torch_generator(self, stream: str, device: torch.device) -> torch.Generator:
+        """A torch generator on ``device`` for one named stream of the seed."""
+        generator = torch.Generator(device=device)
+        generator.manual_seed(seed_int(self.seed_, stream))
+        return generator
 
     def _bundles_for(self, cube: HyperCube, p: int, bundles: Any) -> SpectralBundles:
         spec = self.bundles if bundles is None else bundles
@@ -242,18 +360,20 @@ class EGUNet:
             b = spec
         else:
             if spec is None:
-                opts: dict = {"mode": self.hyperparameters["bundle_mode"]}
+                opts: dict = {"mode": self.hyperparameters_["bundle_mode"]}
             elif isinstance(spec, str):
                 opts = {"mode": spec}
             elif isinstance(spec, Mapping):
                 opts = dict(spec)
-                opts.setdefault("mode", self.hyperparameters["bundle_mode"])
+                opts.setdefault("mode", self.hyperparameters_["bundle_mode"])
             else:
-                raise InputError(f"bundles= takes None, a mode name, a dict of options or SpectralBundles; got {type(spec).__name__}")
+                raise InputError(
+                    f"bundles= takes None, a mode name, a dict of options or SpectralBundles; got {type(spec).__name__}"
+                )
             unknown = sorted(set(opts) - set(BUNDLE_OPTIONS) - {"seed"})
             if unknown:
                 raise InputError(f"unknown bundle option(s) {unknown}; known: {', '.join(BUNDLE_OPTIONS)}")
-            opts.setdefault("seed", self.seed)
+            opts.setdefault("seed", self.seed_)
             b = extract_bundles(cube, p, **opts)
         if b.n_bands != cube.n_bands:
             raise InputError(f"the bundles have {b.n_bands} bands but the cube has {cube.n_bands}")
@@ -278,58 +398,105 @@ class EGUNet:
         pixels = cube.pixels
         if valid_only:
             pixels = pixels[cube.valid_mask.ravel()]
-        return torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).to(self.device)
+        return torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).to(self.device_)
 
     def _image_tensor(self, cube: HyperCube) -> torch.Tensor:
         img = np.ascontiguousarray(cube.image.transpose(2, 0, 1), dtype=np.float32)[None]
-        return torch.from_numpy(img).to(self.device)
+        return torch.from_numpy(img).to(self.device_)
 
     def _chunks(self, x: torch.Tensor) -> list[torch.Tensor]:
-        n = max(1, -(-x.shape[0] // self.hyperparameters["chunk_size"]))
+        n = max(1, -(-x.shape[0] // self.hyperparameters_["chunk_size"]))
         return list(x.tensor_split(n)) if n > 1 else [x]
 
+    def _resolve(self, cube: HyperCube) -> int:
+        """Check every parameter against ``cube`` and store the resolved ones; returns P."""
+        check_choice("variant", self.variant, tuple(_VARIANT_METHODS))
+        hp = self.get_hyperparameters()
+        seed = check_seed(self.seed)
+        device = _resolve_device(self.device)
+        p = check_n_endmembers(
+            self.n_endmembers, n_bands=cube.n_bands, n_pixels=int(cube.valid_mask.sum()), default=cube.n_true_endmembers
+        )
+        self.hyperparameters_, self.seed_, self.device_ = hp, seed, device
+        return p
+
     # ------------------------------------------------------------------ fit
-    def fit(self, cube: HyperCube, bundles: Any = None, callbacks: Sequence[CallbackLike] | None = None,
-            control: TrainingControl | None = None) -> "EGUNet":
-        """Train on ``cube``. Bundles are built from the cube unless given; see the class doc.
+    def fit(
+        self,
+        cube: HyperCube,
+        bundles: Any = None,
+        callbacks: Sequence[CallbackLike] | None = None,
+        control: TrainingControl | None = None,
+    ) -> EGUNet:
+        """Train on ``cube`` and return ``self``. Bundles are built from the cube unless given.
 
         ``callbacks`` receive training events; with none and ``progress=True`` a console bar is
         shown. ``control`` (optional) lets other code stop the run (``control.request_stop()``).
         A stopped, interrupted or diverged run still yields a model and ``result_``
         (``result_.partial`` is True and ``result_.ds.attrs["stop_reason"]`` says why).
+        Raises InputError for a parameter out of range (checked here, not in the constructor).
         """
-        cube = self._check_cube(cube)
-        from ..unmixing import check_n_endmembers
+        self._fit(cube, bundles, callbacks, control)
+        return self
 
-        p = check_n_endmembers(cube, self.n_endmembers)
-        hp = self.hyperparameters
+    def fit_transform(
+        self,
+        cube: HyperCube,
+        bundles: Any = None,
+        callbacks: Sequence[CallbackLike] | None = None,
+        control: TrainingControl | None = None,
+    ) -> np.ndarray:
+        """``fit(cube, ...)`` then ``transform(cube)``, computed once: (N, P) float64."""
+        return self._fit(cube, bundles, callbacks, control)
+
+    def _fit(
+        self, cube: HyperCube, bundles: Any, callbacks: Sequence[CallbackLike] | None, control: TrainingControl | None
+    ) -> np.ndarray:
+        cube = self._check_cube(cube)
+        p = self._resolve(cube)
+        hp, device = self.hyperparameters_, self.device_
         t0 = time.perf_counter()
         old_threads = torch.get_num_threads()
-        if hp.get("num_threads"):
+        if hp["num_threads"]:
             torch.set_num_threads(hp["num_threads"])
         try:
             bset = None if self.variant == "ae" else self._bundles_for(cube, p, bundles)
             # Weights are drawn on the CPU (then moved), so CPU and GPU runs start from the same ones.
-            model = build_model(self.variant, cube.n_bands, p, hp, generator=self._generator(1, torch.device("cpu")))
-            model.to(self.device)
+            init = self._torch_generator("init", torch.device("cpu"))
+            # torch's layers draw default weights from the global stream before ours replace them:
+            # fork it so that fitting leaves the caller's random state as it was.
+            with torch.random.fork_rng(devices=[]):
+                model = build_model(self.variant, cube.n_bands, p, hp, generator=init)
+            model.to(device)
             valid = cube.valid_mask
             pixels = self._pixels_tensor(cube, valid_only=True)
-            weights = dict(bundle_weight=hp["bundle_weight"] if bset is not None else 0.0,
-                           reconstruction_weight=hp["reconstruction_weight"], weight_decay=hp["weight_decay"])
+            weights = dict(
+                bundle_weight=hp["bundle_weight"] if bset is not None else 0.0,
+                reconstruction_weight=hp["reconstruction_weight"],
+                weight_decay=hp["weight_decay"],
+            )
             xb = yb = None
             if bset is not None:
-                xb = torch.from_numpy(bset.spectra).to(self.device)
-                yb = torch.from_numpy(bset.labels).to(self.device)
-            noise = self._generator(2)
+                xb = torch.from_numpy(bset.spectra).to(device)
+                yb = torch.from_numpy(bset.labels).to(device)
             if self.variant == "ss":
                 vmask = None
                 if not valid.all():
-                    vmask = torch.from_numpy(valid.astype(np.float32))[None, None].to(self.device)
-                steps = hp.get("image_steps") or max(1, int(round(pixels.shape[0] / hp["batch_size"])))
-                objective = ImageObjective(model, self._image_tensor(cube), xb, yb, valid=vmask,
-                                           steps_per_epoch=steps, **weights)
+                    vmask = torch.from_numpy(valid.astype(np.float32))[None, None].to(device)
+                steps = hp["image_steps"] or max(1, int(round(pixels.shape[0] / hp["batch_size"])))
+                objective = ImageObjective(
+                    model, self._image_tensor(cube), xb, yb, valid=vmask, steps_per_epoch=steps, **weights
+                )
             else:
-                objective = PixelObjective(model, pixels, xb, yb, batch_size=hp["batch_size"], generator=noise, **weights)
+                objective = PixelObjective(
+                    model,
+                    pixels,
+                    xb,
+                    yb,
+                    batch_size=hp["batch_size"],
+                    generator=self._torch_generator("batches", device),
+                    **weights,
+                )
             evaluate = self._monitor(model, cube, pixels) if cube.true_abundances is not None else None
             if callbacks is None:
                 callbacks = []
@@ -337,20 +504,44 @@ class EGUNet:
                     from .progress import ConsoleProgress
 
                     callbacks = [ConsoleProgress()]
-            info = dict(method=self.method, variant=self.variant, preset=self.preset, cube=cube.name,
-                        height=cube.height, width=cube.width, n_bands=cube.n_bands, n_endmembers=p,
-                        n_pixels=int(pixels.shape[0]), n_bundles=0 if bset is None else bset.n_bundles,
-                        steps_per_epoch=objective.steps_per_epoch, device=str(self.device), seed=self.seed,
-                        n_parameters=int(sum(q.numel() for q in model.parameters())),
-                        bundle_seconds=time.perf_counter() - t0)
-            # About 25 RMSE evaluations per run: each is a full-image forward pass (on the paper scene
-            # ~0.1 s), so evaluating every epoch would add ~10 % to the training time.
-            eval_every = hp.get("eval_every") or max(1, hp["epochs"] // 25)
-            outcome = train(model, objective, epochs=hp["epochs"], lr=hp["lr"], lr_decay=hp["lr_decay"],
-                            callbacks=callbacks, control=control, evaluate=evaluate, eval_every=eval_every,
-                            info=info, generator=noise, rng=np.random.default_rng([self.seed, 3]))
-            self.model_, self.bundles_, self.outcome_, self.n_bands_ = model, bset, outcome, cube.n_bands
+            info = dict(
+                method=self.method,
+                variant=self.variant,
+                preset=self.preset,
+                cube=cube.name,
+                height=cube.height,
+                width=cube.width,
+                n_bands=cube.n_bands,
+                n_endmembers=p,
+                n_pixels=int(pixels.shape[0]),
+                n_bundles=0 if bset is None else bset.n_bundles,
+                steps_per_epoch=objective.steps_per_epoch,
+                device=str(device),
+                seed=self.seed_,
+                n_parameters=int(sum(q.numel() for q in model.parameters())),
+                bundle_seconds=time.perf_counter() - t0,
+            )
+            # Each evaluation is a full-image forward pass: about 25 per run keeps their cost small.
+            eval_every = hp["eval_every"] or max(1, hp["epochs"] // 25)
+            # Dropout masks: torch's generator on a GPU, NumPy's on the CPU (see MaskDropout).
+            outcome = train(
+                model,
+                objective,
+                epochs=hp["epochs"],
+                lr=hp["lr"],
+                lr_decay=hp["lr_decay"],
+                callbacks=callbacks,
+                control=control,
+                evaluate=evaluate,
+                eval_every=eval_every,
+                info=info,
+                generator=self._torch_generator("dropout", device),
+                rng=numpy_rng(self.seed_, "dropout"),
+            )
+            self.model_, self.bundles_, self.outcome_ = model, bset, outcome
+            self.n_bands_, self.n_endmembers_ = cube.n_bands, p
             self.reference_ = None if bset is None else np.array(bset.reference, dtype=np.float64)
+            self._image_batch_statistics = False
             self._calibrate(cube)
             abundances = self.transform(cube)
             endmembers = self.endmembers_
@@ -358,10 +549,17 @@ class EGUNet:
             torch.set_num_threads(old_threads)
         seconds = time.perf_counter() - t0
         self.result_ = UnmixingResult.from_arrays(
-            cube, abundances, endmembers, method=self.method, config=self.get_config(), seconds=seconds,
-            history=outcome.history, partial=outcome.partial, stop_reason=outcome.stop_reason,
+            cube,
+            abundances,
+            endmembers,
+            method=self.method,
+            config=self.get_config(),
+            seconds=seconds,
+            history=outcome.history,
+            partial=outcome.partial,
+            stop_reason=outcome.stop_reason,
         )
-        return self
+        return abundances
 
     def _monitor(self, model: _EGUBase, cube: HyperCube, pixels: torch.Tensor):
         """RMSE against truth during training, read the authors' way (whole-image statistics)."""
@@ -406,37 +604,39 @@ class EGUNet:
 
     # ------------------------------------------------------------------ inference
     def _require_fitted(self) -> _EGUBase:
-        if self.model_ is None:
+        model = getattr(self, "model_", None)
+        if model is None:
             raise InputError("this EGUNet is not fitted yet; call fit(cube) or EGUNet.load(path) first")
-        return self.model_
+        return model
 
     def transform(self, cube: HyperCube, stream: str = "endmember") -> np.ndarray:
-        """Abundances (N, P) float64 for every pixel of ``cube`` (row-major pixel order).
+        """Abundances of every pixel of ``cube``: a NumPy array (N, P) float64, rows in row-major pixel order.
 
-        ``stream="endmember"`` (default, see the class doc) or ``"unmixing"`` (for "ss" the
-        convolutional stream with stored statistics, in tiles; for "pw"/"ae" the same as "endmember").
+        Always computed, also for a lazy cube (use :meth:`abundance_maps` for a lazy, labelled
+        ``(endmember, y, x)`` DataArray). Pixels the cube marks invalid get the abundances of their
+        stored (filled) spectra; ``result_`` sets them to NaN. ``stream="endmember"`` (default, see
+        the class notes) or ``"unmixing"`` (for "ss" the convolutional stream with stored
+        statistics, in tiles; for "pw"/"ae" the same numbers as "endmember").
         """
-        if stream not in ("endmember", "unmixing"):
-            raise InputError(f"stream={stream!r}; choose 'endmember' or 'unmixing'")
+        check_choice("stream", stream, ("endmember", "unmixing"))
         if stream == "unmixing" and self.variant == "ss":
             maps, _ = self._image_stream(self._check_input(cube), reconstruct=False)
             return maps[0].reshape(maps.shape[1], -1).T.double().cpu().numpy()
         maps = self.abundance_maps(cube)  # (endmember, y, x); computed chunk by chunk if lazy
-        return maps.values.reshape(maps.shape[0], -1).T.astype(np.float64)
+        return np.asarray(maps.values, dtype=np.float64).reshape(maps.shape[0], -1).T
 
     def pixel_unmixer(self, precision: str = "float32", chunk_size: int | None = None) -> PixelUnmixer:
         """The trained endmember stream as a plain function (..., bands) array → (..., P) float32.
 
         Batch norms are folded into the linear layers (see :mod:`~egu_widgets.engine.inference`);
         the result equals ``transform`` to float32 rounding. ``precision="bfloat16"`` does the matrix
-        products in bfloat16 (7e-4 RMS from float32; for GPUs, no faster on the CPU measured, see
-        :mod:`~egu_widgets.engine.inference`). The object pickles, so it can be shipped to dask
-        workers.
+        products in bfloat16 (meant for GPUs; docs/engine.md gives its error and speed). The object
+        pickles, so it can be shipped to dask workers.
         """
         model = self._require_fitted()
-        return PixelUnmixer.from_encoder(model.encoder, precision=precision,
-                                         chunk_size=min(self.hyperparameters["chunk_size"], 65536) if chunk_size is None
-                                         else chunk_size)
+        if chunk_size is None:
+            chunk_size = min(self.hyperparameters_["chunk_size"], 65536)
+        return PixelUnmixer.from_encoder(model.encoder, precision=precision, chunk_size=chunk_size)
 
     def transform_array(self, pixels: np.ndarray, precision: str = "float32") -> np.ndarray:
         """Abundances (..., P) float32 of a raw array of spectra (..., bands): no cube, no copies
@@ -467,7 +667,7 @@ class EGUNet:
         model = self.model_
         model.eval()
         image = self._image_tensor(cube)
-        if self._image_batch_statistics:
+        if getattr(self, "_image_batch_statistics", False):
             with torch.no_grad(), batch_statistics(model):
                 return model.image_stream(image)
         return model.tiled_image_stream(image, reconstruct=reconstruct)
@@ -491,11 +691,11 @@ class EGUNet:
 
     @property
     def endmembers_(self) -> np.ndarray:
-        """(P, B) float64 endmembers that go with the abundances (see the class doc).
+        """(P, B) float64 endmembers that go with the abundances (see the class notes).
 
         EGU-Net ("pw", "ss"): the reference endmembers the bundle labels were computed against;
-        output p is trained to be the abundance of reference spectrum p, so these are the spectra
-        the abundances refer to. "ae": the decoder's spectra (it has no reference).
+        output p is trained to be the abundance of reference spectrum p. "ae": the decoder's
+        spectra (it has no reference).
         """
         self._require_fitted()
         if self.reference_ is not None:
@@ -507,11 +707,10 @@ class EGUNet:
         """(P, B) float64: the decoder applied to each pure (one-hot) abundance vector.
 
         For "ss" the decoder is convolutional and is applied to a spatially uniform pure patch
-        (its centre pixel is read). Batch norms use the training image's statistics. These spectra
-        are the network's own reconstruction of a pure pixel, shaped by the sigmoid output layer;
-        on Samson they are 10-15 degrees from the truth for pw (the reference VCA spectra: 2-7; both
-        measured with the authors' bundles),
-        and for ss they can be far off, which is why they are not what ``endmembers_`` returns.
+        (its centre pixel is read). Batch norms use the training image's statistics. These are
+        the network's own reconstruction of a pure pixel, shaped by the sigmoid output layer;
+        they are further from the truth than the reference spectra, which is why they are not
+        what ``endmembers_`` returns.
         """
         model = self._require_fitted()
         model.eval()
@@ -521,21 +720,37 @@ class EGUNet:
 
     @property
     def history_(self) -> dict:
-        return {} if self.outcome_ is None else dict(self.outcome_.history)
+        """Per-epoch training curves of the fit (empty before fitting and for a loaded model)."""
+        outcome = getattr(self, "outcome_", None)
+        return {} if outcome is None else dict(outcome.history)
 
     def get_config(self) -> dict:
-        """Everything needed to rebuild this estimator (JSON-able)."""
-        cfg = dict(variant=self.variant, method=self.method, n_endmembers=self.n_endmembers, seed=self.seed,
-                   preset=self.preset, hyperparameters=self.hyperparameters, device=str(self.device))
-        if self.model_ is not None:
+        """Everything needed to rebuild this estimator (JSON-able); resolved values once fitted."""
+        fitted = getattr(self, "model_", None) is not None
+        hp = self.hyperparameters_ if fitted else self.get_hyperparameters()
+        cfg = dict(
+            variant=self.variant,
+            method=self.method,
+            n_endmembers=self.n_endmembers,
+            seed=self.seed,
+            preset=self.preset,
+            hyperparameters=hp,
+            device=str(self.device_ if fitted else self.device),
+        )
+        if fitted:
             cfg["n_endmembers"] = self.model_.n_endmembers
             cfg["n_bands"] = self.n_bands_
-        if self.bundles_ is not None:
+        if getattr(self, "bundles_", None) is not None:
             cfg["bundles"] = self.bundles_.config
-        if self.outcome_ is not None:
-            cfg["training"] = dict(epochs_done=self.outcome_.epochs_done, steps_done=self.outcome_.steps_done,
-                                   partial=self.outcome_.partial, stop_reason=self.outcome_.stop_reason,
-                                   seconds=self.outcome_.seconds)
+        outcome = getattr(self, "outcome_", None)
+        if outcome is not None:
+            cfg["training"] = dict(
+                epochs_done=outcome.epochs_done,
+                steps_done=outcome.steps_done,
+                partial=outcome.partial,
+                stop_reason=outcome.stop_reason,
+                seconds=outcome.seconds,
+            )
         return cfg
 
     # ------------------------------------------------------------------ checkpoints
@@ -551,59 +766,92 @@ class EGUNet:
         config = json.dumps(self.get_config(), sort_keys=True, default=_jsonable)
         if self.reference_ is not None:  # kept beside the weights, covered by the digest
             state = dict(state, **{_REFERENCE_KEY: torch.from_numpy(np.ascontiguousarray(self.reference_))})
-        payload = {"format": _CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION, "config": config,
-                   "state": state, "digest": _digest(state, config)}
+        payload = {
+            "format": _CHECKPOINT_FORMAT,
+            "version": _CHECKPOINT_VERSION,
+            "config": config,
+            "state": state,
+            "digest": _digest(state, config),
+        }
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: Any = "cpu") -> "EGUNet":
-        """Rebuild a fitted estimator from :meth:`save`'s file; never executes code from it."""
+    def load(cls, path: str | os.PathLike, device: Any = "cpu") -> EGUNet:
+        """Rebuild a fitted estimator from :meth:`save`'s file; never executes code from it.
+
+        ``bundles_``, ``outcome_`` and ``result_`` are None: a checkpoint keeps the model, not
+        its training run.
+        """
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise CheckpointError(f"checkpoint {path!r} does not exist")
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # pickle refusals, truncation, not-a-zip...
+            first = str(exc).splitlines()[0] if str(exc) else ""
             raise CheckpointError(
-                f"{path!r} is not a readable EGU-Net checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                f"{path!r} is not a readable EGU-Net checkpoint ({type(exc).__name__}: {first})"
             ) from exc
         if not isinstance(payload, dict) or payload.get("format") != _CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path!r} is not an EGU-Net checkpoint (format marker missing)")
         if payload.get("version") != _CHECKPOINT_VERSION:
-            raise CheckpointError(f"{path!r} has checkpoint version {payload.get('version')!r}; this version reads {_CHECKPOINT_VERSION}")
+            raise CheckpointError(
+                f"{path!r} has checkpoint version {payload.get('version')!r}; this version reads {_CHECKPOINT_VERSION}"
+            )
         state, config = payload.get("state"), payload.get("config")
-        if not isinstance(state, dict) or not isinstance(config, str) or not all(
-                isinstance(v, torch.Tensor) for v in state.values()):
+        if (
+            not isinstance(state, dict)
+            or not isinstance(config, str)
+            or not all(isinstance(v, torch.Tensor) for v in state.values())
+        ):
             raise CheckpointError(f"{path!r} is damaged: weights or configuration missing")
         if payload.get("digest") != _digest(state, config):
             raise CheckpointError(f"{path!r} was modified or corrupted: its weights do not match their recorded digest")
         try:
             cfg = json.loads(config)
             hp = cfg["hyperparameters"]
-            est = cls(cfg["variant"], cfg["n_endmembers"], seed=cfg["seed"], device=device, preset=cfg["preset"],
-                      progress=False, **{k: hp[k] for k in HYPERPARAMETERS if k in hp})
+            est = cls(
+                cfg["variant"],
+                cfg["n_endmembers"],
+                seed=cfg["seed"],
+                device=device,
+                preset=cfg["preset"],
+                progress=False,
+                **{k: hp[k] for k in HYPERPARAMETERS if k in hp},
+            )
+            est.hyperparameters_ = est.get_hyperparameters()
+            est.seed_ = check_seed(est.seed)
+            n_bands, p = int(cfg["n_bands"]), int(cfg["n_endmembers"])
             state = dict(state)
             reference = state.pop(_REFERENCE_KEY, None)
-            model = build_model(est.variant, int(cfg["n_bands"]), int(cfg["n_endmembers"]), est.hyperparameters)
+            with torch.random.fork_rng(devices=[]):
+                model = build_model(est.variant, n_bands, p, est.hyperparameters_)
             image_keys = [k for k in model.state_dict() if k.startswith("image_bn3.")]
             legacy = bool(image_keys) and not any(k in state for k in image_keys)
             if legacy:  # written before the image stream's statistics were stored: placeholders
                 state.update({k: v for k, v in model.state_dict().items() if k in image_keys})
             model.load_state_dict(state, strict=True)
-            if reference is not None and tuple(reference.shape) != (int(cfg["n_endmembers"]), int(cfg["n_bands"])):
+            if reference is not None and tuple(reference.shape) != (p, n_bands):
                 raise ValueError(f"reference endmembers of shape {tuple(reference.shape)}")
         except (KeyError, TypeError, ValueError, RuntimeError, InputError) as exc:
             raise CheckpointError(f"{path!r} does not describe a model this version can rebuild ({exc})") from exc
-        model.to(est.device).eval()
-        est.model_, est.n_bands_ = model, int(cfg["n_bands"])
+        est.device_ = _resolve_device(device)
+        model.to(est.device_).eval()
+        est.model_, est.n_bands_, est.n_endmembers_ = model, n_bands, p
+        est.bundles_ = est.outcome_ = est.result_ = None
+        # True only for ss checkpoints written before the image stream's statistics were stored:
+        # that stream then runs on the whole image with batch statistics, as it did.
         est._image_batch_statistics = legacy
         est.reference_ = None if reference is None else reference.double().numpy()
         return est
 
     def __repr__(self) -> str:
-        state = "fitted" if self.model_ is not None else "not fitted"
-        return f"EGUNet(variant={self.variant!r}, n_endmembers={self.n_endmembers}, preset={self.preset!r}, seed={self.seed}, {state})"
+        state = "fitted" if getattr(self, "model_", None) is not None else "not fitted"
+        return (
+            f"EGUNet(variant={self.variant!r}, n_endmembers={self.n_endmembers}, preset={self.preset!r}, "
+            f"seed={self.seed}, {state})"
+        )
 
 
 def _digest(state: dict, config: str) -> str:
@@ -618,15 +866,23 @@ def _digest(state: dict, config: str) -> str:
     return h.hexdigest()
 
 
-def run_egu(cube: HyperCube, *, method: str, n_endmembers: int | None = None, seed: int = 0, epochs: int | None = None,
-            device: Any = "cpu", callbacks: Sequence[CallbackLike] | None = None, progress: bool = False,
-            **options: Any) -> UnmixingResult:
+def run_egu(
+    cube: HyperCube,
+    *,
+    method: str,
+    n_endmembers: int | None = None,
+    seed: int = 0,
+    epochs: int | None = None,
+    device: Any = "cpu",
+    callbacks: Sequence[CallbackLike] | None = None,
+    progress: bool = False,
+    **options: Any,
+) -> UnmixingResult:
     """Train EGU-Net (``method`` "egu-pw", "egu-ss") or the ``ae`` ablation on ``cube``; return the result.
 
     ``options``: ``preset``; hyperparameters (see :class:`EGUNet`); bundle options
-    (``bundle_mode`` or ``mode``, ``patch_size``, ``stride``, ``per_patch``, ``dedup``,
-    ``n_clusters``, ``project``, ``patch_snr``, ``reference``), or ``bundles=`` as in EGUNet;
-    ``control`` (a TrainingControl).
+    (``bundle_mode`` or ``mode``, ``patch_size``, ``stride``, ``dedup``, ``project``,
+    ``reference``, ``label_scale``), or ``bundles=`` as in EGUNet; ``control`` (a TrainingControl).
     """
     if method not in METHOD_VARIANTS:
         raise InputError(f"method {method!r} is not an EGU-Net method; choose one of {', '.join(METHOD_VARIANTS)}")
@@ -647,7 +903,16 @@ def run_egu(cube: HyperCube, *, method: str, n_endmembers: int | None = None, se
             f"unknown option(s) {unknown} for {method}; hyperparameters: {', '.join(HYPERPARAMETERS)}; "
             f"bundle options: {', '.join(BUNDLE_OPTIONS)}"
         )
-    est = EGUNet(METHOD_VARIANTS[method], n_endmembers, epochs=epochs, seed=seed, device=device, preset=preset,
-                 bundles=bundles, progress=progress, **options)
+    est = EGUNet(
+        METHOD_VARIANTS[method],
+        n_endmembers,
+        epochs=epochs,
+        seed=seed,
+        device=device,
+        preset=preset,
+        bundles=bundles,
+        progress=progress,
+        **options,
+    )
     est.fit(cube, callbacks=callbacks, control=control)
     return est.result_

@@ -31,7 +31,9 @@ def _fold(linear, norm) -> tuple[np.ndarray, np.ndarray]:
     """(W', b') with W' x + b' = norm(linear(x)) for the norm's stored (eval-mode) statistics,
     computed in float64 so that folding rounds only once."""
     weight = linear.weight.detach().double()
-    bias = linear.bias.detach().double() if linear.bias is not None else torch.zeros_like(norm.mean, dtype=torch.float64)
+    bias = (
+        linear.bias.detach().double() if linear.bias is not None else torch.zeros_like(norm.mean, dtype=torch.float64)
+    )
     scale = norm.weight.detach().double() / torch.sqrt(norm.var.double() + norm.eps)
     shift = norm.bias.detach().double() + (bias - norm.mean.double()) * scale
     return (weight * scale[:, None]).cpu().numpy(), shift.cpu().numpy()
@@ -44,8 +46,15 @@ class PixelUnmixer:
     ``PixelUnmixer.from_encoder(model.encoder)`` for an encoder whose norms hold stored statistics).
     """
 
-    def __init__(self, weights: list[np.ndarray], biases: list[np.ndarray], *, precision: str = "float32",
-                 chunk_size: int = 65536, device: str = "cpu"):
+    def __init__(
+        self,
+        weights: list[np.ndarray],
+        biases: list[np.ndarray],
+        *,
+        precision: str = "float32",
+        chunk_size: int = 65536,
+        device: str = "cpu",
+    ):
         if precision not in PRECISIONS:
             raise InputError(f"precision={precision!r}; choose one of {', '.join(PRECISIONS)}")
         if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or int(chunk_size) < 1:
@@ -57,14 +66,15 @@ class PixelUnmixer:
         self.device = torch.device(device)
         dtype = PRECISIONS[precision]
         # Stored transposed, (in, out), so each layer is one addmm(bias, x, W) without a copy.
-        self._weights = [torch.as_tensor(np.asarray(w, dtype=np.float32)).t().contiguous().to(self.device, dtype)
-                         for w in weights]
+        self._weights = [
+            torch.as_tensor(np.asarray(w, dtype=np.float32)).t().contiguous().to(self.device, dtype) for w in weights
+        ]
         self._biases = [torch.as_tensor(np.asarray(b, dtype=np.float32)).to(self.device) for b in biases]
         self.n_bands = int(self._weights[0].shape[0])
         self.n_endmembers = int(self._weights[-1].shape[1])
 
     @classmethod
-    def from_encoder(cls, encoder, **kwargs) -> "PixelUnmixer":
+    def from_encoder(cls, encoder, **kwargs) -> PixelUnmixer:
         """Fold an :class:`~egu_widgets.engine.networks.Encoder`'s eval-mode batch norms into its layers."""
         folded = [_fold(encoder.fc1, encoder.bn1), _fold(encoder.fc2, encoder.bn2), _fold(encoder.fc3, encoder.bn3)]
         weights = [w for w, _ in folded] + [encoder.fc4.weight.detach().double().cpu().numpy()]
@@ -74,13 +84,22 @@ class PixelUnmixer:
 
     # -------------------------------------------------------------- pickling (dask workers)
     def __getstate__(self) -> dict:
-        return dict(weights=[w.float().t().cpu().numpy() for w in self._weights],
-                    biases=[b.cpu().numpy() for b in self._biases], precision=self.precision,
-                    chunk_size=self.chunk_size, device=str(self.device))
+        return dict(
+            weights=[w.float().t().cpu().numpy() for w in self._weights],
+            biases=[b.cpu().numpy() for b in self._biases],
+            precision=self.precision,
+            chunk_size=self.chunk_size,
+            device=str(self.device),
+        )
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["weights"], state["biases"], precision=state["precision"],
-                      chunk_size=state["chunk_size"], device=state["device"])
+        self.__init__(
+            state["weights"],
+            state["biases"],
+            precision=state["precision"],
+            chunk_size=state["chunk_size"],
+            device=state["device"],
+        )
 
     # -------------------------------------------------------------- inference
     @torch.no_grad()
@@ -103,8 +122,9 @@ class PixelUnmixer:
         """Abundances of ``pixels`` (..., bands) as float32 (..., P); ``out`` may receive them."""
         x = np.asarray(pixels)
         if x.ndim < 1 or x.shape[-1] != self.n_bands:
-            raise InputError(f"this model takes spectra of {self.n_bands} bands on the last axis; got an array of shape "
-                             f"{x.shape}")
+            raise InputError(
+                f"this model takes spectra of {self.n_bands} bands on the last axis; got an array of shape {x.shape}"
+            )
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.n_bands)
         n = flat.shape[0]
@@ -114,13 +134,14 @@ class PixelUnmixer:
             raise InputError(f"out must be float32 of shape {(*lead, self.n_endmembers)}; got {out.dtype} {out.shape}")
         result = out.reshape(n, self.n_endmembers)
         for start in range(0, n, self.chunk_size):
-            block = np.ascontiguousarray(flat[start:start + self.chunk_size], dtype=np.float32)
+            block = np.ascontiguousarray(flat[start : start + self.chunk_size], dtype=np.float32)
             if not block.flags.writeable:  # read-only input (a memory map, a dask chunk): torch
-                block = block.copy()       # would warn on wrapping it, though nothing writes to it
-            result[start:start + len(block)] = self._chunk(torch.from_numpy(block).to(self.device)).cpu().numpy()
+                block = block.copy()  # would warn on wrapping it, though nothing writes to it
+            result[start : start + len(block)] = self._chunk(torch.from_numpy(block).to(self.device)).cpu().numpy()
         return result.reshape(*lead, self.n_endmembers)
 
     def __repr__(self) -> str:
-        return (f"PixelUnmixer(bands={self.n_bands}, endmembers={self.n_endmembers}, precision={self.precision!r}, "
-                f"chunk_size={self.chunk_size}, device={str(self.device)!r})")
-
+        return (
+            f"PixelUnmixer(bands={self.n_bands}, endmembers={self.n_endmembers}, precision={self.precision!r}, "
+            f"chunk_size={self.chunk_size}, device={str(self.device)!r})"
+        )

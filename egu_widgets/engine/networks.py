@@ -38,7 +38,8 @@ gradient.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -192,8 +193,14 @@ class InputMoments:
 class Encoder(nn.Module):
     """bands → w1 → w2 → w3 → P logits (softmax of them = abundances)."""
 
-    def __init__(self, n_bands: int, n_endmembers: int, widths: Sequence[int] = (256, 128, 32),
-                 dropout: float = 0.1, eps: float = 1e-3):
+    def __init__(
+        self,
+        n_bands: int,
+        n_endmembers: int,
+        widths: Sequence[int] = (256, 128, 32),
+        dropout: float = 0.1,
+        eps: float = 1e-3,
+    ):
         super().__init__()
         w1, w2, w3 = (int(w) for w in widths)
         self.fc1 = nn.Linear(n_bands, w1, bias=False)
@@ -283,9 +290,17 @@ class PixelwiseEGUNet(_EGUBase):
 
     variant = "pw"
 
-    def __init__(self, n_bands: int, n_endmembers: int, *, encoder_widths=(256, 128, 32),
-                 decoder_widths=(32, 128, 256), dropout: float = 0.1, bn_eps: float = 1e-3,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        n_bands: int,
+        n_endmembers: int,
+        *,
+        encoder_widths=(256, 128, 32),
+        decoder_widths=(32, 128, 256),
+        dropout: float = 0.1,
+        bn_eps: float = 1e-3,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         self.n_bands, self.n_endmembers = int(n_bands), int(n_endmembers)
         self.encoder = Encoder(n_bands, n_endmembers, encoder_widths, dropout, bn_eps)
@@ -315,10 +330,19 @@ class SpatialSpectralEGUNet(_EGUBase):
     scale = 8  # three 2×2 poolings
     default_tile = 256  # core pixels per tile side in tiled_image_stream (a multiple of scale)
 
-    def __init__(self, n_bands: int, n_endmembers: int, *, encoder_widths=(256, 128, 32),
-                 decoder_widths=(32, 128, 256), dropout: float = 0.1, bn_eps: float = 1e-3,
-                 kernels: Sequence[int] = (5, 3), conv_width: int | None = None,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        n_bands: int,
+        n_endmembers: int,
+        *,
+        encoder_widths=(256, 128, 32),
+        decoder_widths=(32, 128, 256),
+        dropout: float = 0.1,
+        bn_eps: float = 1e-3,
+        kernels: Sequence[int] = (5, 3),
+        conv_width: int | None = None,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         self.n_bands, self.n_endmembers = int(n_bands), int(n_endmembers)
         w1, w2, w3 = (int(w) for w in encoder_widths)
@@ -336,7 +360,9 @@ class SpatialSpectralEGUNet(_EGUBase):
         d1, d2, d3 = (int(w) for w in decoder_widths)
         chans = [n_endmembers, d1, d2, d3, n_bands]
         ks = [1, 1, k2, k1]  # mirror of the encoder: 1×1, 1×1, 3×3, 5×5
-        self.dec = nn.ModuleList(nn.Conv2d(a, b, k, padding=k // 2, bias=False) for a, b, k in zip(chans[:-1], chans[1:], ks))
+        self.dec = nn.ModuleList(
+            nn.Conv2d(a, b, k, padding=k // 2, bias=False) for a, b, k in zip(chans[:-1], chans[1:], ks)
+        )
         self.dec_norms = nn.ModuleList(Norm(b, bn_eps) for b in chans[1:])
         # The image stream's statistics for the shared encoder.bn3, whose own buffers hold the
         # pixels' (the endmember stream's); see the module doc.
@@ -407,21 +433,28 @@ class SpatialSpectralEGUNet(_EGUBase):
     def _check_tiling(self, tile: object, halo: object) -> tuple[int, int]:
         s = self.scale
         if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile <= 0 or tile % s:
-            raise InputError(f"tile={tile!r}: the tile core size must be a positive multiple of {s} (the network "
-                             f"pools three times by 2), e.g. {self.default_tile}")
+            raise InputError(
+                f"tile={tile!r}: the tile core size must be a positive multiple of {s} (the network "
+                f"pools three times by 2), e.g. {self.default_tile}"
+            )
         needed = -(-self.receptive_radius // s) * s
         if halo is None:
             return int(tile), needed
         if isinstance(halo, bool) or not isinstance(halo, (int, np.integer)) or halo < 0 or halo % s:
-            raise InputError(f"halo={halo!r}: the halo must be a whole number >= 0 and a multiple of {s} (tile "
-                             f"origins must stay on the {s}-pixel grid); use {needed} or leave it None")
+            raise InputError(
+                f"halo={halo!r}: the halo must be a whole number >= 0 and a multiple of {s} (tile "
+                f"origins must stay on the {s}-pixel grid); use {needed} or leave it None"
+            )
         if halo < self.receptive_radius:
-            raise InputError(f"halo={halo} is smaller than the network's receptive radius ({self.receptive_radius} "
-                             f"pixels), so tile edges would show; use halo >= {needed} or leave it None")
+            raise InputError(
+                f"halo={halo} is smaller than the network's receptive radius ({self.receptive_radius} "
+                f"pixels), so tile edges would show; use halo >= {needed} or leave it None"
+            )
         return int(tile), int(halo)
 
-    def tiled_image_stream(self, image: torch.Tensor, tile: int = default_tile, halo: int | None = None,
-                           reconstruct: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def tiled_image_stream(
+        self, image: torch.Tensor, tile: int = default_tile, halo: int | None = None, reconstruct: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`image_stream` computed in overlapping tiles, in eval mode: the same maps, bounded memory.
 
         The image is reflect-padded to a multiple of ``scale`` as in :meth:`image_stream`, then cut
@@ -439,8 +472,10 @@ class SpatialSpectralEGUNet(_EGUBase):
         """
         tile, halo = self._check_tiling(tile, halo)
         if self.training or any(m.force_batch for m in self.modules() if isinstance(m, Norm)):
-            raise InputError("tiled_image_stream needs the stored statistics: call model.eval() first, outside "
-                             "batch_statistics() (with batch statistics every tile would be normalised differently)")
+            raise InputError(
+                "tiled_image_stream needs the stored statistics: call model.eval() first, outside "
+                "batch_statistics() (with batch statistics every tile would be normalised differently)"
+            )
         h, w = image.shape[-2:]
         with torch.no_grad():
             x, (left, _, top, _) = self._pad(image)
@@ -457,8 +492,12 @@ class SpatialSpectralEGUNet(_EGUBase):
                     tx0, tx1 = max(x0 - halo, 0), min(x1 + halo, wp)
                     ox0, ox1 = max(x0 - left, 0), min(x1 - left, w)
                     tab, trec = self._padded_stream(x[:, :, ty0:ty1, tx0:tx1], reconstruct)
-                    core = (slice(None), slice(None), slice(oy0 + top - ty0, oy1 + top - ty0),
-                            slice(ox0 + left - tx0, ox1 + left - tx0))
+                    core = (
+                        slice(None),
+                        slice(None),
+                        slice(oy0 + top - ty0, oy1 + top - ty0),
+                        slice(ox0 + left - tx0, ox1 + left - tx0),
+                    )
                     ab[:, :, oy0:oy1, ox0:ox1] = tab[core]
                     if reconstruct:
                         rec[:, :, oy0:oy1, ox0:ox1] = trec[core]
@@ -502,7 +541,11 @@ class batch_statistics:
 
 
 @torch.no_grad()
-def calibrate(norms: Sequence[NormStatistics], forward: Callable[[torch.Tensor], object], chunks: Iterable[torch.Tensor] | Sequence[torch.Tensor]) -> None:
+def calibrate(
+    norms: Sequence[NormStatistics],
+    forward: Callable[[torch.Tensor], object],
+    chunks: Iterable[torch.Tensor] | Sequence[torch.Tensor],
+) -> None:
     """Store population statistics in ``norms`` so that eval mode equals whole-data batch norm.
 
     ``forward`` runs the model on one chunk; the model must be in eval mode. With one chunk the
@@ -528,10 +571,8 @@ def calibrate(norms: Sequence[NormStatistics], forward: Callable[[torch.Tensor],
         norm._collect = acc
         try:
             for chunk in chunks:
-                try:
+                with contextlib.suppress(_Collected):  # raised once the statistics are collected
                     forward(chunk)
-                except _Collected:
-                    pass
         finally:
             norm._collect = None
         count = max(acc[2], 1)
@@ -541,15 +582,23 @@ def calibrate(norms: Sequence[NormStatistics], forward: Callable[[torch.Tensor],
         norm.var.copy_(var.to(norm.var.dtype))
 
 
-def build_model(variant: str, n_bands: int, n_endmembers: int, hp: dict, generator: torch.Generator | None = None) -> _EGUBase:
+def build_model(
+    variant: str, n_bands: int, n_endmembers: int, hp: dict, generator: torch.Generator | None = None
+) -> _EGUBase:
     """The network for ``variant`` ("pw", "ss" or "ae") with hyperparameters ``hp``."""
-    common = dict(encoder_widths=tuple(hp["encoder_widths"]), decoder_widths=tuple(hp["decoder_widths"]),
-                  dropout=float(hp["dropout"]), bn_eps=float(hp["bn_eps"]), generator=generator)
+    common = dict(
+        encoder_widths=tuple(hp["encoder_widths"]),
+        decoder_widths=tuple(hp["decoder_widths"]),
+        dropout=float(hp["dropout"]),
+        bn_eps=float(hp["bn_eps"]),
+        generator=generator,
+    )
     if variant in ("pw", "ae"):
         model = PixelwiseEGUNet(n_bands, n_endmembers, **common)
     elif variant == "ss":
-        model = SpatialSpectralEGUNet(n_bands, n_endmembers, kernels=tuple(hp["kernels"]),
-                                      conv_width=hp.get("conv_width"), **common)
+        model = SpatialSpectralEGUNet(
+            n_bands, n_endmembers, kernels=tuple(hp["kernels"]), conv_width=hp.get("conv_width"), **common
+        )
     else:
         raise ValueError(f"unknown variant {variant!r}")
     model.variant = variant
