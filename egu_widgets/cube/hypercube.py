@@ -23,27 +23,61 @@ import xarray as xr
 
 from ..errors import InputError
 
-__all__ = ["ABUNDANCES", "ENDMEMBERS", "REFLECTANCE", "HyperCube", "check_reflectance"]
+__all__ = ["ABUNDANCES", "ARRAY_LAYOUTS", "ENDMEMBERS", "REFLECTANCE", "HyperCube", "check_dtype", "check_reflectance"]
 
 REFLECTANCE = "reflectance"
 ENDMEMBERS = "endmembers"
 ABUNDANCES = "abundances"
 
 
-def _as_float_image(reflectance: Any) -> np.ndarray:
+#: Accepted ``layout=`` of :meth:`HyperCube.from_array`.
+ARRAY_LAYOUTS = ("rows,cols,bands", "bands,rows,cols")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_dtype(dtype: Any, *, what: str = "reflectance", maximum: Any = None) -> None:
+    """Refuse dtypes a cube cannot hold: not real numbers, or raw integers (they need a scale first)."""
+    dtype = np.dtype(dtype)
+    if dtype == bool or np.issubdtype(dtype, np.integer):
+        top = f", max {maximum}" if maximum is not None else ""
+        raise InputError(
+            f"{what} is raw integer data ({dtype}{top}); divide it by its scale first or pass scale= "
+            "(e.g. scale=10000 or the file's maxValue; CLI --scale)"
+        )
+    if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
+        raise InputError(f"{what} must be real numbers; got dtype {dtype}")
+
+
+def _as_float_image(reflectance: Any, layout: str | None = None) -> np.ndarray:
     arr = np.asarray(reflectance)
     if arr.ndim != 3:
         raise InputError(
             f"a cube must be 3-D (rows, cols, bands); got an array of shape {arr.shape}. "
             "Reshape it, e.g. pixels.reshape(rows, cols, bands)."
         )
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise InputError(f"reflectance must be real numbers; got dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
+    if layout is not None and layout not in ARRAY_LAYOUTS:
+        raise InputError(f"layout must be one of {', '.join(repr(v) for v in ARRAY_LAYOUTS)}; got {layout!r}")
+    a, b, c = arr.shape
+    if layout is None and a > b == c:
         raise InputError(
-            f"reflectance is raw integer data ({arr.dtype}, max {arr.max() if arr.size else 0}); "
-            "divide it by its scale first or pass scale= (e.g. scale=10000 or the file's maxValue)"
+            f"the array has shape {arr.shape}: it looks like (bands, rows, cols), a {b}x{c} image of {a} bands, "
+            "but a cube is (rows, cols, bands); pass layout='bands,rows,cols' to read it so, or "
+            f"layout='rows,cols,bands' if it is a {a}x{b} image of {c} bands"
         )
+    if layout == "bands,rows,cols":
+        arr = np.moveaxis(arr, 0, -1)
+    check_dtype(arr.dtype, maximum=arr.max() if arr.size and arr.dtype.kind in "iub" else None)
+    if arr.dtype.itemsize > 4 and arr.size:
+        with np.errstate(invalid="ignore"):
+            top = max(abs(float(np.nanmax(arr))), abs(float(np.nanmin(arr)))) if not np.isnan(arr).all() else 0.0
+        if np.isinf(top):  # Inf pixels are reported by the NaN/Inf policy; look at the finite values
+            finite = np.abs(arr[np.isfinite(arr)])
+            top = float(finite.max()) if finite.size else 0.0
+        if top > _FLOAT32_MAX:
+            raise InputError(
+                f"reflectance has values up to {top:.3g}, beyond float32's range ({_FLOAT32_MAX:.3g}); "
+                "these are not reflectance: check the file's units, or pass scale= to divide them"
+            )
     return arr.astype(np.float32, copy=False)
 
 
@@ -99,6 +133,7 @@ class HyperCube:
             raise InputError(f"dataset has no {REFLECTANCE!r} variable (found: {sorted(ds.data_vars)})")
         if ds[REFLECTANCE].dims != ("y", "x", "band"):
             raise InputError(f"{REFLECTANCE!r} must have dims ('y', 'x', 'band'); got {ds[REFLECTANCE].dims}")
+        check_dtype(ds[REFLECTANCE].dtype)
         if validate:
             data = ds[REFLECTANCE].data
             if hasattr(data, "dask"):  # lazy cube: one pass over the chunks, nothing kept in memory
@@ -123,14 +158,19 @@ class HyperCube:
         provenance: dict | None = None,
         invalid: str = "raise",
         negative: str = "raise",
+        layout: str | None = None,
     ) -> HyperCube:
         """Build a cube from a (rows, cols, bands) array and optional truth.
 
         ``endmembers`` is (P, bands); ``abundances`` is (P, rows, cols) (or (rows, cols, P), detected
         by shape). ``invalid`` ('raise' | 'mask' | 'fill') says what to do with NaN/Inf pixels;
-        ``negative`` ('raise' | 'clip') what to do with negative values.
+        ``negative`` ('raise' | 'clip') what to do with negative values. ``layout`` states the
+        array's axis order, ``"rows,cols,bands"`` or ``"bands,rows,cols"``; without it an array
+        shaped (a, b, b) with a > b, which reads more naturally as a square image of ``a`` bands
+        stored bands first, is refused rather than taken as an a x b image of b bands. Integer
+        arrays are refused (divide by their scale first), and so are values beyond float32's range.
         """
-        image = _as_float_image(reflectance)
+        image = _as_float_image(reflectance, layout)
         rows, cols, bands = image.shape
         if min(rows, cols, bands) < 1:
             raise InputError(f"cube has an empty dimension: shape {image.shape}")

@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import DataFileError, DatasetError, InputError
 from .datasets import dataset_names, find_dataset, load_dataset
 from .formats import ACCEPTED, reader_for
+from .formats.layout import check_layout
 from .formats.mat import read_mat, read_mat_truth
 from .hypercube import HyperCube
 
@@ -25,6 +26,9 @@ def open_cube(
     invalid: str = "raise",
     negative: str = "raise",
     chunks: dict | None = None,
+    layout: str | None = None,
+    variable: str | None = None,
+    wavelengths: Any = None,
     **options: Any,
 ) -> HyperCube:
     """Open a hyperspectral cube from a dataset name, a file, an array or an xarray Dataset.
@@ -50,6 +54,16 @@ def open_cube(
     chunks
         netCDF only: open lazily with dask, e.g. ``{"y": 512, "x": 512}``, for scenes larger than
         memory (see :mod:`egu_widgets.chunked`).
+    layout
+        The axis order of the stored array when the file does not state it: ``"rows,cols,bands"``,
+        ``"bands,rows,cols"``, ``"bands,pixels"`` or ``"pixels,bands"``. Readers refuse to guess
+        when a shape can be read two ways; this (or ``rows=``/``cols=``) settles it.
+    variable
+        The array to read: a ``.mat`` key (e.g. ``"paviaU"``) or a netCDF variable, when the file
+        holds several candidates or names it otherwise.
+    wavelengths
+        GeoTIFF only: the band centres, when the file does not state them or states them wrong
+        (units are told from the values: below 100 micrometres, else nanometres).
     options
         For generated datasets: generator options, e.g. ``snr_db=`` and ``seed=`` for ``egu-synthetic``.
 
@@ -90,7 +104,12 @@ def open_cube(
                 f"unknown dataset {str(source)!r}; known datasets: {', '.join(dataset_names())} (or give a file path)"
             )
         raise DataFileError(f"no such file: {str(source)!r}")
-    read_options = dict(rows=rows, cols=cols, scale=scale, chunks=chunks, invalid=invalid, negative=negative)
+    read_options: dict[str, Any] = dict(
+        rows=rows, cols=cols, scale=scale, chunks=chunks, invalid=invalid, negative=negative
+    )
+    # Passed only when given, so that a reader without these options still serves the other cases.
+    given = (("layout", check_layout(layout)), ("variable", variable), ("wavelengths", wavelengths))
+    read_options.update({k: v for k, v in given if v is not None})
     if path.is_dir():
         mixed = path / "Mixed_TrSet.mat"
         if mixed.exists():

@@ -16,14 +16,17 @@ import numpy as np
 
 from ...errors import DataFileError, InputError
 from ..hypercube import HyperCube
+from .layout import Known, check_layout, orient_image, orient_pixels
 from .truth import MatTruth, cube_with_truth, mat_pixels_to_image
+from .values import check_scale
 
-__all__ = ["MAT_LAYOUTS", "load_mat", "read_mat", "read_mat_truth", "truth_from_mat"]
+__all__ = ["HWB_KEYS", "MAT_LAYOUTS", "load_mat", "read_mat", "read_mat_truth", "truth_from_mat"]
 
 MAT_LAYOUTS = (
     "Zhu pair: cube file with 'V' or 'Y' (bands x pixels), 'nRow', 'nCol' [, 'maxValue'] + truth file with 'A', 'M' [, 'cood']",
     "single file: 'Y' (bands x pixels) with 'A' and 'M' (or 'E') [, 'maxValue'] [, 'H'/'W' or 'nRow'/'nCol']",
     "EGU-Net TNNLS_Data: 'Mixed_TrSet' (pixels x bands) [+ 'TeLabel.mat' beside it]",
+    "H x W x B image (Indian Pines, Pavia, Salinas): one 3-D array, e.g. 'indian_pines_corrected' (or variable=)",
 )
 
 
@@ -98,6 +101,9 @@ def truth_from_mat(mat: dict, *, source: str) -> MatTruth:
     """
     a = mat.get("A")
     m = mat.get("M", mat.get("E"))
+    labels = [k for k, v in mat.items() if _is_label_map(k, v)]
+    if a is None and m is None and labels:
+        raise DataFileError(_label_message(labels[0], mat[labels[0]], source, as_truth=True))
     if a is None and m is None:
         raise DataFileError(
             f"{source}: no truth found: expected 'A' (materials x pixels) and/or 'M' (bands x materials); "
@@ -129,49 +135,106 @@ def _stored_size(mat: dict) -> tuple[int, int] | None:
     return None
 
 
-def _image_size(mat: dict, n_pixels: int, *, source: str) -> tuple[int, int]:
-    stored = _stored_size(mat)
-    if stored is not None:
-        return stored
+def _image_size(n_pixels: int, n_bands: int, *, source: str, key: str) -> tuple[int, int]:
     side = int(round(np.sqrt(n_pixels)))
     if side * side == n_pixels:
         return side, side
-    raise InputError(
-        f"{source}: the image size is not stored and {n_pixels} pixels are not a square; "
-        "pass rows= and cols= to open_cube (e.g. open_cube(path, rows=..., cols=...))"
+    other = int(round(np.sqrt(n_bands)))
+    transposed = (
+        f"; if {key!r} holds one pixel per row ({n_bands} pixels of {n_pixels} bands), pass layout='pixels,bands'"
+        if other * other == n_bands
+        else ""
     )
-
-
-def _bands_first(y: np.ndarray, n_bands: int | None, n_pixels: int | None) -> np.ndarray:
-    """Orient a 2-D pixel matrix as (bands, pixels) using whatever sizes are known."""
-    if n_bands is not None:
-        if y.shape[0] == n_bands:
-            return y
-        if y.shape[1] == n_bands:
-            return y.T
-        raise InputError(f"pixel matrix {y.shape} has no axis of {n_bands} bands (the truth endmembers' band count)")
-    if n_pixels is not None:
-        if y.shape[1] == n_pixels:
-            return y
-        if y.shape[0] == n_pixels:
-            return y.T
-        raise InputError(
-            f"pixel matrix {y.shape} has no axis of {n_pixels} pixels (rows x cols); check nRow/nCol (or H/W, rows=/cols=)"
-        )
-    return y if y.shape[0] <= y.shape[1] else y.T  # images have more pixels than bands
+    raise InputError(
+        f"{source}: the image size is not stored and {key!r}, read as {n_bands} bands x {n_pixels} pixels, "
+        f"is not a square image; pass rows= and cols= to open_cube (CLI --rows/--cols){transposed}"
+    )
 
 
 def _scale_pixels(y: np.ndarray, mat: dict, scale: float | None) -> tuple[np.ndarray, dict]:
     notes: dict = {}
     if scale is None and "maxValue" in mat:
-        scale = _scalar(mat["maxValue"])
+        scale = check_scale(_scalar(mat["maxValue"]), origin="the file's maxValue")
         notes["scale_from"] = "maxValue"
+    scale = check_scale(scale)
     if scale is not None:
-        if not scale > 0:
-            raise InputError(f"scale must be positive; got {scale}")
         notes["scale"] = float(scale)
         return np.asarray(y, dtype=np.float64) / scale, notes
     return y, notes
+
+
+# ---------------------------------------------------------------------------- which array
+#: Keys of the public H x W x B scenes (Indian Pines, Pavia, Salinas, KSC, Botswana), lower case;
+#: their files store the image bands last, which is what states the layout for them.
+HWB_KEYS = frozenset(
+    {
+        "indian_pines",
+        "indian_pines_corrected",
+        "paviau",
+        "pavia",
+        "salinas",
+        "salinas_corrected",
+        "salinasa",
+        "salinasa_corrected",
+        "ksc",
+        "botswana",
+    }
+)
+_LABEL_KEYS = frozenset({"gt", "labels", "label", "groundtruth", "ground_truth", "classes"})
+
+
+def _is_label_map(key: str, value: Any) -> bool:
+    """A class map (one integer class per pixel, H x W), as the ``*_gt`` files of the public scenes hold."""
+    arr = np.asarray(value)
+    name = key.lower()
+    integer = arr.dtype.kind in "iub"
+    return arr.ndim == 2 and integer and (name.endswith("_gt") or name in _LABEL_KEYS)
+
+
+def _label_message(key: str, value: Any, source: str, *, as_truth: bool) -> str:
+    arr = np.asarray(value)
+    classes = f"classes {int(arr.min())}-{int(arr.max())}" if arr.size else "no pixels"
+    head = f"{source}: {key!r} is a class-label map ({arr.shape[0]} x {arr.shape[1]} pixels, {classes}), "
+    if as_truth:
+        return head + (
+            "not abundances: a label map gives one class per pixel, unmixing truth gives fractions per material "
+            "('A', materials x pixels) and/or spectra ('M', bands x materials); it can score a classification, "
+            "not an unmixing"
+        )
+    return head + "not a hyperspectral cube; give the image file (e.g. the one whose key ends in '_corrected')"
+
+
+def _is_image_array(value: Any) -> bool:
+    arr = np.asarray(value)
+    return arr.ndim == 3 and arr.dtype.kind in "iuf" and min(arr.shape) > 1
+
+
+def _data_key(mat: dict, variable: str | None, path: Path) -> str:
+    """The key of the hyperspectral array: ``variable``, else ``Y``/``V``/``X``, else the one H x W x B array."""
+    source = repr(str(path))
+    if variable is not None:
+        if variable not in mat:
+            raise DataFileError(f"{source} has no variable {variable!r}; keys found: {sorted(mat)}")
+        if _is_label_map(variable, mat[variable]):
+            raise DataFileError(_label_message(variable, mat[variable], source, as_truth=False))
+        return variable
+    key = next((k for k in ("Y", "V", "X") if k in mat), None)
+    if key is not None:
+        return key
+    images = sorted(k for k, v in mat.items() if _is_image_array(v))
+    if len(images) == 1:
+        return images[0]
+    if len(images) > 1:
+        raise DataFileError(
+            f"{source} holds {len(images)} candidate images ({', '.join(repr(k) for k in images)}); "
+            "pass variable= to choose one (CLI --variable)"
+        )
+    labels = [k for k, v in mat.items() if _is_label_map(k, v)]
+    if labels:
+        raise DataFileError(_label_message(labels[0], mat[labels[0]], source, as_truth=False))
+    raise DataFileError(
+        f"{source}: no hyperspectral data found. Keys found: {sorted(mat)}. Layouts accepted: " + "; ".join(MAT_LAYOUTS)
+    )
 
 
 # ---------------------------------------------------------------------------- the reader
@@ -186,48 +249,56 @@ def read_mat(
     name: str | None = None,
     invalid: str = "raise",
     negative: str = "raise",
+    layout: str | None = None,
+    variable: str | None = None,
 ) -> HyperCube:
     """A cube from a ``.mat`` file in any of :data:`MAT_LAYOUTS`.
 
     ``truth`` (from a separate file) wins over truth stored in the file. ``rows``/``cols`` give
     the image size when the file does not store it; ``scale`` divides the data (default: the
-    file's ``maxValue``). ``chunks`` is accepted for the readers' common signature and not used:
-    MATLAB files are read into memory.
+    file's ``maxValue``). ``variable`` names the array to read (default ``Y``, ``V`` or ``X``, else
+    the file's one 3-D array). The axis order comes from what is stated (``layout``, the size,
+    ``nBand``, the truth; see :mod:`.layout`); a file that states nothing is read as the layouts
+    define it, bands x pixels, or refused when a 3-D array could be read two ways. ``chunks`` is
+    accepted for the readers' common signature and not used: MATLAB files are read into memory.
     """
     path = Path(path)
     mat = load_mat(path)
+    layout = check_layout(layout)
     options = dict(invalid=invalid, negative=negative)
-    if "Mixed_TrSet" in mat or "Mixed_TeSet" in mat:
+    if variable is None and ("Mixed_TrSet" in mat or "Mixed_TeSet" in mat):
+        if layout not in (None, "pixels,bands"):
+            raise InputError(
+                f"{str(path)!r} is in the TNNLS layout, which stores pixels x bands; drop layout={layout!r}"
+            )
         return _read_tnnls(path, mat, truth, scale=scale, name=name, **options)
-    key = next((k for k in ("Y", "V", "X") if k in mat), None)
-    if key is None:
-        raise DataFileError(
-            f"{str(path)!r}: no hyperspectral data found. Keys found: {sorted(mat)}. Layouts accepted: "
-            + "; ".join(MAT_LAYOUTS)
-        )
+    key = _data_key(mat, variable, path)
     if truth is None and "A" in mat:
         truth = truth_from_mat(mat, source=str(path))
     y = np.asarray(mat[key])
     provenance: dict = {"reader": "mat", "file": path.name, "key": key}
+    if layout is not None:
+        provenance["layout"] = layout
     name = name or path.stem
-    if y.ndim == 3:  # already an image (rows, cols, bands)
-        image, notes = _scale_pixels(y, mat, scale)
+    stored = _stored_size(mat)
+    if (rows is None or cols is None) and stored is not None:
+        rows, cols = stored
+    n_bands = truth.endmembers.shape[1] if truth is not None and truth.endmembers is not None else None
+    if "nBand" in mat and n_bands is None:
+        n_bands = int(_scalar(mat["nBand"]))
+    n_pixels = truth.abundances.shape[1] if truth is not None and truth.abundances is not None else None
+    known = Known(rows=rows, cols=cols, n_bands=n_bands, n_pixels=n_pixels)
+    what = f"{str(path)!r}: {key!r}"
+    if y.ndim == 3:
+        image = orient_image(y, layout, known, what=what, bands_last=key.lower() in HWB_KEYS)
+        image, notes = _scale_pixels(image, mat, scale)
         provenance.update(notes)
         return cube_with_truth(image, truth, name=name, source=str(path), provenance=provenance, **options)
     if y.ndim != 2:
         raise InputError(f"{str(path)!r}: {key!r} has shape {y.shape}; expected (bands, pixels) or (rows, cols, bands)")
-    n_bands = truth.endmembers.shape[1] if truth is not None and truth.endmembers is not None else None
-    if "nBand" in mat and n_bands is None:
-        n_bands = int(_scalar(mat["nBand"]))
-    stored = _stored_size(mat)
-    if (rows is None or cols is None) and stored is not None:
-        rows, cols = stored
-    n_pixels = rows * cols if rows and cols else None
-    if n_pixels is None and truth is not None and truth.abundances is not None:
-        n_pixels = truth.abundances.shape[1]
-    y = _bands_first(y, n_bands, n_pixels)
+    y = orient_pixels(y, layout, known, what=what)
     if rows is None or cols is None:
-        rows, cols = _image_size(mat, y.shape[1], source=str(path))
+        rows, cols = _image_size(y.shape[1], y.shape[0], source=str(path), key=key)
     y, notes = _scale_pixels(y, mat, scale)
     provenance.update(notes)
     image = mat_pixels_to_image(y, rows, cols)

@@ -82,5 +82,6 @@ def cube_with_truth(
         provenance=provenance,
         invalid=invalid,
         negative=negative,
+        layout="rows,cols,bands",  # the reader has oriented the image from what its file states
         **kwargs,
     )
