@@ -127,6 +127,18 @@ def test_training_figure_panels_and_log_scale(result):
         plotting.training_figure({})
 
 
+def test_training_figure_draws_metrics_evaluated_every_few_epochs():
+    # RMSE evaluated every 8 epochs, NaN in between: a line through the NaNs would draw nothing
+    rmse = np.full(40, np.nan)
+    rmse[7::8] = np.linspace(0.3, 0.1, 5)
+    fig = plotting.training_figure({"loss_total": np.linspace(1, 0.1, 40), "rmse": rmse})
+    (line,) = fig.axes[1].get_lines()
+    np.testing.assert_array_equal(line.get_xdata(), [8, 16, 24, 32, 40])
+    np.testing.assert_allclose(line.get_ydata(), rmse[7::8])
+    assert line.get_marker() == "."
+    assert fig.axes[0].get_lines()[0].get_marker() in ("None", None, "")
+
+
 def test_save_figures_writes_every_figure(cube, result, tmp_path):
     paths = plotting.save_figures(result, cube, tmp_path, formats=("png", "pdf"), prefix="run1-")
     names = sorted(p.name for p in paths)

@@ -137,7 +137,8 @@ def training_figure(source: Any, *, logy: Any = "auto", panel_size: tuple[float,
 
     Keys starting with ``loss`` go to the loss panel (log scale when all positive and
     ``logy="auto"``), ``lr``/``learning_rate`` to the learning-rate panel, the rest (``rmse``,
-    ``sad``...) to the metrics panel. Empty panels are left out.
+    ``sad``...) to the metrics panel. Empty panels are left out. Epochs without a value (NaN:
+    metrics are evaluated every few epochs) are skipped, and such curves are drawn with markers.
     """
     history = {k: v for k, v in _history_of(source).items() if v.size}
     if not history:
@@ -153,7 +154,12 @@ def training_figure(source: Any, *, logy: Any = "auto", panel_size: tuple[float,
     for ax, (name, group) in zip(axes, panels):
         for key, values in group.items():
             label = key[len("loss_") :] if key.startswith("loss_") else _METRIC_LABELS.get(key, key)
-            ax.plot(np.arange(1, len(values) + 1), values, linewidth=1.3, label=label)
+            # only the epochs with a value: metrics evaluated every few epochs are NaN in between,
+            # and a line through NaN draws nothing between isolated points
+            epochs = np.arange(1, len(values) + 1)
+            ok = np.isfinite(values)
+            sparse = ok.sum() < len(values)
+            ax.plot(epochs[ok], values[ok], linewidth=1.3, label=label, marker="." if sparse else None)
         if name == "losses":
             finite = np.concatenate([v[np.isfinite(v)] for v in group.values()])
             use_log = logy is True or (logy == "auto" and finite.size and (finite > 0).all())
