@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -25,6 +26,7 @@ import xarray as xr
 
 from .cube.hypercube import HyperCube
 from .cube.formats.ncfile import KIND_ATTR, read_dataset, write_dataset
+from .cube.georef import SPATIAL_REF
 from .errors import DataFileError, InputError
 
 __all__ = ["UnmixingResult"]
@@ -88,6 +90,8 @@ class UnmixingResult:
             coords["band"] = cube.ds["band"].values
         if "wavelength" in cube.ds.coords:
             coords["wavelength"] = cube.ds["wavelength"]
+        if SPATIAL_REF in cube.ds.coords:  # the CRS and transform, so that maps are written on the input's grid
+            coords[SPATIAL_REF] = cube.ds[SPATIAL_REF]
         coords["endmember"] = np.array(names if names is not None else [f"endmember {i + 1}" for i in range(n_em)])
         ds = xr.Dataset(data_vars, coords=coords)
         if "epoch" in ds.dims:
@@ -184,6 +188,25 @@ class UnmixingResult:
     def to_netcdf(self, path: str | os.PathLike) -> None:
         """Write atomically: an interrupted write leaves any previous file intact."""
         write_dataset(self.ds, path, kind="result")
+
+    def to_geotiff(self, path: str | os.PathLike, *, cog: bool = False) -> Path:
+        """Write the maps to a float32 GeoTIFF (a Cloud-Optimized one with ``cog=True``) for GIS tools.
+
+        One band per endmember, described by its name, then the other per-pixel maps (error or
+        uncertainty variables with dims ``(endmember, y, x)`` or ``(y, x)``); invalid pixels and
+        nodata are NaN. The CRS and geotransform are the input cube's, so that GDAL and QGIS lay
+        the maps over the scene; a cube without them gives a file without them. Needs rasterio
+        (``pip install "egu_widgets[geo]"``). Written atomically.
+
+        Examples
+        --------
+        >>> result = egu_widgets.unmix(open_cube("scene.tif"), method="vca-fcls", n_endmembers=3)  # doctest: +SKIP
+        >>> result.to_geotiff("abundances.tif")  # doctest: +SKIP
+        """
+        from .cube.formats.geotiff import write_maps
+
+        tags = {k: v for k, v in self.ds.attrs.items() if isinstance(v, (str, int, float, np.number))}
+        return write_maps(self.ds, path, tags=tags, cog=cog)
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "UnmixingResult":

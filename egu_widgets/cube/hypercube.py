@@ -9,6 +9,9 @@ Layout of ``cube.ds``:
 - coordinate ``wavelength(band)`` with attr ``units`` when known (else the coordinate is absent);
 - optional truth: ``endmembers(endmember, band)``, ``abundances(endmember, y, x)`` and the
   coordinate ``endmember`` holding material names;
+- optional georeferencing (cubes read from a GeoTIFF): a ``spatial_ref`` coordinate with the CRS
+  and GDAL transform as rioxarray keeps them, and ``x``/``y`` at the pixel centres (see
+  :mod:`.georef`); crops and results carry both;
 - attrs: ``name``, ``source`` (where it came from), ``provenance`` (JSON string: how it was made).
 """
 
@@ -22,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
+from . import georef
 
 __all__ = ["ABUNDANCES", "ARRAY_LAYOUTS", "ENDMEMBERS", "REFLECTANCE", "HyperCube", "check_dtype", "check_reflectance"]
 
@@ -308,6 +312,16 @@ class HyperCube:
         """(rows*cols, P) truth abundances in the same pixel order as :attr:`pixels`, or None."""
         ab = self.true_abundances
         return None if ab is None else ab.reshape(ab.shape[0], -1).T.copy()
+
+    @property
+    def crs_wkt(self) -> str | None:
+        """The coordinate reference system as WKT, or None when the cube has none."""
+        return georef.crs_wkt(self.ds)
+
+    @property
+    def geotransform(self) -> tuple[float, ...] | None:
+        """GDAL's geotransform ``(c, a, b, f, d, e)`` of the cube's first pixel, or None."""
+        return georef.geotransform(self.ds)
 
     @property
     def provenance(self) -> dict:

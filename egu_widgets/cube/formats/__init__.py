@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..hypercube import HyperCube
 from .envi import read_envi
+from .geotiff import read_geotiff
 from .mat import read_mat
 from .netcdf import read_netcdf
 
@@ -34,10 +35,12 @@ READERS: dict[str, Reader] = {
     ".nc4": read_netcdf,
     ".netcdf": read_netcdf,
     ".h5": read_netcdf,
+    ".tif": read_geotiff,
+    ".tiff": read_geotiff,
 }
 
 #: How error messages name the accepted files.
-ACCEPTED = ".mat, ENVI .hdr/.img, netCDF .nc"
+ACCEPTED = ".mat, ENVI .hdr/.img, netCDF .nc, GeoTIFF .tif"
 
 
 def reader_for(path: str | Path) -> Reader | None:
