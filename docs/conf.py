@@ -67,6 +67,7 @@ templates_path = ["_templates"]
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "notebooks/egu-*-output"]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 
+
 # -- API reference -------------------------------------------------------------------------------
 def api_modules() -> list[str]:
     """The modules the API reference lists: the entries of the autosummary in api/index.rst."""

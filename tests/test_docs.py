@@ -12,6 +12,7 @@ itself is built in CI, not here.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import inspect
 import pkgutil
@@ -101,9 +102,13 @@ def data_doc(module, name: str) -> str | None:
 
 
 def own_doc(obj) -> str:
-    """The object's own docstring (a class's, not one inherited from its bases)."""
+    """The object's own docstring: a class's, not one inherited from its bases nor the signature
+    that ``dataclasses`` writes when the class has none."""
     if inspect.isclass(obj):
-        return obj.__dict__.get("__doc__") or ""
+        doc = obj.__dict__.get("__doc__") or ""
+        if dataclasses.is_dataclass(obj) and doc.startswith(f"{obj.__name__}("):
+            return ""
+        return doc
     return getattr(obj, "__doc__", None) or ""
 
 
@@ -181,14 +186,22 @@ def test_undocumented_finds_what_the_reference_would_leave_blank():
     def function():
         pass
 
-    module.Documented, module.function, module.VALUE = Documented, function, 3
-    module.__all__ = ["Documented", "function", "VALUE", "__version__"]
+    @dataclasses.dataclass
+    class Record:
+        value: int
+
+    module.Documented, module.function, module.VALUE, module.Record = Documented, function, 3, Record
+    module.__all__ = ["Documented", "function", "VALUE", "Record", "__version__"]
     module.__version__ = "1"
     module.__file__ = None
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(inspect, "getsourcefile", lambda m: None)
         mp.setattr(importlib, "import_module", lambda name: module)
-        assert undocumented(module) == ["function", "VALUE (data: give it a '#:' comment where it is assigned)"]
+        assert undocumented(module) == [
+            "function",
+            "VALUE (data: give it a '#:' comment where it is assigned)",
+            "Record",
+        ]
         assert undocumented(module, members=True) == ["Documented.bare"]
 
 

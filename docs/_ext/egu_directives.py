@@ -128,5 +128,6 @@ def _data_docstring(app, what, name, obj, options, lines):
 def setup(app):
     app.add_directive("egu-methods", MethodsTable)
     app.add_directive("egu-cli-help", CliHelp)
-    app.connect("autodoc-process-docstring", _data_docstring)
+    # before numpydoc (priority 500), so that numpydoc formats the doc comment like any docstring
+    app.connect("autodoc-process-docstring", _data_docstring, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
