@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import xarray as xr
 import egu_widgets
 from egu_widgets import HyperCube, open_cube
 from egu_widgets.cube import georef
-from egu_widgets.errors import DataFileError, InputError
+from egu_widgets.errors import DataFileError, InputError, MissingDependencyError
 from egu_widgets.results import UnmixingResult
 
 rasterio = pytest.importorskip("rasterio")
@@ -221,6 +222,22 @@ def test_wavelengths_from_band_tags(tmp_path):
     assert cube.wavelength_units == "um" and cube.provenance["wavelengths_from"] == "band tags"
 
 
+def test_wavelengths_from_gdals_imagery_domain(tmp_path):
+    path = write_tif(tmp_path / "scene.tif", scene())
+    with rasterio.open(path, "r+") as dst:
+        for i in dst.indexes:
+            dst.update_tags(i, ns="IMAGERY", CENTRAL_WAVELENGTH_UM=f"{0.4 + 0.05 * i:.2f}")
+    cube = open_cube(path)
+    np.testing.assert_allclose(cube.wavelengths, 0.4 + 0.05 * np.arange(1, BANDS + 1))
+    assert cube.wavelength_units == "um"
+
+
+def test_unknown_wavelength_units_are_told_from_the_values(tmp_path):
+    tags = [{"wavelength": str(450 + 10 * i), "wavelength_units": "Unknown"} for i in range(BANDS)]
+    cube = open_cube(write_tif(tmp_path / "scene.tif", scene(), band_tags=tags))
+    assert cube.wavelength_units == "nm" and cube.provenance["wavelength_units_from"] == "magnitude"
+
+
 def test_wavelengths_from_band_descriptions(tmp_path):
     names = [f"Band {i + 1} ({450 + 10 * i}.5 nm)" for i in range(BANDS)]
     cube = open_cube(write_tif(tmp_path / "scene.tif", scene(), descriptions=names))
@@ -291,6 +308,13 @@ def test_a_truncated_geotiff_gives_one_clear_error(tmp_path):
     path = write_tif(tmp_path / "scene.tif", scene(rows=64, cols=64))
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(DataFileError, match="not a readable GeoTIFF"):
+        open_cube(path)
+
+
+def test_without_rasterio_the_error_says_what_to_install(tmp_path, monkeypatch):
+    path = write_tif(tmp_path / "scene.tif", scene())
+    monkeypatch.setitem(sys.modules, "rasterio", None)  # import rasterio now raises ImportError
+    with pytest.raises(MissingDependencyError, match=r"egu_widgets\[geo\]"):
         open_cube(path)
 
 

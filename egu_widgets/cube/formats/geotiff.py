@@ -12,10 +12,11 @@ rasterio (GDAL) is an optional dependency: ``pip install "egu_widgets[geo]"``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,8 @@ def _wavelengths(meta, n_bands, source, given, given_units) -> tuple[np.ndarray 
     if not np.isfinite(wl).all():
         raise DataFileError(f"{source}: the wavelengths ({where}) are not all finite numbers; pass wavelengths=")
     notes = {"wavelengths_from": where}
+    if units is not None and units.strip().lower() in ("", "unknown"):  # ENVI's "wavelength units = Unknown"
+        units = None
     if units is None:
         units = _units_by_magnitude(wl)
         notes["wavelength_units_from"] = "magnitude"
@@ -147,8 +150,9 @@ def _compact(values: np.ndarray) -> float | list[float]:
     return float(values[0]) if values.size and np.all(values == values[0]) else values.tolist()
 
 
-def _read(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The bands (bands, rows, cols), GDAL's validity masks (0: nodata) and the file's metadata."""
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[Any]:
+    """The file open with rasterio; GDAL's failures (not a TIFF, truncated) become one DataFileError."""
     rasterio = _rasterio()
     from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
@@ -158,26 +162,43 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
             with rasterio.open(path) as src:
                 if src.driver != "GTiff":
                     raise DataFileError(f"{str(path)!r} is a {src.driver} file, not a GeoTIFF; give it its own suffix")
-                meta = {
-                    "crs": src.crs.to_wkt() if src.crs else None,
-                    "transform": tuple(src.transform.to_gdal()),
-                    "georeferenced": not src.transform.is_identity or src.crs is not None,
-                    "descriptions": list(src.descriptions),
-                    "tags": src.tags(),
-                    "envi_tags": src.tags(ns="ENVI"),
-                    "band_tags": [src.tags(i) for i in src.indexes],
-                    "imagery_tags": [src.tags(i, ns="IMAGERY") for i in src.indexes],
-                    "scales": np.asarray(src.scales, dtype=np.float64),
-                    "offsets": np.asarray(src.offsets, dtype=np.float64),
-                    "nodata": src.nodata,
-                }
-                bands = src.read()
-                masks = src.read_masks()
+                yield src
     except RasterioError as exc:
         raise DataFileError(
             f"{str(path)!r} is not a readable GeoTIFF ({exc}); it may be truncated, corrupted or of another format"
         ) from exc
-    return bands, masks, meta
+
+
+def _metadata(src: Any) -> dict:
+    return {
+        "crs": src.crs.to_wkt() if src.crs else None,
+        "transform": tuple(src.transform.to_gdal()),
+        "georeferenced": not src.transform.is_identity or src.crs is not None,
+        "descriptions": list(src.descriptions),
+        "tags": src.tags(),
+        "envi_tags": src.tags(ns="ENVI"),
+        "band_tags": [src.tags(i) for i in src.indexes],
+        "imagery_tags": [src.tags(i, ns="IMAGERY") for i in src.indexes],
+        "scales": np.asarray(src.scales, dtype=np.float64),
+        "offsets": np.asarray(src.offsets, dtype=np.float64),
+        "nodata": src.nodata,
+        "dtype": np.dtype(src.dtypes[0]),
+    }
+
+
+def _read_bands(src: Any, scales: np.ndarray | None, offsets: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols, bands) float32 values, scaled when ``scales`` is given, and the nodata pixels.
+
+    One band at a time, so that no native-type or float64 copy of the whole scene is held; a pixel
+    is nodata when GDAL's mask (nodata value, internal mask or alpha band) says so in any band.
+    """
+    image = np.empty((src.height, src.width, src.count), dtype=np.float32)
+    nodata = np.zeros((src.height, src.width), dtype=bool)
+    for i, bidx in enumerate(src.indexes):
+        band = src.read(bidx).astype(np.float64)
+        image[..., i] = band if scales is None else band * scales[i] + offsets[i]
+        nodata |= src.read_masks(bidx) == 0
+    return image, nodata
 
 
 def read_geotiff(
@@ -218,38 +239,38 @@ def read_geotiff(
         if value is not None:
             raise InputError(f"{option}= does not apply to a GeoTIFF: its raster bands are the spectral bands")
     scale = check_scale(scale)
-    bands, masks, meta = _read(path)
-    source = repr(str(path))
-    if meta["tags"].get(KIND_ATTR) == "result":
-        raise DataFileError(f"{source} holds unmixing result maps (written by to_geotiff), not a cube")
-    if np.issubdtype(bands.dtype, np.complexfloating):
-        raise InputError(f"{source}: the bands are complex ({bands.dtype}); a reflectance cube needs real numbers")
-    n_bands, height, width = bands.shape
-    provenance: dict = {"reader": "geotiff", "file": path.name}
-    scales, offsets = meta["scales"], meta["offsets"]
-    file_scaled = bool(np.any(scales != 1) or np.any(offsets != 0))
-    if file_scaled:
-        if scale is not None:
-            raise InputError(
-                f"{source} states its own band scale/offset (value * scale + offset), which are applied; do not pass scale="
+    with _opened(path) as src:
+        meta = _metadata(src)
+        source = repr(str(path))
+        if meta["tags"].get(KIND_ATTR) == "result":
+            raise DataFileError(f"{source} holds unmixing result maps (written by to_geotiff), not a cube")
+        dtype = meta["dtype"]
+        if np.issubdtype(dtype, np.complexfloating):
+            raise InputError(f"{source}: the bands are complex ({dtype}); a reflectance cube needs real numbers")
+        n_bands = src.count
+        provenance: dict = {"reader": "geotiff", "file": path.name}
+        scales, offsets = meta["scales"], meta["offsets"]
+        if np.any(scales != 1) or np.any(offsets != 0):
+            if scale is not None:
+                raise InputError(
+                    f"{source} states its own band scale/offset (value * scale + offset), which are applied; "
+                    "do not pass scale="
+                )
+            provenance.update(
+                scale_from="band scale/offset", band_scale=_compact(scales), band_offset=_compact(offsets)
             )
-        provenance.update(scale_from="band scale/offset", band_scale=_compact(scales), band_offset=_compact(offsets))
-    elif scale is not None:
-        scales, offsets = np.full(n_bands, 1.0 / scale), np.zeros(n_bands)
-        provenance["scale"] = scale
-    elif np.issubdtype(bands.dtype, np.integer):
-        raise integer_without_scale(
-            f"{source} (no band scale/offset stated)", bands.dtype, bands.max() if bands.size else None
-        )
-    image = np.empty((height, width, n_bands), dtype=np.float32)
-    for i in range(n_bands):  # one band at a time: no float64 copy of the whole scene
-        band = bands[i].astype(np.float64)
-        image[..., i] = band * scales[i] + offsets[i] if file_scaled or scale is not None else band
-    del bands
-    nodata = ~(masks > 0).all(axis=0)
+        elif scale is not None:
+            scales, offsets = np.full(n_bands, 1.0 / scale), np.zeros(n_bands)
+            provenance["scale"] = scale
+        elif np.issubdtype(dtype, np.integer):
+            top = max(int(src.read(i).max()) for i in src.indexes) if src.width * src.height else None
+            raise integer_without_scale(f"{source} (no band scale/offset stated)", dtype, top)
+        else:
+            scales = offsets = None
+        image, nodata = _read_bands(src, scales, offsets)
     policy = invalid
     if nodata.any():
-        image[nodata] = np.nan
+        image[nodata] = np.nan  # the whole pixel: a spectrum with a hole is not a spectrum
         provenance.update(nodata_pixels=int(nodata.sum()), nodata=repr(meta["nodata"]))
         if invalid == "raise":
             stray = int(np.count_nonzero(~np.isfinite(image[~nodata]).all(axis=-1)))
@@ -275,7 +296,7 @@ def read_geotiff(
     if not meta["georeferenced"]:
         return cube
     gt = meta["transform"]
-    ds = cube.ds.assign_coords(**grid_coords(gt, height, width), spatial_ref=spatial_ref_coord(meta["crs"], gt))
+    ds = cube.ds.assign_coords(**grid_coords(gt, *image.shape[:2]), spatial_ref=spatial_ref_coord(meta["crs"], gt))
     return HyperCube(ds, validate=False)
 
 
