@@ -457,8 +457,9 @@ class EGUNet:
         hp, device = self.hyperparameters_, self.device_
         t0 = time.perf_counter()
         old_threads = torch.get_num_threads()
-        if hp["num_threads"]:
-            torch.set_num_threads(hp["num_threads"])
+        from .threads import choose_num_threads  # num_threads, else torch's count lowered to the free CPUs
+
+        torch.set_num_threads(choose_num_threads(hp["num_threads"], torch_default=old_threads))
         try:
             bset = None if self.variant == "ae" else self._bundles_for(cube, p, bundles)
             # Weights are drawn on the CPU (then moved), so CPU and GPU runs start from the same ones.
