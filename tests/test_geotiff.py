@@ -262,6 +262,8 @@ def test_wavelengths_from_an_envi_style_file_tag(tmp_path):
 
 
 def test_names_that_are_not_wavelengths_give_none_and_given_ones_win(tmp_path):
+    numbered = write_tif(tmp_path / "numbered.tif", scene(), descriptions=[str(i + 1) for i in range(BANDS)])
+    assert open_cube(numbered).wavelengths is None
     path = write_tif(tmp_path / "scene.tif", scene(), descriptions=[f"B{i + 1:02d}" for i in range(BANDS)])
     assert open_cube(path).wavelengths is None
     given = np.linspace(500, 900, BANDS)

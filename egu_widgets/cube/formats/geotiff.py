@@ -68,6 +68,15 @@ def _numbers(text: str) -> list[float]:
     return [float(v) for v in re.findall(_NUMBER, text)]
 
 
+def _floats(values: Sequence[str], source: str, where: str) -> np.ndarray:
+    try:
+        return np.array([float(v) for v in values])
+    except ValueError as exc:
+        raise DataFileError(
+            f"{source}: a wavelength in the {where} is not a number ({exc}); pass wavelengths="
+        ) from exc
+
+
 def _tag(tags: Mapping[str, str], *keys: str) -> str | None:
     lowered = {k.lower(): v for k, v in tags.items()}
     for key in keys:
@@ -82,7 +91,8 @@ def _stated_wavelengths(meta: dict, n_bands: int, source: str) -> tuple[np.ndarr
     Looked for, in order: each band's ``wavelength`` tag (with ``wavelength_units``, as GDAL exposes
     ENVI band metadata), GDAL's ``IMAGERY`` domain (``CENTRAL_WAVELENGTH_UM``), a file-level
     ``wavelength`` list (default or ``ENVI`` domain), then band descriptions that are wavelengths
-    (``"450 nm"``, ``"Band 1 (450.0)"``). A source counts only when it covers every band.
+    (``"450 nm"``, ``"Band 1 (450.0)"``; bare band numbers ``1, 2, ...`` are not taken for
+    wavelengths). A source counts only when it covers every band.
     """
     band_tags = meta["band_tags"]
     values = [_tag(t, "wavelength") for t in band_tags]
@@ -90,16 +100,10 @@ def _stated_wavelengths(meta: dict, n_bands: int, source: str) -> tuple[np.ndarr
         units = {_tag(t, "wavelength_units") for t in band_tags} - {None}
         if len(units) > 1:
             raise DataFileError(f"{source}: the bands state different wavelength units {sorted(units)}")
-        try:
-            wl = np.array([float(v) for v in values])
-        except ValueError as exc:
-            raise DataFileError(
-                f"{source}: a band's wavelength tag is not a number ({exc}); pass wavelengths="
-            ) from exc
-        return wl, (units.pop() if units else None), "band tags"
+        return _floats(values, source, "band tags"), (units.pop() if units else None), "band tags"
     imagery = [_tag(t, "central_wavelength_um") for t in meta["imagery_tags"]]
     if all(v is not None for v in imagery):
-        return np.array([float(v) for v in imagery]), "um", "IMAGERY CENTRAL_WAVELENGTH_UM"
+        return _floats(imagery, source, "IMAGERY domain"), "um", "IMAGERY CENTRAL_WAVELENGTH_UM"
     for domain in ("tags", "envi_tags"):
         listed = _tag(meta[domain], "wavelength")
         if listed is None:
@@ -119,7 +123,10 @@ def _stated_wavelengths(meta: dict, n_bands: int, source: str) -> tuple[np.ndarr
     units = {u.lower() for _, u in parsed if u} if parsed else set()
     if len({_units(u) for u in units}) > 1:
         raise DataFileError(f"{source}: the band descriptions mix wavelength units {sorted(units)}")
-    return np.array([w for w, _ in parsed]), (units.pop() if units else None), "band descriptions"
+    wl = np.array([w for w, _ in parsed])
+    if not units and any(np.array_equal(wl, np.arange(start, start + n_bands)) for start in (0, 1)):
+        return None, None, ""  # band numbers, not wavelengths
+    return wl, (units.pop() if units else None), "band descriptions"
 
 
 def _wavelengths(meta, n_bands, source, given, given_units) -> tuple[np.ndarray | None, str, dict]:
@@ -134,6 +141,8 @@ def _wavelengths(meta, n_bands, source, given, given_units) -> tuple[np.ndarray 
     if wl.shape != (n_bands,):
         raise InputError(f"{wl.size} wavelengths given for a cube with {n_bands} bands")
     if not np.isfinite(wl).all():
+        if given is not None:
+            raise InputError(f"wavelengths must be finite numbers; got {wl.tolist()}")
         raise DataFileError(f"{source}: the wavelengths ({where}) are not all finite numbers; pass wavelengths=")
     notes = {"wavelengths_from": where}
     if units is not None and units.strip().lower() in ("", "unknown"):  # ENVI's "wavelength units = Unknown"
