@@ -216,19 +216,69 @@ class UnmixingResult:
             what = "a cube (open it with open_cube)" if kind == "cube" else "a file without an 'abundances' variable"
             raise DataFileError(f"{str(path)!r} is not an egu_widgets result file: it is {what}")
         ds.attrs.pop(KIND_ATTR, None)
+        check_result_dataset(ds, source=repr(str(path)))
         return cls(ds)
 
     def __repr__(self) -> str:
-        h, w = self.ds.sizes["y"], self.ds.sizes["x"]
-        score = f", rmse={self.rmse:.4f}" if self.rmse is not None else ""
-        score += f", sad={self.sad:.2f} deg" if self.sad is not None else ""
-        part = " (partial)" if self.partial else ""
-        return f"<UnmixingResult {self.method}{part}: {self.n_endmembers} endmembers on {h}x{w}{score}>"
+        try:
+            h, w = self.ds.sizes["y"], self.ds.sizes["x"]
+            score = f", rmse={self.rmse:.4f}" if self.rmse is not None else ""
+            score += f", sad={self.sad:.2f} deg" if self.sad is not None else ""
+            part = " (partial)" if self.partial else ""
+            return f"<UnmixingResult {self.method}{part}: {self.n_endmembers} endmembers on {h}x{w}{score}>"
+        except Exception:  # a repr must never raise, whatever the dataset holds
+            dims = ", ".join(f"{k}={v}" for k, v in self.ds.sizes.items())
+            return f"<UnmixingResult (not a well-formed result: {dims})>"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, UnmixingResult) and self.ds.identical(other.ds)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_result_dataset(ds: xr.Dataset, *, source: str = "the result") -> None:
+    """Refuse a result dataset whose variables or attrs are not what :class:`UnmixingResult` writes.
+
+    Checks dims and dtypes (``abundances(endmember, y, x)``, ``endmembers(endmember, band)``,
+    ``history_*(epoch)``, all real numbers) and attrs (``config``/``scores`` JSON objects; ``rmse``,
+    ``sad``, ``seconds``, ``partial`` numbers), so that a damaged or hand-made file fails on open with
+    one message instead of giving wrong pixels or a traceback later.
+    """
+    expected = {"abundances": ("endmember", "y", "x"), "endmembers": ("endmember", "band")}
+    if "abundances" not in ds:
+        raise DataFileError(f"{source}: a result needs an 'abundances' variable (found: {sorted(ds.data_vars)})")
+    for var in ds.data_vars:
+        name = str(var)
+        dims = expected.get(name, ("epoch",) if name.startswith("history_") else None)
+        if dims is None:
+            continue
+        da = ds[var]
+        if da.dims != dims:
+            raise DataFileError(
+                f"{source}: {name!r} has dims {da.dims}; a result stores {name}{dims}. The file was not written "
+                "by UnmixingResult.to_netcdf or was changed since; transpose it (e.g. ds.transpose(*dims)) or write it again"
+            )
+        if da.dtype.kind not in "iuf":
+            raise DataFileError(f"{source}: {name!r} holds {da.dtype} values; a result stores real numbers")
+    for key in ("config", "scores"):
+        if key in ds.attrs:
+            text = ds.attrs[key]
+            try:
+                value = json.loads(text) if isinstance(text, str) else None
+            except ValueError:
+                value = None
+            if not isinstance(value, dict):
+                raise DataFileError(f"{source}: attribute {key!r} must be a JSON object (text); got {text!r:.60}")
+    for key in ("rmse", "sad", "seconds", "partial"):
+        value = ds.attrs.get(key)
+        if isinstance(value, np.ndarray) and value.size == 1:  # netCDF gives 1-element arrays at times
+            value = value.reshape(-1)[0]
+        if key in ds.attrs and not _is_number(value):
+            raise DataFileError(f"{source}: attribute {key!r} must be a number; got {ds.attrs[key]!r:.60}")
 
 
 def _jsonable(value: Any) -> Any:
