@@ -140,3 +140,8 @@ html_theme_options = {
     "secondary_sidebar_items": ["page-toc"],
 }
 html_static_path: list[str] = []
+
+# Bokeh's loader output (application/vnd.bokehjs_load.v0+json) only loads BokehJS into a live
+# page; a static page has nothing to show for it and myst-nb has no renderer for it. It is the one
+# output type of the notebooks that has none, so its warning is silenced.
+suppress_warnings = ["mystnb.unknown_mime_type"]
