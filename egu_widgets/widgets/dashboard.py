@@ -8,9 +8,9 @@ made of three parts, each testable alone:
   exactly what the result's ``history`` will hold; a loop that sends no recorder gets one kept
   here and fed with its events;
 - when to redraw and on which thread: :class:`~egu_widgets.widgets.redraw.RedrawScheduler` (at
-  most every ``update_every`` seconds, within ``overhead_budget`` of the training time; the first
-  drawing of the curves is the dear part, so it waits until the budget pays for it while the bar
-  and the numbers are live from the start) and :class:`~egu_widgets.widgets.redraw.LoopHandoff`;
+  most every ``update_every`` seconds, within ``overhead_budget`` of the training time; the curves
+  are drawn at the first epoch, later epochs are appended to them) and
+  :class:`~egu_widgets.widgets.redraw.LoopHandoff`;
 - what it looks like: :class:`~egu_widgets.widgets.dashboard_layout.DashboardLayout`.
 
 Stop in a live notebook
@@ -19,8 +19,12 @@ While a cell runs, the kernel handles no widget messages, so a Stop click made d
 ``fit(...)`` would only arrive after training ended. :meth:`TrainingDashboard.run` therefore starts
 training in a background thread and returns at once: the cell finishes, the kernel is free to
 deliver the click, and the button's handler calls ``event.control.request_stop()`` (thread-safe),
-which the trainer checks between epochs. Redraws requested from the training thread go through
-the kernel's event loop (see :class:`~egu_widgets.widgets.redraw.LoopHandoff`).
+which the trainer checks between epochs. A later cell that waits for the run (``await run``, or
+``run.result()`` where jupyter-ui-poll can drive the kernel) keeps serving widget messages, so
+Stop also works under Run All. Training in the foreground (the dashboard passed as a callback)
+serves them at each epoch's end where jupyter-ui-poll works, and hides Stop where it cannot
+(:mod:`egu_widgets.widgets.ui_events`). Redraws requested from the training thread go through the
+kernel's event loop (see :class:`~egu_widgets.widgets.redraw.LoopHandoff`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from ._view import HoloViewsWidget, View, build
 from .dashboard_layout import DashboardLayout, Frame, RunStatus
 from .redraw import LoopHandoff, RedrawScheduler
 from .training_run import TrainingRun
+from .ui_events import serving, ui_poll
 
 if TYPE_CHECKING:  # importing the engine package loads torch: only when a dashboard is made
     from ..engine.events import TrainingEvent
@@ -91,7 +96,9 @@ class TrainingDashboard(View):
 
         holoviews()  # import the plotting stack now, on this thread, not in the training's first redraw
         self.mode = check_choice("mode", mode, _MODES)
-        self.scheduler = RedrawScheduler(update_every, overhead_budget)
+        # the curves are drawn at the first epoch: that drawing is not charged to the budget,
+        # which then bounds the redraws that append epochs to them
+        self.scheduler = RedrawScheduler(update_every, overhead_budget, charge_builds=False)
         self.layout = DashboardLayout(
             title, logy=logy, plot_width=plot_width, plot_height=plot_height, on_stop=self.request_stop
         )
@@ -103,6 +110,8 @@ class TrainingDashboard(View):
         self._stop_requested = False
         self._control = None
         self._run: TrainingRun | None = None
+        self._foreground = None  # the ui_poll() context while training runs on the UI thread
+        self._foreground_poll = None
         self._reset_plots = False
         self._reset_state()
 
@@ -161,6 +170,7 @@ class TrainingDashboard(View):
             scheduler.charge_event(scheduler.cpu_clock() - cpu)
         if due:
             self.handoff.request(final=event.is_final)
+        self._serve_foreground(event)
 
     def __call__(self, event: TrainingEvent) -> None:
         self.on_event(event)
@@ -204,7 +214,35 @@ class TrainingDashboard(View):
             self._dirty = True
             if event.kind != "epoch":
                 return True
-            return self.scheduler.due(st.elapsed)
+            # curves not drawn yet (the first epoch, or a new term) are drawn at once
+            return self.scheduler.due(st.elapsed) or self._plots_owed()
+
+    # ------------------------------------------------------------------ training in the foreground
+    def _serve_foreground(self, event: TrainingEvent) -> None:
+        """Training on the notebook's main thread (``callbacks=[dashboard]``, ``progress_callback``).
+
+        The cell is busy, so a Stop click can only arrive if this epoch's end serves widget
+        messages: with jupyter-ui-poll it does; where that cannot work the Stop button is hidden
+        rather than shown without effect.
+        """
+        if event.kind == "start":
+            self._end_foreground()
+            if not (in_notebook() and self.handoff.on_ui_thread()):
+                return
+            if serving() == "poll":
+                self._foreground = ui_poll()
+                self._foreground_poll = self._foreground.__enter__()
+            else:
+                self.layout.set_stoppable(False)
+        elif self._foreground_poll is not None and not event.is_final:
+            self._foreground_poll(20)
+        if event.is_final:
+            self._end_foreground()
+
+    def _end_foreground(self) -> None:
+        context, self._foreground, self._foreground_poll = self._foreground, None, None
+        if context is not None:
+            context.__exit__(None, None, None)
 
     # ------------------------------------------------------------------ stopping
     def request_stop(self, reason: str = "stopped from the dashboard") -> None:
@@ -265,11 +303,9 @@ class TrainingDashboard(View):
         new_rows = all_rows = None
         if history is not None:
             columns = history.columns
+            # the curves are drawn from the first recorded epoch on (as livelossplot does): a
+            # short run must not end with none; later epochs are appended to them
             build = bool(columns) and len(history) > 0 and (reset or self.layout.owes(columns))
-            if build and budgeted and self.status.state in ("running", "stopping"):
-                # wait until the budget has room for the first drawing (by then metrics evaluated
-                # every few epochs have shown up too, so it is drawn only once)
-                build = self.scheduler.can_build(self.status.elapsed)
             if build:  # the whole history is copied only when the plots are drawn from it
                 all_rows = history.table()
                 self._rows_drawn = len(all_rows["epoch"])
@@ -307,6 +343,7 @@ class TrainingDashboard(View):
                 "a training is already running on this dashboard; press Stop (or run.stop()) and wait for it first"
             )
         self.handoff.bind()
+        self.layout.set_stoppable(True)
         with self._lock:
             self._reset_state()
             self._stop_requested = False

@@ -37,7 +37,16 @@ STATES = tuple(_STATE_STYLE)
 _FINAL = ("finished", "stopped", "failed")
 _BAR_STYLE = {"finished": "success", "stopped": "warning", "stopping": "warning", "failed": "danger"}
 _METRIC_LABELS = {"rmse": "abundance RMSE", "sad": "SAD (deg)"}
-_PLACEHOLDER = "<i>the curves are drawn once training has run a few seconds</i>"
+_PLACEHOLDER = "<i>the curves appear after the first epoch</i>"
+#: why the total loss can rise at first (shown when the run reports a weight-decay term)
+WEIGHT_DECAY_NOTE = (
+    "<small>The total loss includes <code>weight_decay</code>, the L2 penalty on the network's "
+    "weights: it dominates the first epochs, so the total can rise then while the reconstruction "
+    "falls.</small>"
+)
+_NO_STOP_NOTE = (
+    "<small>Stop needs training in the background here: <code>dashboard.run(fit, cube)</code>.</small>"
+)
 
 
 @dataclass
@@ -130,6 +139,10 @@ class DashboardLayout:
         values.add_class("egu-values")
         state = w.HTML("")
         state.add_class("egu-state")
+        note = w.HTML(WEIGHT_DECAY_NOTE, layout=w.Layout(display="none"))
+        note.add_class("egu-note")
+        stop_note = w.HTML(_NO_STOP_NOTE, layout=w.Layout(display="none"))
+        stop_note.add_class("egu-stop-note")
         error = w.HTML("", layout=w.Layout(display="none"))
         error.add_class("egu-error")
         plots = w.VBox([w.HTML(_PLACEHOLDER)])
@@ -143,6 +156,8 @@ class DashboardLayout:
             "stop": stop,
             "status": status,
             "values": values,
+            "note": note,
+            "stop_note": stop_note,
             "state": state,
             "error": error,
             "plots": plots,
@@ -151,8 +166,10 @@ class DashboardLayout:
             [
                 heading,
                 w.HBox([progress, stop], layout=w.Layout(width="100%", align_items="center")),
-                w.HBox([state, status]),
+                w.HBox([state, status], layout=w.Layout(flex_flow="row wrap")),
                 values,
+                note,
+                stop_note,
                 error,
                 plots,
             ],
@@ -165,6 +182,11 @@ class DashboardLayout:
     def owes(self, columns: tuple[str, ...]) -> bool:
         """Whether recorded ``columns`` are missing from the plots (never drawn, or new terms)."""
         return bool(columns) and (self.plots is None or bool(set(columns) - set(self.columns)))
+
+    def set_stoppable(self, stoppable: bool) -> None:
+        """Show the Stop button, or hide it (with a line saying how to get it) where it cannot work."""
+        self.wdict["stop"].layout.display = None if stoppable else "none"
+        self.wdict["stop_note"].layout.display = "none" if stoppable else None
 
     def show_stopping(self) -> None:
         """The Stop button right after a click: disabled until the run has stopped."""
@@ -191,6 +213,8 @@ class DashboardLayout:
             if st.learning_rate is not None:
                 values.append(f"lr {st.learning_rate:.3g}")
             wd["values"].value = "<span style='font-family:monospace'>" + " · ".join(values) + "</span>"
+            if "weight_decay" in st.losses and "total" in st.losses:
+                wd["note"].layout.display = None
         self.render_state(st.state, st.message, st.error, st.info)
         return self._draw_curves(frame)
 
@@ -245,6 +269,7 @@ class DashboardLayout:
             with self.plots.hold():
                 for panel in self._panels.values():
                     panel.extend(frame.new_rows)
+                self._frame_x(float(np.max(frame.new_rows["epoch"])), frame.status.n_epochs)
             # jupyter_bokeh drops patches that reach the page before the plot's view is rendered:
             # send the whole document again once the page has had time to render it
             since = time.perf_counter() - self.built_at
@@ -258,6 +283,22 @@ class DashboardLayout:
             self._final_synced = final
             self.plots.resync()
         return False
+
+    def _frame_x(self, last: float, n_epochs: int, force: bool = False) -> None:
+        """Grow the shared epoch axis to show epoch ``last``, with room for half as many again.
+
+        A handful of range changes over a whole run; never past the planned number of epochs.
+        """
+        x_range = getattr(self, "_x_range", None)
+        if x_range is None:
+            return
+        end = x_range.end
+        if not force and x_range.start == 0.0 and end is not None and last <= end:
+            return
+        end = max(10.0, float(np.ceil(1.5 * last)))
+        if n_epochs >= last:
+            end = min(end, float(n_epochs))
+        _set_range(x_range, 0.0, end)
 
     def _build_plots(self, data: dict, n_epochs: int) -> None:
         """Draw the panels once with HoloViews; later epochs are streamed into their Bokeh sources.
@@ -324,6 +365,14 @@ class DashboardLayout:
             for group, cols, log in specs:
                 plots = [curve_plots[c.split(":", 1)[-1]] for c in cols]
                 panels[group] = LivePanel(cols, plots, log, _rows_with_values(data, cols), n_epochs)
+            # one x range for every panel: metrics evaluated every few epochs end earlier than the
+            # losses, and the panels still show the same epochs
+            figures = [panel.figure for panel in panels.values()]
+            for figure in figures[1:]:
+                figure.x_range = figures[0].x_range
+            self._x_range = figures[0].x_range if figures else None
+            epochs = data["epoch"]
+            self._frame_x(float(np.max(epochs)) if len(epochs) else 1.0, n_epochs, force=True)
 
         old = self.plots
         import param
@@ -341,9 +390,10 @@ class DashboardLayout:
 class LivePanel:
     """One dashboard panel after its first drawing: appends epochs to its curves' sources.
 
-    HoloViews draws fixed axis ranges, so the panel frames the data itself, cheaply: an axis only
-    changes when a point falls outside it, and then grows with room to spare (x by half again, up
-    to the planned epochs; y by a margin), so most redraws send nothing but the new points.
+    HoloViews draws fixed axis ranges, so the panel frames its values itself, cheaply: the y axis
+    only changes when a point falls outside it, and then grows by a margin, so most redraws send
+    nothing but the new points. The epoch axis is one range shared by every panel, framed by
+    :class:`DashboardLayout`.
     """
 
     def __init__(self, columns: list, plots: list, log: bool, rows: dict, n_epochs: int):
@@ -351,11 +401,10 @@ class LivePanel:
         self.sources = [p.handles["source"] for p in plots]
         # the value column, plus any copy HoloViews keeps for the hover tool (names sanitised)
         self.ycols = [[k for k in src.data if k != "epoch"] for src in self.sources]
-        figure = plots[0].handles["plot"]
-        self.x_range, self.y_range = figure.x_range, figure.y_range
+        self.figure = figure = plots[0].handles["plot"]
+        self.y_range = figure.y_range
         self.log = log
         self.n_epochs = int(n_epochs)
-        self._frame_x(rows, force=True)
         self._frame_y(rows, force=True)
 
     def extend(self, new_rows: dict) -> None:
@@ -366,20 +415,7 @@ class LivePanel:
         for column, source, ycols in zip(self.columns, self.sources, self.ycols):
             values = _for_axis(rows[column], self.log)
             source.stream({"epoch": rows["epoch"], **{k: values for k in ycols}})
-        self._frame_x(rows)
         self._frame_y(rows)
-
-    def _frame_x(self, rows: dict, force: bool = False) -> None:
-        last = float(np.max(rows["epoch"])) if len(rows["epoch"]) else 1.0
-        end = self.x_range.end
-        if not force and self.x_range.start == 0.0 and end is not None and last <= end:
-            return
-        # room for half as many epochs again (a handful of range changes over a whole run),
-        # but never past the planned number of epochs
-        end = max(10.0, np.ceil(1.5 * last))
-        if self.n_epochs >= last:
-            end = min(end, float(self.n_epochs))
-        _set_range(self.x_range, 0.0, end)
 
     def _frame_y(self, rows: dict, force: bool = False) -> None:
         values = np.concatenate([_for_axis(rows[c], self.log) for c in self.columns])

@@ -28,6 +28,9 @@ class RedrawScheduler:
     ``grace`` CPU seconds for the very start. A redraw is allowed when the expected cost of one
     fits; drawing plots from scratch (much dearer) is asked for separately with
     :meth:`can_build`. Both expected costs are running averages of what this scheduler measured.
+    With ``charge_builds=False`` drawings from scratch are counted (``build_cpu_seconds``) but not
+    charged: a view that draws its curves at the first epoch, once per new set of curves, keeps
+    its whole budget for the ordinary redraws that follow.
 
     Costs are CPU seconds of the thread that spends them (``cpu_clock``): while training runs in
     another thread, a redraw's wall time mostly measures waiting for the GIL.
@@ -44,6 +47,8 @@ class RedrawScheduler:
         Expected CPU seconds of a first drawing and of an ordinary redraw, before any is measured.
     clock, cpu_clock
         Wall clock and CPU clock, in seconds (``time.perf_counter`` and ``time.thread_time``).
+    charge_builds
+        Whether drawings from scratch are charged to the budget.
     """
 
     def __init__(
@@ -56,6 +61,7 @@ class RedrawScheduler:
         redraw_estimate: float = 0.005,
         clock: Callable[[], float] = time.perf_counter,
         cpu_clock: Callable[[], float] = time.thread_time,
+        charge_builds: bool = True,
     ) -> None:
         self.update_every = check_float("update_every", update_every, 0.0)
         self.overhead_budget = check_float("overhead_budget", overhead_budget, 0.0, 1.0, min_inclusive=False)
@@ -64,6 +70,8 @@ class RedrawScheduler:
         self.redraw_estimate = float(redraw_estimate)
         self.clock = clock
         self.cpu_clock = cpu_clock
+        self.charge_builds = bool(charge_builds)
+        self.build_cpu_seconds = 0.0  # CPU time of drawings from scratch
         self._lock = threading.Lock()  # charges come from the training thread and the UI thread
         self.spent = 0.0  # CPU seconds charged to the current run
         self.started_at = 0.0  # clock() at the run's start (0: no start seen)
@@ -111,7 +119,10 @@ class RedrawScheduler:
             self.redraws += 1
             self.redraw_seconds += self.clock() - t0
             self.redraw_cpu_seconds += cost
-            self.spent += cost
+            if built:
+                self.build_cpu_seconds += cost
+            if self.charge_builds or not built:
+                self.spent += cost
             if built:
                 self.build_estimate = 0.5 * self.build_estimate + 0.5 * cost
             else:
