@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import DatasetError
 
-__all__ = ["ENV_VAR", "FILES", "RemoteFile", "cache_dir", "download_dir", "fetch", "search_path", "sha256_of"]
+__all__ = ["ENV_VAR", "FILES", "RemoteFile", "cache_dir", "download_dir", "fetch", "locate", "search_path", "sha256_of"]
 
 ENV_VAR = "EGU_WIDGETS_DATA"
 
@@ -97,6 +97,18 @@ def search_path() -> list[Path]:
         folders.append(checkout)
     folders.append(cache_dir())
     return folders
+
+
+def locate(relpath: str) -> Path | None:
+    """Where a dataset file lies locally (the first folder of :func:`search_path` holding it), or None.
+
+    Read-only and quick: no checksum is computed and nothing is downloaded (:func:`fetch` does both).
+    """
+    for folder in search_path():
+        path = folder / relpath
+        if path.is_file():
+            return path
+    return None
 
 
 def download_dir() -> Path:

@@ -53,15 +53,18 @@ class ConsoleProgress:
             if "rmse" in event.metrics:
                 post["rmse"] = f"{event.metrics['rmse']:.4f}"
             bar.set_postfix(post, refresh=False)
-            bar.update(event.epoch - bar.n)
+            if bar.total is not None and event.epoch >= bar.total:
+                bar.n = event.epoch  # the last epoch: drawn once, by close() below
+            else:
+                bar.update(event.epoch - bar.n)
             return
-        # Final events.
+        # Final events. close() draws the bar's last state once (a refresh before it would draw
+        # the same line a second time, and the last epoch's update a third).
         if event.kind == "fail":
             bar.colour = "red"
-            bar.set_description(f"{bar.desc} failed")
+            bar.set_description(f"{bar.desc} failed", refresh=False)
         elif event.kind == "stop":
-            bar.set_description(f"{bar.desc} stopped")
-        bar.refresh()
+            bar.set_description(f"{bar.desc} stopped", refresh=False)
         bar.close()
         if event.message and event.kind != "end":
             print(f"{event.kind}: {event.message}", file=self.file or sys.stderr)
