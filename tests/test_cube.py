@@ -575,3 +575,101 @@ def test_property_netcdf_round_trip(tmp_path_factory, rows, cols, bands, p, seed
     path = tmp_path_factory.mktemp("n") / "c.nc"
     cube.to_netcdf(path)
     xr.testing.assert_identical(open_cube(path).ds, cube.ds)
+
+
+# ---------------------------------------------------------------------------- issue 18: CF netCDF, H x W x B .mat
+def _cf_file(path, img, *, fill_pixel=(1, 2)):
+    """A CF-style file: int16 radiance(wavelength, lat, lon) with scale_factor and _FillValue."""
+    raw = np.round(img * 10000).astype(np.int16).transpose(2, 0, 1).copy()
+    raw[:, fill_pixel[0], fill_pixel[1]] = -9999
+    rows, cols, bands = img.shape
+    ds = xr.Dataset(
+        {"radiance": (("wavelength", "lat", "lon"), raw, {"scale_factor": 1e-4, "_FillValue": np.int16(-9999)})},
+        coords={
+            "wavelength": ("wavelength", np.linspace(0.4, 2.5, bands), {"units": "micrometers"}),
+            "lat": ("lat", np.linspace(45.0, 44.0, rows), {"standard_name": "latitude"}),
+            "lon": ("lon", np.linspace(7.0, 8.0, cols), {"standard_name": "longitude"}),
+        },
+    )
+    ds.to_netcdf(path, engine="h5netcdf")
+    return raw
+
+
+def test_cf_netcdf_is_decoded_oriented_and_its_nodata_masked(tmp_path):
+    from egu_widgets import UnmixingResult
+
+    img, em, ab = scene()
+    raw = _cf_file(tmp_path / "cf.nc", img)
+    cube = open_cube(tmp_path / "cf.nc")
+    assert cube.shape == (6, 9, 12) and cube.ds["reflectance"].dtype == np.float32
+    expected = (raw.transpose(1, 2, 0) * np.float32(1e-4)).astype(np.float32)  # xarray's decoding
+    valid = cube.valid_mask
+    assert not valid[1, 2] and valid.sum() == 53
+    np.testing.assert_allclose(cube.image[valid], expected[valid], rtol=1e-6)
+    np.testing.assert_allclose(cube.wavelengths, np.linspace(0.4, 2.5, 12))
+    assert cube.wavelength_units == "um"
+    np.testing.assert_allclose(cube.ds["lat"].values, np.linspace(45.0, 44.0, 6))
+    np.testing.assert_allclose(cube.ds["x"].values, np.linspace(7.0, 8.0, 9))
+    assert cube.provenance["nodata_pixels"] == 1 and cube.provenance["variable"] == "radiance"
+    result = UnmixingResult.from_arrays(cube, np.full((54, 3), 1 / 3), method="flat")
+    assert np.isnan(result.abundances.values[:, 1, 2]).all()  # nodata written back as NaN
+    assert np.isfinite(np.delete(result.abundance_pixels, 1 * 9 + 2, axis=0)).all()
+
+
+def test_cf_netcdf_by_variable_and_layout(tmp_path):
+    img, *_ = scene()
+    xr.Dataset(
+        {"data": (("d0", "d1", "d2"), np.moveaxis(img, -1, 0)), "quality": (("d1", "d2"), np.ones((6, 9)))}
+    ).to_netcdf(tmp_path / "v.nc", engine="h5netcdf")
+    cube = open_cube(tmp_path / "v.nc", variable="data", layout="bands,rows,cols")
+    np.testing.assert_array_equal(cube.image, img.astype(np.float32))
+    with pytest.raises(DataFileError, match="no variable 'nope'"):
+        open_cube(tmp_path / "v.nc", variable="nope")
+    with pytest.raises(DataFileError, match="three"):
+        open_cube(tmp_path / "v.nc", variable="quality")
+
+
+def test_netcdf_honours_truth_scale_invalid_and_negative(tmp_path):
+    img, em, ab = scene()
+    raw = img * 4000
+    raw[2, 3] = np.nan
+    raw[0, 0, 0] = -1.0
+    xr.Dataset({"reflectance": (("y", "x", "band"), raw)}).to_netcdf(tmp_path / "o.nc", engine="h5netcdf")
+    with pytest.raises(InputError, match="NaN or Inf"):
+        open_cube(tmp_path / "o.nc", scale=4000)
+    scipy.io.savemat(tmp_path / "truth.mat", {"A": to_matlab_columns(ab.transpose(1, 2, 0)), "M": em.T})
+    cube = open_cube(tmp_path / "o.nc", tmp_path / "truth.mat", scale=4000, invalid="mask", negative="clip")
+    assert not cube.valid_mask[2, 3] and cube.valid_mask.sum() == 53
+    assert cube.image.min() == 0 and cube.provenance["scale"] == 4000
+    np.testing.assert_allclose(cube.image[1, 1], img[1, 1], rtol=1e-6)
+    np.testing.assert_array_equal(cube.true_abundances, ab)
+    np.testing.assert_array_equal(cube.true_endmembers, em)
+
+
+def test_own_netcdf_with_a_mask_keeps_it_when_rescaled(tmp_path):
+    img, *_ = scene()
+    img[1, 1] = np.nan
+    HyperCube.from_array(img * 2, invalid="mask").to_netcdf(tmp_path / "m.nc")
+    cube = open_cube(tmp_path / "m.nc", scale=2)
+    assert not cube.valid_mask[1, 1] and cube.valid_mask.sum() == 53
+    np.testing.assert_allclose(cube.image[0, 0], img[0, 0], rtol=1e-6)
+
+
+def test_hwb_mat_key_detected_or_given(tmp_path):
+    img, *_ = scene(rows=7, cols=5, bands=12)  # not square: the key's convention states bands last
+    counts = np.round(img * 8000).astype(np.uint16)
+    scipy.io.savemat(tmp_path / "PaviaU.mat", {"paviaU": counts})
+    with pytest.raises(InputError, match="raw integer"):
+        open_cube(tmp_path / "PaviaU.mat")
+    cube = open_cube(tmp_path / "PaviaU.mat", scale=8000)
+    np.testing.assert_array_equal(cube.image, (counts / 8000).astype(np.float32))
+    assert cube.provenance["key"] == "paviaU"
+    scipy.io.savemat(tmp_path / "two.mat", {"paviaU": counts, "paviaU_copy": counts})
+    with pytest.raises(DataFileError, match="pass variable="):
+        open_cube(tmp_path / "two.mat", scale=8000)
+    np.testing.assert_array_equal(open_cube(tmp_path / "two.mat", scale=8000, variable="paviaU").image, cube.image)
+    sq, *_ = scene(rows=6, cols=6, bands=10)  # square image, any key: (n, n, b) reads bands last
+    scipy.io.savemat(tmp_path / "ip.mat", {"indian_pines_corrected": sq, "indian_pines_gt": np.zeros((6, 6), np.uint8)})
+    np.testing.assert_array_equal(open_cube(tmp_path / "ip.mat").image, sq.astype(np.float32))
+    with pytest.raises(DataFileError, match="class-label map"):
+        open_cube(tmp_path / "ip.mat", variable="indian_pines_gt")
