@@ -112,6 +112,7 @@ def make_demo(
         endmember_names=[f"material {chr(ord('A') + k)}" for k in range(n_endmembers)],
         name="demo",
         source="built-in",
+        layout="rows,cols,bands",  # generated bands last, whatever the sizes
         provenance={"generator": "make_demo", "snr_db": snr_db, "seed": seed, "size": [height, width, n_bands]},
     )
 
@@ -151,5 +152,6 @@ def make_egu_synthetic(*, snr_db: float = 30.0, seed: int = 0) -> HyperCube:
         endmember_names=[n.split()[0].lower() for n in EGU_SYNTHETIC_MINERALS],
         name="egu-synthetic",
         source="TeLabel.mat x USGS_1995_Library.mat",
+        layout="rows,cols,bands",  # generated bands last, whatever the sizes
         provenance={"snr_db": snr_db, "seed": seed, "library_spectra": list(EGU_SYNTHETIC_MINERALS)},
     )
