@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from .cube.hypercube import HyperCube
 from .cube.formats.ncfile import KIND_ATTR, read_dataset, write_dataset
 from .cube.georef import SPATIAL_REF
+from .cube.hypercube import HyperCube
 from .errors import DataFileError, InputError
 
 __all__ = ["UnmixingResult"]
@@ -58,7 +59,7 @@ class UnmixingResult:
         stop_reason: str = "",
         names: list[str] | None = None,
         score: bool = True,
-    ) -> "UnmixingResult":
+    ) -> UnmixingResult:
         """Wrap a method's output. ``abundances`` is (pixels, P) in cube pixel order or (P, rows, cols).
 
         When the cube has truth and ``score`` is true, endmembers are reordered to match the truth
@@ -116,7 +117,7 @@ class UnmixingResult:
 
     @property
     def endmembers(self) -> xr.DataArray | None:
-        return self.ds["endmembers"] if "endmembers" in self.ds else None
+        return self.ds.get("endmembers")
 
     @property
     def abundance_pixels(self) -> np.ndarray:
@@ -154,10 +155,10 @@ class UnmixingResult:
 
     @property
     def history(self) -> dict[str, np.ndarray]:
-        return {k[len("history_"):]: self.ds[k].values for k in self.ds.data_vars if k.startswith("history_")}
+        return {k[len("history_") :]: self.ds[k].values for k in self.ds.data_vars if k.startswith("history_")}
 
     # ------------------------------------------------------------------ scoring
-    def aligned_to(self, cube: HyperCube) -> "UnmixingResult":
+    def aligned_to(self, cube: HyperCube) -> UnmixingResult:
         """A new result with endmembers reordered to the cube's truth, named after it, and scored."""
         from . import metrics
 
@@ -209,7 +210,7 @@ class UnmixingResult:
         return write_maps(self.ds, path, tags=tags, cog=cog)
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "UnmixingResult":
+    def open(cls, path: str | os.PathLike) -> UnmixingResult:
         ds = read_dataset(path)
         kind = ds.attrs.get(KIND_ATTR)
         if kind == "cube" or (kind is None and "abundances" not in ds):

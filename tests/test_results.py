@@ -23,8 +23,13 @@ def cube():
     em = rng.uniform(0.1, 0.9, size=(3, 20))
     ab = rng.dirichlet(np.ones(3) * 0.5, size=(10, 12)).transpose(2, 0, 1)
     img = np.einsum("phw,pb->hwb", ab, em)
-    return HyperCube.from_array(img, wavelengths=np.linspace(400, 900, 20), endmembers=em, abundances=ab,
-                                endmember_names=["soil", "grass", "water"])
+    return HyperCube.from_array(
+        img,
+        wavelengths=np.linspace(400, 900, 20),
+        endmembers=em,
+        abundances=ab,
+        endmember_names=["soil", "grass", "water"],
+    )
 
 
 def test_result_is_aligned_named_and_scored(cube):
@@ -52,8 +57,15 @@ def test_scores_match_hand_computation(cube):
 
 
 def test_netcdf_round_trip(cube, tmp_path):
-    res = UnmixingResult.from_arrays(cube, cube.true_abundance_pixels, cube.true_endmembers, method="m",
-                                     history={"loss_total": [3.0, 2.0, 1.0]}, partial=True, stop_reason="stop requested")
+    res = UnmixingResult.from_arrays(
+        cube,
+        cube.true_abundance_pixels,
+        cube.true_endmembers,
+        method="m",
+        history={"loss_total": [3.0, 2.0, 1.0]},
+        partial=True,
+        stop_reason="stop requested",
+    )
     res.to_netcdf(tmp_path / "r.nc")
     back = UnmixingResult.open(tmp_path / "r.nc")
     xr.testing.assert_identical(back.ds, res.ds)

@@ -42,7 +42,7 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 def check_dtype(dtype: Any, *, what: str = "reflectance", maximum: Any = None) -> None:
     """Refuse dtypes a cube cannot hold: not real numbers, or raw integers (they need a scale first)."""
     dtype = np.dtype(dtype)
-    if dtype == bool or np.issubdtype(dtype, np.integer):
+    if dtype.kind == "b" or np.issubdtype(dtype, np.integer):
         top = f", max {maximum}" if maximum is not None else ""
         raise InputError(
             f"{what} is raw integer data ({dtype}{top}); divide it by its scale first or pass scale= "

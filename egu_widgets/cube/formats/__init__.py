@@ -1,8 +1,9 @@
 """File formats: one module per format and one table from file suffix to reader.
 
 Every reader has the same signature, ``reader(path, truth=None, *, rows, cols, scale, chunks,
-name, invalid, negative) -> HyperCube``, and builds its cube through
-:func:`~.truth.cube_with_truth`. :func:`~egu_widgets.cube.open_cube` looks the suffix up in
+name, invalid, negative, layout, variable) -> HyperCube`` (``layout`` and ``variable`` are passed
+only when given), and builds its cube through :func:`~.truth.cube_with_truth`. Readers orient
+arrays by what their file states (:mod:`.layout`) and check scales once (:mod:`.values`). :func:`~egu_widgets.cube.open_cube` looks the suffix up in
 :data:`READERS`; a new format is a module here plus its lines in the table.
 """
 
