@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,9 @@ def load_mat(path: str | os.PathLike) -> dict[str, Any]:
     import scipy.io
 
     try:
-        raw = scipy.io.loadmat(path)
+        with warnings.catch_warnings():  # scipy's warnings would add lines to the one-line error
+            warnings.simplefilter("ignore")
+            raw = scipy.io.loadmat(path)
         return {k: v for k, v in raw.items() if not k.startswith("__")}
     except NotImplementedError:  # MATLAB v7.3 files are HDF5
         return _load_mat_v73(path)
