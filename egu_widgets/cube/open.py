@@ -37,7 +37,8 @@ def open_cube(
     ----------
     source
         A dataset name (see :func:`~egu_widgets.cube.dataset_names`), a path (``.mat`` in the Zhu,
-        HySUPP or TNNLS layouts, ENVI ``.hdr``/``.img``, the project's ``.nc``), a folder holding
+        HySUPP or TNNLS layouts or an H x W x B array such as Indian Pines' or Pavia's, ENVI
+        ``.hdr``/``.img``, the project's ``.nc`` or a CF-style netCDF, GeoTIFF), a folder holding
         ``Mixed_TrSet.mat``, a :class:`HyperCube` or an ``xarray.Dataset``. An existing path wins
         over a dataset of the same name.
     truth
