@@ -48,6 +48,7 @@ from egu_widgets.widgets import abundance_inspector, endmember_pairs, progress_c
 
 plt.rcParams.update({"figure.dpi": 90})
 EPOCHS = 30 if FAST else 200  # 200 is the paper's (and the engine's default) number of epochs
+EPOCHS = int(os.environ.get("EGU_EPOCHS", EPOCHS))  # the browser test trains longer, to press Stop
 
 # %% [markdown]
 # ## 1. The scene
@@ -150,7 +151,8 @@ display(network_figure(engine_model("ss", cube.n_bands, P), title="EGU-Net-ss"))
 # `TrainingDashboard.run` trains in a background thread, so the cell returns at once and the
 # dashboard keeps drawing: progress, the loss terms, the abundance RMSE against the truth (when the
 # cube has one) and the learning rate. **Stop** ends training after the current epoch and keeps the
-# model trained so far. The next cell waits for the run to finish.
+# model trained so far. The next cell waits for the run to finish with `await run`: while it waits
+# the kernel still handles the dashboard's buttons, so Stop works under Run All too.
 
 # %%
 egu = EGUNet("pw", P, epochs=EPOCHS, seed=0, bundles=bundles)
@@ -158,21 +160,22 @@ dashboard = training_dashboard("EGU-Net-pw")["view"]
 run = dashboard.run(egu.fit, cube)
 
 # %%
-run.result()  # waits for training to end (or for Stop)
+await run  # waits for training to end (or for Stop), with Stop still working
 result = egu.result_
 print(result)
-print(f"training took {run.seconds:.1f} s")
+print(f"training took {run.seconds:.1f} s" + (" (stopped early: what follows uses the partial model)" if result.partial else ""))
 
 # %% [markdown]
 # ## 5. Inspecting the result
 #
 # The **abundance inspector** shows every abundance map beside the truth and the error. Click a
 # pixel (or type its row and column): the plot below shows its observed spectrum against the
-# network's reconstruction, and the bars its estimated and true abundances. The maps share pan and
-# zoom.
+# network's own reconstruction (the decoder's output for that pixel, `egu.reconstruct(cube)`) and
+# the residual between them, and the bars its estimated and true abundances. The maps share pan and
+# zoom; the image beside them shows one band of the cube (move the band slider).
 
 # %%
-inspector = abundance_inspector(result, cube)
+inspector = abundance_inspector(result, cube, reconstruct=egu)
 
 # %% [markdown]
 # The endmembers in EGU-Net's result are the reference spectra its bundle labels refer to (the

@@ -200,7 +200,7 @@ def test_builders_return_widget_and_named_parts(which, cube, result):
         names = {"selector", "prev", "next", "title", "plot"}
     else:
         built = abundance_inspector(result, cube, display=False)
-        names = {"row", "col", "info", "maps", "probe"}
+        names = {"row", "col", "info", "maps", "probe", "band", "band_image"}
     assert set(built) == {"widget", "wdict", "view"}
     assert set(built["wdict"]) == names
     view = built["view"]
@@ -783,7 +783,12 @@ def test_pairs_reference_options(cube, result):
 
 # ---------------------------------------------------------------------------------- inspector
 def _probe_curves(view):
-    return {p.current_frame.label: np.asarray(p.handles["source"].data["reflectance"]) for p in view.probe.subplots("CurvePlot")}
+    """{label: values} of the spectrum and residual curves (the value column, not the x axis)."""
+    out = {}
+    for p in view.probe.subplots("CurvePlot"):
+        data = p.handles["source"].data
+        out[p.current_frame.label] = np.asarray(data[[k for k in data if k not in ("wavelength", "band")][0]])
+    return out
 
 
 def _bars(view):
@@ -1036,3 +1041,61 @@ def test_foreground_training_hides_stop_where_it_cannot_work(monkeypatch, cube):
     nmf_fit(cube, n_epochs=5, callbacks=[dash])
     assert dash.wdict["stop"].layout.display == "none"
     assert dash.wdict["stop_note"].layout.display is None and "dashboard.run" in dash.wdict["stop_note"].value
+
+
+# ---------------------------------------------------------------------------------- inspector: issue 15
+def test_inspector_shows_the_residual_beside_the_spectrum(cube, result):
+    view = AbundanceInspector(result, cube)
+    for row, col in ((2, 3), (10, 17)):
+        view.select_pixel(row, col)
+        curves = _probe_curves(view)
+        np.testing.assert_allclose(curves["residual"], curves["observed"] - curves["linear reconstruction"], atol=1e-9)
+        y_range = view._residual_figure.y_range
+        assert y_range.start <= curves["residual"].min() and curves["residual"].max() <= y_range.end
+
+
+def test_inspector_reconstruction_of_a_max_scaled_result_is_in_the_pixels_scale(cube):
+    """EGU-Net's default labels are shares of max-scaled spectra: abundances @ endmembers in data
+    units is not a reconstruction of the pixel (on Samson it averaged 1.84x the observed)."""
+    em = cube.true_endmembers * np.array([[0.3], [1.0], [0.1]])  # materials of very different brightness
+    units = em.max(axis=1, keepdims=True)
+    c = cube.true_abundance_pixels  # physical fractions
+    pixels = c @ em
+    shares = c * units.T / (c * units.T).sum(axis=1, keepdims=True)  # what the network learns
+    scene = HyperCube.from_array(pixels.reshape(cube.image.shape).astype(np.float32), wavelengths=cube.wavelengths)
+    res = UnmixingResult.from_arrays(
+        scene, shares, em, method="egu-pw", score=False, config={"bundles": {"label_scale": "max"}}
+    )
+    view = AbundanceInspector(res, scene)
+    view.select_pixel(4, 6)
+    curves = _probe_curves(view)
+    label = next(k for k in curves if k.startswith("abundances × max-scaled"))
+    np.testing.assert_allclose(curves[label], curves["observed"], rtol=1e-4, atol=1e-6)
+    old = shares[4 * scene.width + 6] @ em  # what the inspector drew before
+    assert not np.allclose(old, curves["observed"], rtol=0.05)
+
+
+def test_inspector_draws_the_models_own_reconstruction_when_given_the_model(cube, result):
+    class Model:  # stands in for a fitted EGUNet: reconstruct(cube) -> (N, B)
+        def reconstruct(self, c):
+            return c.pixels * 0.9 + 0.01
+
+    view = AbundanceInspector(result, cube, reconstruct=Model())
+    view.select_pixel(5, 5)
+    curves = _probe_curves(view)
+    label = next(k for k in curves if k.startswith("decoder output"))
+    np.testing.assert_allclose(curves[label], cube.image[5, 5] * 0.9 + 0.01, rtol=1e-6)
+    np.testing.assert_allclose(curves["residual"], cube.image[5, 5] - curves[label], rtol=1e-5, atol=1e-7)
+
+
+def test_inspector_band_slider_changes_the_scene_image(cube, result):
+    view = AbundanceInspector(result, cube)
+    source = view._band_source
+    np.testing.assert_allclose(source.data["image"][0], cube.image[:, :, cube.n_bands // 2], rtol=1e-6)
+    view.wdict["band"].value = 3
+    np.testing.assert_allclose(source.data["image"][0], cube.image[:, :, 3], rtol=1e-6)
+    assert view._band_figure.title.text.startswith("band 3 (")
+    with pytest.raises(InputError):
+        view.show_band(cube.n_bands)
+    view.taps[-1].event(x=4.0, y=9.0)  # a tap on the band image selects a pixel too
+    assert view.pixel == (9, 4)

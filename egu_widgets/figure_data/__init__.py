@@ -13,7 +13,16 @@ when a network is traced.
 
 from __future__ import annotations
 
-from .maps import MapData, block_centres, block_mean, downsample_factor, error_limit, make_reconstructor, map_data
+from .maps import (
+    MapData,
+    block_centres,
+    block_mean,
+    downsample_factor,
+    error_limit,
+    make_reconstructor,
+    map_data,
+    residual,
+)
 from .network import NetBox, NetGraph, network_graph, network_rows
 from .spectra import (
     PairData,
@@ -53,6 +62,7 @@ __all__ = [
     "network_rows",
     "pair_data",
     "remaining_seconds",
+    "residual",
     "spectral_angles_deg",
     "spectral_axis",
 ]

@@ -24,6 +24,7 @@ __all__ = [
     "error_limit",
     "make_reconstructor",
     "map_data",
+    "residual",
 ]
 
 
@@ -75,37 +76,90 @@ def error_limit(errors: np.ndarray) -> float:
     return max(0.01, math.ceil(top * 100) / 100)
 
 
-def make_reconstructor(result: Any, cube: Any, reconstruct: Any = None):
-    """A ``pixel_index -> spectrum`` function and a short description, or ``(None, reason)``.
+#: legends of the reconstructions :func:`make_reconstructor` gives
+DECODER_LABEL = "decoder output (the network's reconstruction)"
+LINEAR_LABEL = "linear reconstruction"
+LABEL_SCALE_LABEL = "abundances × max-scaled references (pixel brightness fitted)"
 
-    ``reconstruct`` may be that function, or an array of reconstructed pixels, (N, B) in the
-    cube's row-major pixel order (what ``EGUNet.reconstruct(cube)`` returns) or (H, W, B).
-    Without it: a ``reconstruction(y, x, band)`` variable stored in the result, else the linear
-    mixture ``abundances @ endmembers`` when the result has endmembers.
+
+def make_reconstructor(result: Any, cube: Any, reconstruct: Any = None):
+    """A ``pixel_index -> spectrum`` function and its legend, or ``(None, reason)``.
+
+    ``reconstruct`` may be a fitted model with a ``reconstruct(cube)`` method (such as
+    :class:`~egu_widgets.engine.EGUNet`: the decoder's output for every pixel), that function
+    itself, or an array of reconstructed pixels, (N, B) in the cube's row-major pixel order or
+    (H, W, B). Without it: a ``reconstruction(y, x, band)`` variable stored in the result, else the
+    mixture of the result's endmembers in the scale its abundances were learnt in:
+
+    - results of EGU-Net bundles labelled on the max scale (``config["bundles"]["label_scale"]
+      == "max"``: the default) have abundances of the reference spectra each scaled to a maximum
+      of 1, so ``abundances @ endmembers`` in data units is not what they describe. The
+      reconstruction is then the abundances times those max-scaled spectra, times the pixel's
+      brightness (the one factor the sum-to-one labels drop, fitted by least squares), and the
+      legend says so;
+    - otherwise the linear mixture ``abundances @ endmembers``.
     """
     if reconstruct is not None:
+        model_reconstruct = getattr(reconstruct, "reconstruct", None)
+        if callable(model_reconstruct) and not isinstance(reconstruct, np.ndarray):
+            rec = np.asarray(model_reconstruct(cube), dtype=np.float64)
+            return _array_reconstructor(rec, cube), DECODER_LABEL
         if callable(reconstruct):
             return reconstruct, "reconstruction"
-        rec = np.asarray(reconstruct, dtype=np.float64)
-        h, w, b = cube.image.shape
-        if rec.shape == (h, w, b):
-            rec = rec.reshape(h * w, b)
-        if rec.shape != (h * w, b):
-            raise InputError(
-                f"reconstruct must be a function pixel_index -> spectrum or an array ({h * w}, {b}) "
-                f"or ({h}, {w}, {b}); got shape {rec.shape}"
-            )
-        return (lambda i: rec[i]), "reconstruction"
+        return _array_reconstructor(np.asarray(reconstruct, dtype=np.float64), cube), "reconstruction"
     ds = getattr(result, "ds", None)
     if ds is not None and "reconstruction" in ds:
         stored = ds["reconstruction"].transpose("y", "x", "band").values
         flat = stored.reshape(-1, stored.shape[-1])
         return (lambda i: flat[i]), "reconstruction"
     if getattr(result, "endmembers", None) is not None:
-        em = result.endmembers.transpose("endmember", "band").values
+        em = result.endmembers.transpose("endmember", "band").values.astype(np.float64)
         ab = result.abundance_pixels
-        return (lambda i: ab[i] @ em), "linear reconstruction"
+        if _label_scale(result) == "max":
+            scaled = em / np.maximum(em.max(axis=1, keepdims=True), 1e-300)
+            pixels = cube.image.reshape(-1, cube.image.shape[-1]) if cube is not None else None
+
+            def shaped(i: int) -> np.ndarray:
+                shape = ab[i] @ scaled
+                if pixels is None:
+                    return shape
+                observed = np.asarray(pixels[i], dtype=np.float64)
+                norm = float(shape @ shape)
+                return shape * (float(shape @ observed) / norm if norm > 0 else 0.0)
+
+            return shaped, LABEL_SCALE_LABEL
+        return (lambda i: ab[i] @ em), LINEAR_LABEL
     return None, "no reconstruction (the result has no endmembers)"
+
+
+def _label_scale(result: Any) -> str:
+    """The bundles' ``label_scale`` recorded in a result's configuration ("none" when absent)."""
+    config = getattr(result, "config", None)
+    try:
+        config = dict(config) if config is not None else {}
+    except (TypeError, ValueError):
+        return "none"
+    bundles = config.get("bundles") or {}
+    return str(bundles.get("label_scale", "none")) if isinstance(bundles, dict) else "none"
+
+
+def _array_reconstructor(rec: np.ndarray, cube: Any):
+    h, w, b = cube.image.shape
+    if rec.shape == (h, w, b):
+        rec = rec.reshape(h * w, b)
+    if rec.shape != (h * w, b):
+        raise InputError(
+            f"reconstruct must be a fitted model with reconstruct(cube), a function pixel_index -> "
+            f"spectrum or an array ({h * w}, {b}) or ({h}, {w}, {b}); got shape {rec.shape}"
+        )
+    return lambda i: rec[i]
+
+
+def residual(observed: np.ndarray, reconstruction: np.ndarray | None) -> np.ndarray | None:
+    """``observed - reconstruction`` per band (None without a reconstruction)."""
+    if reconstruction is None:
+        return None
+    return np.asarray(observed, dtype=np.float64) - np.asarray(reconstruction, dtype=np.float64)
 
 
 @dataclass

@@ -14,12 +14,21 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InputError
-from ..figure_data import block_centres, block_mean, downsample_factor, make_reconstructor, map_data, spectral_axis
+from ..figure_data import (
+    block_centres,
+    block_mean,
+    downsample_factor,
+    make_reconstructor,
+    map_data,
+    residual,
+    spectral_axis,
+)
 from ._deps import holoviews, require_widgets
 from ._view import HoloViewsWidget, View, build
 
 OBSERVED_COLOUR = "#222222"
 RECONSTRUCTION_COLOUR = "#d62728"
+RESIDUAL_COLOUR = "#1f77b4"
 MARKER_COLOUR = "#ff00ff"
 
 
@@ -31,17 +40,21 @@ class AbundanceInspector(View):
     result: an :class:`~egu_widgets.results.UnmixingResult`.
     cube: the :class:`~egu_widgets.cube.HyperCube` it was computed from (observed spectra, truth,
         wavelengths).
-    reconstruct: optional ``pixel_index -> spectrum`` (pixel_index in row-major order, as in
-        ``cube.pixels``), or the reconstructed pixels as an (N, B) or (H, W, B) array (e.g.
-        ``EGUNet.reconstruct(cube)``); by default a ``reconstruction`` stored in the result, else
-        the linear mixture ``abundances @ endmembers``.
+    reconstruct: the fitted model (e.g. the ``EGUNet`` the result came from: its decoder's output
+        is shown), a ``pixel_index -> spectrum`` function (pixel_index in row-major order, as in
+        ``cube.pixels``), or the reconstructed pixels as an (N, B) or (H, W, B) array; by default
+        a ``reconstruction`` stored in the result, else the mixture of the result's endmembers in
+        the scale of its abundances (see :func:`egu_widgets.figure_data.make_reconstructor`; the
+        legend names which one is drawn).
     max_side: largest side, in cells, of a map sent to the page (bigger maps are block-averaged).
     map_size: screen size of one map in pixels.
     pixel: (row, col) selected first; the centre by default.
 
     Tap any map (or type a row and column) to select a pixel: the spectrum plot shows its observed
-    spectrum and reconstruction, the bars its abundances (estimate vs truth). All maps share pan
-    and zoom; estimates and truths share one 0-1 colour scale, errors a symmetric one.
+    spectrum and reconstruction, the plot beside it the residual (observed - reconstruction), the
+    bars its abundances (estimate vs truth). All maps share pan and zoom; estimates and truths
+    share one 0-1 colour scale, errors a symmetric one. Below the maps, one band of the cube
+    (chosen with the band slider) shows the scene itself; tapping it selects a pixel too.
     """
 
     def __init__(
@@ -125,16 +138,21 @@ class AbundanceInspector(View):
             },
             backend="bokeh",
         )
+        resid = self._residual(row0, col0).opts(
+            width=max(260, spectrum_width // 2), height=spectrum_height, show_grid=True, tools=["hover"], backend="bokeh"
+        )
         bars = self._bars(row0, col0).opts(
             width=max(260, 70 * n_em + 80), height=spectrum_height, ylim=(0, 1.05), tools=["hover"], xrotation=30, backend="bokeh"
         )
-        self.probe = HoloViewsWidget((spectrum + bars).opts(shared_axes=False))
+        panels = [spectrum, resid, bars] if self.reconstruct is not None else [spectrum, bars]
+        self.probe = HoloViewsWidget(hv.Layout(panels).opts(shared_axes=False))
         # Later selections rewrite these Bokeh sources in place: re-rendering HoloViews elements
         # for every tap costs seconds on a page of maps, a few data columns cost milliseconds.
         curves = {p.current_frame.label: p for p in self.probe.subplots("CurvePlot")}
+        self._residual_figure = curves["residual"].handles["plot"] if "residual" in curves else None
         self._curve_columns = {label: _value_columns(p.handles["source"], p.current_frame.dimension_values(1)) for label, p in curves.items()}
         self._curve_sources = {label: p.handles["source"] for label, p in curves.items()}
-        first = next(iter(curves.values())).handles["plot"]
+        first = curves["observed"].handles["plot"]
         self._spectrum_figure = first
         bar_plot = self.probe.subplots("BarPlot")[0]
         self._bar_source = bar_plot.handles["source"]
@@ -146,15 +164,51 @@ class AbundanceInspector(View):
         col_w.add_class("egu-col")
         info = w.HTML()
         info.add_class("egu-pixel-info")
+        # ---- the scene itself: one band, chosen with a slider (HyperSpy's navigator image)
+        n_bands = self._image.shape[2]
+        self.band = n_bands // 2
+        band_img = hv.Image(
+            (xs, ys, block_mean(self._band_image(self.band), self.factor)), kdims=[xdim, ydim], vdims=["reflectance"]
+        ).opts(
+            cmap="gray", colorbar=True, invert_yaxis=True, data_aspect=1, frame_width=map_size,
+            title=self._band_title(self.band), tools=["hover", "tap"], active_tools=["wheel_zoom", "tap"],
+            backend="bokeh",
+        )  # fmt: skip
+        band_tap = hv.streams.Tap(source=band_img, x=None, y=None)
+        band_tap.add_subscriber(self._on_tap)
+        self.taps.append(band_tap)
+        self.band_view = HoloViewsWidget(band_img * self._marker(row0, col0))
+        self._marker_sources += [p.handles["source"] for p in self.band_view.subplots("PointPlot")]
+        band_plot = self.band_view.subplots("RasterPlot")[0]
+        self._band_source, self._band_figure = band_plot.handles["source"], band_plot.handles["plot"]
+        band_w = w.IntSlider(
+            value=self.band, min=0, max=n_bands - 1, description="band", continuous_update=False,
+            layout=w.Layout(width="100%", max_width="420px"),
+        )  # fmt: skip
+        band_w.add_class("egu-band")
+        band_w.observe(lambda ch: self.show_band(ch["new"]), names="value")
+
         row_w.observe(lambda ch: self._on_text(row=ch["new"]), names="value")
         col_w.observe(lambda ch: self._on_text(col=ch["new"]), names="value")
-        self.wdict = {"row": row_w, "col": col_w, "info": info, "maps": self.maps.widget, "probe": self.probe.widget}
+        self.wdict = {
+            "row": row_w,
+            "col": col_w,
+            "info": info,
+            "maps": self.maps.widget,
+            "probe": self.probe.widget,
+            "band": band_w,
+            "band_image": self.band_view.widget,
+        }
         note = w.HTML(
             f"<small>{height}×{width} pixels"
             + (f", maps shown as {self.factor}×{self.factor} block means; taps pick the exact pixel" if self.factor > 1 else "")
             + ". Tap a map to inspect a pixel.</small>"
         )
-        self.widget = w.VBox([w.HBox([row_w, col_w, info]), note, self.maps.widget, self.probe.widget])
+        band_box = w.VBox([band_w, self.band_view.widget])
+        band_box.add_class("egu-band-view")
+        self.widget = w.VBox(
+            [w.HBox([row_w, col_w, info], layout=w.Layout(flex_flow="row wrap")), note, self.maps.widget, self.probe.widget, band_box]
+        )
         self.widget.add_class("egu-abundance-inspector")
         self._render_info()
 
@@ -191,15 +245,16 @@ class AbundanceInspector(View):
         values = {"observed": observed}
         if reconstruction is not None:
             values[self.reconstruction_label] = reconstruction
+        res = residual(observed, reconstruction)
+        if res is not None:
+            values["residual"] = res
         for label, source in self._curve_sources.items():
             source.data = {**source.data, **{k: values[label] for k in self._curve_columns[label]}}
         figure = self._spectrum_figure
         figure.title.text = f"pixel (row {row}, col {col})"
-        every = np.concatenate([v[np.isfinite(v)] for v in values.values()])
-        if every.size:
-            lo, hi = float(every.min()), float(every.max())
-            pad = 0.05 * (hi - lo) or 0.05 * max(abs(hi), 1e-3)
-            figure.y_range.update(start=lo - pad, end=hi + pad, reset_start=lo - pad, reset_end=hi + pad)
+        _fit_y(figure, [v for k, v in values.items() if k != "residual"])
+        if res is not None and self._residual_figure is not None:
+            _fit_y(self._residual_figure, [res, np.zeros(1)])
         bars = self._bar_values(row, col)
         self._bar_source.data = {**self._bar_source.data, **{k: bars for k in self._bar_columns}}
 
@@ -260,6 +315,47 @@ class AbundanceInspector(View):
             )
         return hv.Overlay(layers).opts(title=f"pixel (row {row}, col {col})", backend="bokeh")
 
+    def _residual(self, row: int, col: int):
+        hv = holoviews()
+        x = self.axis.values
+        xdim = hv.Dimension(self.axis.name, label=self.axis.label)
+        observed, rec = self._pixel_spectra(row, col)
+        res = residual(observed, rec)
+        if res is None:
+            res = np.full_like(observed, np.nan)
+        curve = hv.Curve((x, res), xdim, hv.Dimension("residual", label="observed − reconstruction"), label="residual")
+        zero = hv.HLine(0.0).opts(color="#999999", line_width=1, backend="bokeh")
+        return (curve.opts(color=RESIDUAL_COLOUR, line_width=2, backend="bokeh") * zero).opts(
+            title="residual", show_legend=False, backend="bokeh"
+        )
+
+    # ------------------------------------------------------------------ the band image
+    def _band_image(self, band: int) -> np.ndarray:
+        return np.asarray(self._image[:, :, band], dtype=np.float32)
+
+    def _band_title(self, band: int) -> str:
+        value = self.axis.values[band]
+        where = f" ({value:g} {self.axis.label.split('(')[-1].rstrip(')')})" if self.axis.name == "wavelength" else ""
+        return f"band {band}{where}"
+
+    def show_band(self, band: int) -> None:
+        """Show band ``band`` of the cube in the image beside the maps (what the slider does)."""
+        band = int(band)
+        n_bands = self._image.shape[2]
+        if not 0 <= band < n_bands:
+            raise InputError(f"band {band} is outside 0..{n_bands - 1}")
+        self.band = band
+        image = block_mean(self._band_image(band), self.factor)
+        with self.band_view.hold():
+            self._band_source.data = {**self._band_source.data, "image": [image]}
+            self._band_figure.title.text = self._band_title(band)
+            mapper = self.band_view.subplots("RasterPlot")[0].handles.get("color_mapper")
+            finite = image[np.isfinite(image)]
+            if mapper is not None and finite.size:
+                mapper.update(low=float(finite.min()), high=float(finite.max()))
+        if self.wdict["band"].value != band:
+            self.wdict["band"].value = band
+
     def _bar_values(self, row: int, col: int) -> np.ndarray:
         """Abundances in the bars' order: every estimate, then every truth."""
         values = [self._estimate[:, row, col]]
@@ -276,6 +372,16 @@ class AbundanceInspector(View):
         return hv.Bars(data, kdims=["endmember", "source"], vdims=[hv.Dimension("abundance", range=(0, 1))]).opts(
             title="abundances", backend="bokeh"
         )
+
+
+def _fit_y(figure, arrays) -> None:
+    """Frame ``figure``'s y axis on every finite value of ``arrays``, with a small margin."""
+    every = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in arrays])
+    every = every[np.isfinite(every)]
+    if every.size:
+        lo, hi = float(every.min()), float(every.max())
+        pad = 0.05 * (hi - lo) or 0.05 * max(abs(hi), 1e-3)
+        figure.y_range.update(start=lo - pad, end=hi + pad, reset_start=lo - pad, reset_end=hi + pad)
 
 
 def _value_columns(source, values) -> list[str]:
