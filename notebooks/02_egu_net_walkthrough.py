@@ -244,6 +244,6 @@ plt.show()
 # ## Where to go next
 #
 # * `EGUNet("ss", P)` (or `unmix(cube, method="egu-ss")`) trains the spatial-spectral variant.
-# * `extract_bundles(cube, P, mode="overlap")` builds bundles from overlapping patches with duplicates
-#   removed; `n_clusters=` reduces them by k-means.
+# * `extract_bundles(cube, P, stride=2, dedup=True, project=False)` builds bundles from overlapping
+#   patches with duplicates removed; docs/bundles.md shows how each bundle option fared.
 # * Notebook 3 runs all this on a file of your own; notebook 4 reruns the paper's comparison.
