@@ -163,7 +163,10 @@ run = dashboard.run(egu.fit, cube)
 await run  # waits for training to end (or for Stop), with Stop still working
 result = egu.result_
 print(result)
-print(f"training took {run.seconds:.1f} s" + (" (stopped early: what follows uses the partial model)" if result.partial else ""))
+print(
+    f"training took {run.seconds:.1f} s"
+    + (" (stopped early: what follows uses the partial model)" if result.partial else "")
+)
 
 # %% [markdown]
 # ## 5. Inspecting the result
