@@ -197,7 +197,7 @@ def test_builders_return_widget_and_named_parts(which, cube, result):
         names = {"progress", "stop", "status", "state", "values", "note", "stop_note", "error", "plots", "title"}
     elif which == "pairs":
         built = endmember_pairs(result, cube, display=False)
-        names = {"selector", "prev", "next", "title", "plot"}
+        names = {"selector", "prev", "next", "normalise", "title", "plot"}
     else:
         built = abundance_inspector(result, cube, display=False)
         names = {"row", "col", "info", "maps", "probe", "band", "band_image"}
@@ -1099,3 +1099,39 @@ def test_inspector_band_slider_changes_the_scene_image(cube, result):
         view.show_band(cube.n_bands)
     view.taps[-1].event(x=4.0, y=9.0)  # a tap on the band image selects a pixel too
     assert view.pixel == (9, 4)
+
+
+# ---------------------------------------------------------------------------------- pair view: normalise
+def _max_scaled_truth_scene(cube):
+    """The cube with its truth spectra scaled to a maximum of 1 (Samson's convention)."""
+    em = cube.true_endmembers / cube.true_endmembers.max(axis=1, keepdims=True)
+    return HyperCube.from_array(
+        cube.image, wavelengths=cube.wavelengths, endmembers=em, abundances=cube.true_abundances,
+        endmember_names=cube.endmember_names,
+    )  # fmt: skip
+
+
+def test_pair_view_normalises_when_the_truth_is_max_scaled(cube):
+    scene = _max_scaled_truth_scene(cube)
+    dim = UnmixingResult.from_arrays(scene, cube.true_abundances, cube.true_endmembers * 0.05, method="t", score=False)
+    view = EndmemberPairs(dim, scene)
+    assert view.normalise and view.wdict["normalise"].value  # on by default: the truth peaks at 1
+    for index in range(3):
+        view.select(index)
+        curves = _pair_curves(view)
+        assert curves["estimate"].max() == pytest.approx(1.0) and curves["truth"].max() == pytest.approx(1.0)
+        np.testing.assert_allclose(curves["estimate"], curves["truth"], rtol=1e-6)  # same shape: same curve
+    view.wdict["normalise"].value = False
+    curves = _pair_curves(view)
+    np.testing.assert_allclose(curves["estimate"], cube.true_endmembers[2] * 0.05, rtol=1e-6)
+    assert curves["truth"].max() == pytest.approx(1.0)
+    assert "max 1" not in view.plots.plot.state.yaxis[0].axis_label
+
+
+def test_pair_view_leaves_spectra_alone_when_units_agree(cube, result):
+    view = EndmemberPairs(result, cube)  # truth in reflectance: no scaling by default
+    assert not view.normalise
+    np.testing.assert_allclose(_pair_curves(view)["estimate"], result.endmembers.values[0], rtol=1e-6)
+    view.set_normalise(True)
+    assert _pair_curves(view)["estimate"].max() == pytest.approx(1.0)
+    assert "max 1" in view.plots.plot.state.yaxis[0].axis_label

@@ -171,9 +171,44 @@ class PairData:
     def n_endmembers(self) -> int:
         return len(self.names)
 
+    @property
+    def reference_is_max_scaled(self) -> bool:
+        """Whether every reference spectrum peaks at 1 (Samson's and Jasper Ridge's truths do)."""
+        if self.reference is None:
+            return False
+        peaks = np.nanmax(self.reference, axis=1)
+        return bool(np.allclose(peaks, 1.0, atol=1e-3))
+
+    def curves(self, p: int, normalise: bool = False) -> dict:
+        """Endmember ``p``'s curves: ``estimate``, ``reference`` and ``envelope`` (low, high) or None.
+
+        ``normalise`` scales the estimate and the reference each to a maximum of 1, so spectra
+        in different units (a max-scaled truth beside estimates in reflectance) can be compared
+        by shape; the bundle envelope, in the estimate's units, is scaled with the estimate.
+        """
+        estimate = self.estimate[p]
+        reference = None if self.reference is None else self.reference[p]
+        env = None if self.envelopes is None or self.envelopes[p] is None else self.envelopes[p][:2]
+        if normalise:
+            factor = _peak(estimate)
+            estimate = estimate / factor
+            if reference is not None:
+                reference = reference / _peak(reference)
+            if env is not None:
+                env = (env[0] / factor, env[1] / factor)
+        return {"estimate": estimate, "reference": reference, "envelope": env}
+
     def title(self, p: int) -> str:
         sad = "" if self.sad is None or not np.isfinite(self.sad[p]) else f" — SAD {self.sad[p]:.2f}°"
         return f"{self.names[p]}{sad}"
+
+
+def _peak(spectrum: np.ndarray) -> float:
+    """The largest finite value of ``spectrum`` (1 when there is none, or it is not positive)."""
+    finite = np.asarray(spectrum, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    top = float(finite.max()) if finite.size else 0.0
+    return top if top > 0 else 1.0
 
 
 def pair_data(

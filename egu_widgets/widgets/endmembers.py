@@ -31,6 +31,9 @@ class EndmemberPairs(View):
         :class:`egu_widgets.engine.bundles.SpectralBundles`): draws the envelope of the spectra
         assigned to each endmember; ``envelope`` is "minmax" or quantiles like (0.05, 0.95).
     align: reorder the reference rows to the estimates by least SAD (Hungarian).
+    normalise: draw each spectrum scaled to a maximum of 1 (compare shapes, whatever the units);
+        by default on when the reference is max-scaled (as Samson's truth is) and the estimate is
+        not. The "normalise to max 1" checkbox switches it.
 
     ``select(i)`` (or the selector, or the ◀/▶ buttons) changes the endmember shown.
     """
@@ -47,6 +50,7 @@ class EndmemberPairs(View):
         align: bool = False,
         width: int = 760,
         height: int = 360,
+        normalise: bool | None = None,
     ):
         super().__init__()
         import ipywidgets as w
@@ -56,17 +60,21 @@ class EndmemberPairs(View):
             result, cube, reference=reference, reference_label=reference_label, bundles=bundles, envelope=envelope, align=align
         )
         d = self.data
+        if normalise is None:
+            estimate_peaks = np.nanmax(d.estimate, axis=1)
+            normalise = d.reference_is_max_scaled and not np.allclose(estimate_peaks, 1.0, atol=1e-3)
+        self._normalise = bool(normalise)
         self._index = 0
         self._syncing = False
         self._x = hv.Dimension(d.axis.name, label=d.axis.label)
         self._y = hv.Dimension("reflectance")
         self._y2 = hv.Dimension("reflectance_high", label="reflectance (high)")
-        self.stream = hv.streams.Stream.define("Endmember", index=0)()
+        self.stream = hv.streams.Stream.define("Endmember", index=0, normalise=self._normalise)()
         dmap = hv.DynamicMap(self._overlay, streams=[self.stream])
         dmap = dmap.opts(
             {
-                "Curve": dict(width=width, height=height, show_grid=True, tools=["hover"], framewise=True),
-                "Area": dict(width=width, height=height, framewise=True),
+                "Curve": dict(responsive=True, height=height, min_width=320, max_width=width, show_grid=True, tools=["hover"], framewise=True),
+                "Area": dict(responsive=True, height=height, min_width=320, max_width=width, framewise=True),
                 "Overlay": dict(legend_position="right", framewise=True),
             },
             backend="bokeh",
@@ -83,11 +91,15 @@ class EndmemberPairs(View):
         nxt.add_class("egu-next")
         title = w.HTML()
         title.add_class("egu-pair-title")
+        norm = w.Checkbox(value=self._normalise, description="normalise to max 1", indent=False, layout=w.Layout(width="auto"))
+        norm.add_class("egu-normalise")
+        norm.observe(lambda ch: self.set_normalise(ch["new"]), names="value")
         selector.observe(self._on_selector, names="value")
         prev.on_click(lambda _b: self.select((self._index - 1) % d.n_endmembers))
         nxt.on_click(lambda _b: self.select((self._index + 1) % d.n_endmembers))
-        self.wdict = {"selector": selector, "prev": prev, "next": nxt, "title": title, "plot": self.plots.widget}
-        self.widget = w.VBox([w.HBox([prev, selector, nxt]), title, self.plots.widget])
+        self.wdict = {"selector": selector, "prev": prev, "next": nxt, "normalise": norm, "title": title, "plot": self.plots.widget}
+        controls = w.HBox([prev, selector, nxt, norm], layout=w.Layout(flex_flow="row wrap", align_items="center"))
+        self.widget = w.VBox([controls, title, self.plots.widget], layout=w.Layout(width="100%"))
         self.widget.add_class("egu-endmember-pairs")
         self._render_title()
 
@@ -117,7 +129,19 @@ class EndmemberPairs(View):
         finally:
             self._syncing = False
         self._render_title()
-        self.stream.event(index=index)
+        self.stream.event(index=index, normalise=self._normalise)
+
+    @property
+    def normalise(self) -> bool:
+        """Whether the spectra are drawn scaled to a maximum of 1."""
+        return self._normalise
+
+    def set_normalise(self, normalise: bool) -> None:
+        """Draw the spectra scaled to a maximum of 1 (True) or as they are (False)."""
+        self._normalise = bool(normalise)
+        if self.wdict["normalise"].value != self._normalise:
+            self.wdict["normalise"].value = self._normalise
+        self.stream.event(index=self._index, normalise=self._normalise)
 
     def _on_selector(self, change) -> None:
         if not self._syncing and change["new"] is not None:
@@ -134,13 +158,14 @@ class EndmemberPairs(View):
         self.wdict["title"].value = " — ".join(bits)
 
     # ------------------------------------------------------------------ drawing
-    def _overlay(self, index: int):
+    def _overlay(self, index: int, normalise: bool = False):
         hv = holoviews()
         d = self.data
         x = d.axis.values
+        curves = d.curves(index, normalise)
         layers = []
         if d.envelopes is not None:
-            env = d.envelopes[index]
+            env = curves["envelope"]
             lo, hi = (env[0], env[1]) if env is not None else (np.full_like(x, np.nan), np.full_like(x, np.nan))
             layers.append(
                 hv.Area((x, lo, hi), kdims=[self._x], vdims=[self._y, self._y2], label=d.envelope_label).opts(
@@ -149,14 +174,15 @@ class EndmemberPairs(View):
             )
         if d.reference is not None:
             layers.append(
-                hv.Curve((x, d.reference[index]), self._x, self._y, label=d.reference_label).opts(
+                hv.Curve((x, curves["reference"]), self._x, self._y, label=d.reference_label).opts(
                     color=REFERENCE_COLOUR, line_dash="dashed", line_width=2, backend="bokeh"
                 )
             )
         layers.append(
-            hv.Curve((x, d.estimate[index]), self._x, self._y, label=d.estimate_label).opts(color=ESTIMATE_COLOUR, line_width=2, backend="bokeh")
+            hv.Curve((x, curves["estimate"]), self._x, self._y, label=d.estimate_label).opts(color=ESTIMATE_COLOUR, line_width=2, backend="bokeh")
         )
-        return hv.Overlay(layers).opts(title=d.title(index), backend="bokeh")
+        ylabel = "reflectance (each scaled to max 1)" if normalise else "reflectance"
+        return hv.Overlay(layers).opts(title=d.title(index), ylabel=ylabel, backend="bokeh")
 
 
 def endmember_pairs(result: Any, cube: Any = None, *, display: bool = True, **options: Any) -> dict:
