@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .cube import open_cube
+from .cube import check_usable, open_cube
 from .errors import InputError
 from .methods import DEFAULT_METHOD, fit_estimator, get_method
 from .results import UnmixingResult
@@ -60,7 +60,9 @@ def unmix(
             raise InputError(
                 f"options {given} are for registered methods; set them on the {type(method).__name__} itself"
             )
-        return fit_estimator(method, open_cube(cube), n_endmembers)
+        cube = open_cube(cube)
+        check_usable(cube, n_endmembers)
+        return fit_estimator(method, cube, n_endmembers)
     spec = get_method(method)
     if endmembers is not None:
         options["endmembers"] = endmembers
@@ -69,4 +71,9 @@ def unmix(
     spec.check_options(options)
     if spec.trains:
         options.update(epochs=epochs, device=device, callbacks=callbacks, progress=progress)
-    return spec.run(open_cube(cube), n_endmembers, seed, **options)
+    cube = open_cube(cube)
+    # Degenerate data (one spectrum everywhere, too few directions for P, values whose squares
+    # leave float32) is refused here, before any method runs on it.
+    p = n_endmembers if n_endmembers is not None else cube.n_true_endmembers
+    check_usable(cube, p if isinstance(p, int) and not isinstance(p, bool) and p >= 2 else None)
+    return spec.run(cube, n_endmembers, seed, **options)

@@ -24,7 +24,17 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 @pytest.fixture(scope="module")
 def demo():
-    return make_demo(16, 16, 30, 3, seed=4)
+    """The scene the numbers below were pinned on: the 0.1.0 demo recipe (smooth random fields),
+    built here from the synthetic helpers so that later changes to ``make_demo`` do not move it."""
+    from egu_widgets.cube.synthetic import add_noise, demo_endmembers, smooth_abundances
+
+    rng = np.random.default_rng(4)
+    wavelengths = np.linspace(400.0, 2500.0, 30)
+    endmembers = demo_endmembers(30, 3, wavelengths)
+    abundances = smooth_abundances(16, 16, 3, rng)
+    noisy = np.clip(add_noise(np.einsum("phw,pb->hwb", abundances, endmembers), 30.0, rng), 0.0, None)
+    return HyperCube.from_array(noisy, wavelengths=wavelengths, endmembers=endmembers, abundances=abundances,
+                                layout="rows,cols,bands", name="demo")
 
 
 @pytest.fixture(scope="module")
@@ -241,9 +251,8 @@ def test_nfindr_fcls_on_a_demo_cube(demo, no_truth):
     h = simplex_coordinates(no_truth.pixels, 3)
     # N-FINDR starts from the very pixels VCA picks with the same seed and only ever grows the volume
     assert abs(np.linalg.det(h[nf])) >= abs(np.linalg.det(h[vc])) * (1 - 1e-12)
-    scene = make_demo(seed=0)  # the CLI's demo scene: N-FINDR's endmembers explain it better than VCA's
-    scored, baseline = (unmix(scene, method=m, seed=0) for m in ("nfindr-fcls", "vca-fcls"))
-    assert scored.rmse < 0.2 < baseline.rmse
+    scene = make_demo(seed=0)  # the CLI's demo scene has near-pure pixels: N-FINDR finds them
+    assert unmix(scene, method="nfindr-fcls", seed=0).rmse < 0.03
     model = NFindrFcls(3, seed=0).fit(no_truth)
     np.testing.assert_array_equal(model.transform(demo), fcls(demo.pixels, model.endmembers_))
     np.testing.assert_array_equal(model.fit_transform(no_truth), model.abundances_)
@@ -278,7 +287,7 @@ def test_bad_numbers_of_endmembers(demo, no_truth, method):
     with pytest.raises(InputError, match="the number of endmembers is unknown"):
         unmix(no_truth, method=method)
     tiny = HyperCube.from_array(demo.pixels[:2].reshape(1, 2, 30))
-    with pytest.raises(InputError, match="cannot find 3 endmembers among 2 valid pixels"):
+    with pytest.raises(InputError, match="at most 2 distinct materials can be found"):
         unmix(tiny, method=method, n_endmembers=3)
 
 
