@@ -38,6 +38,7 @@ from ..validation import (
     check_seed,
     numpy_rng,
     seed_int,
+    seed_sequence,
 )
 from .bundles import BUNDLE_MODES, BUNDLE_OPTIONS, SpectralBundles, extract_bundles
 from .events import CallbackLike, TrainingControl
@@ -54,6 +55,18 @@ __all__ = [
     "METHOD_VARIANTS",
     "VARIANT_PRESETS",
 ]
+
+#: The default preset's moving-average decay per step and stopping tolerance (docs/convergence.md).
+AVERAGE = 0.98
+TOL = 2e-3
+#: ``epochs="auto"``: the upper bound on the epochs, and the stopping rule's schedule in optimiser
+#: steps (a check every CHECK_STEPS steps, at least MIN_STEPS steps, PATIENCE quiet checks).
+AUTO_EPOCHS = 200
+CHECK_STEPS = 10
+MIN_STEPS = 60
+PATIENCE = 3
+#: Pixels in the stopping rule's fixed probe sample (all valid pixels when there are fewer).
+PROBE_PIXELS = 4096
 
 #: The authors' settings (EGU-Net-pw.py / EGU-Net-ss.py) and ours. "default" is chosen by
 #: measurement (docs/engine.md, docs/bundles.md); "paper" stays available.
@@ -74,10 +87,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         bundle_mode="faithful",
         conv_width=None,  # ss: first convolution's width; None = encoder_widths[0], as the authors
         image_steps=None,  # ss: whole-image steps per epoch; None = round(N / batch_size), as the authors
+        bundle_batch=8000,  # bundles per step when there are more (the authors' scenes have at most 8 000)
+        average=None,  # decay per step of the weights' moving average; None: the last weights
+        tol=None,  # stopping rule's tolerance on the probe's change; None: run all epochs
+        precision="float32",  # or "bf16": bfloat16 autocast in the training passes
     ),
 }
-# Ours: the authors' network settings; bundles labelled against N-FINDR spectra (bundles.py).
-PRESETS["default"] = dict(PRESETS["paper"], bundle_mode="default")
+# Ours: the authors' network settings; bundles labelled against N-FINDR spectra (bundles.py);
+# averaged weights and a stopping rule with ``epochs`` as an upper bound (docs/convergence.md).
+PRESETS["default"] = dict(PRESETS["paper"], bundle_mode="default", epochs="auto", average=AVERAGE, tol=TOL)
 
 #: Per-variant changes to a preset (applied before the user's keywords). The default ss keeps the
 #: architecture but makes the convolutional stream cheaper (a 64-wide first convolution and
@@ -123,7 +141,17 @@ def _resolve_device(device: Any) -> torch.device:
 def _check_hyperparameters(hp: dict) -> dict:
     """``hp`` with every value checked and in its canonical type (lists for the widths)."""
     hp = dict(hp)
-    hp["epochs"] = check_int("epochs", hp["epochs"], 0)
+    if hp["epochs"] != "auto":
+        hp["epochs"] = check_int("epochs", hp["epochs"], 0)
+    hp["bundle_batch"] = check_int("bundle_batch", hp["bundle_batch"], 1)
+    hp["average"] = check_float("average", hp["average"], 0, 1, max_inclusive=False, allow_none=True)
+    hp["tol"] = check_float("tol", hp["tol"], 0, allow_none=True)
+    hp["precision"] = check_choice("precision", hp["precision"], ("float32", "bf16"))
+    if hp["epochs"] == "auto" and hp["tol"] is None:
+        raise InputError(
+            "epochs='auto' ends when the stopping rule says so, and this preset has no rule (tol=None); "
+            f"give tol (e.g. {TOL:g}) or a number of epochs"
+        )
     hp["batch_size"] = check_int("batch_size", hp["batch_size"], 1)
     hp["lr"] = check_float("lr", hp["lr"], 0, min_inclusive=False)
     for name in ("weight_decay", "bundle_weight", "reconstruction_weight", "bn_eps"):
@@ -171,8 +199,10 @@ class EGUNet:
         bundles).
     n_endmembers : int, optional
         P; None takes the cube's truth count at ``fit``.
-    epochs : int, optional
-        Training epochs; None: the preset's.
+    epochs : int or "auto", optional
+        The most training epochs; None: the preset's ("auto" in the default preset: up to
+        AUTO_EPOCHS epochs, ended by the stopping rule; 200 fixed epochs with "paper"). With a
+        stopping tolerance ``tol`` an integer is an upper bound too.
     seed : int
         Every random choice derives from it through named streams
         (:func:`egu_widgets.validation.seed_sequence`: bundles, init, dropout, batches); on the CPU
@@ -202,6 +232,20 @@ class EGUNet:
         Weights of the bundle (cross-entropy) and reconstruction (squared error) losses.
     bundle_mode : str, optional
         The bundle mode used when ``bundles`` names none (:data:`~egu_widgets.engine.bundles.BUNDLE_MODES`).
+    bundle_batch : int, optional
+        Bundles per optimiser step when there are more (a fresh random batch each step, from the
+        seed's "batches" stream), so a step costs the same on any image; with fewer, all of them
+        every step, as the authors (their scenes have at most 8 000).
+    average : float, optional
+        Decay per step of the exponential moving average of the weights that the result uses
+        (0: the last weights; "paper": None, the last weights). Batch-norm statistics are
+        computed for the averaged weights after training.
+    tol : float, optional
+        Stopping rule: training ends when the averaged model's abundances on a fixed sample of
+        pixels change by less than ``tol`` (root mean square) between checks, several checks in a
+        row. It never reads ground truth. 0: never stop early; "paper": None, no rule.
+    precision : {"float32", "bf16"}, optional
+        "bf16" runs the training passes under bfloat16 autocast (opt-in; docs/convergence.md).
     eval_every : int, optional
         Epochs between RMSE evaluations when the cube has truth (None: about 25 per run).
     num_threads : int, optional
@@ -213,7 +257,9 @@ class EGUNet:
     Attributes
     ----------
     model_, bundles_, result_, outcome_ : the trained network, the bundles it was trained on, the
-        :class:`~egu_widgets.results.UnmixingResult` of the training cube, and how training ended.
+        :class:`~egu_widgets.results.UnmixingResult` of the training cube, and how training ended
+        (``outcome_.stop``: "converged", "bound", "requested", "interrupted" or "diverged"; also
+        in ``result_``'s ``config["training"]``).
     hyperparameters_, device_, n_endmembers_, n_bands_ : the resolved settings of the fit.
 
     Notes
@@ -267,6 +313,10 @@ class EGUNet:
         bundle_weight: float | None = None,
         reconstruction_weight: float | None = None,
         bundle_mode: str | None = None,
+        bundle_batch: int | None = None,
+        average: float | None = None,
+        tol: float | None = None,
+        precision: str | None = None,
         eval_every: int | None = None,
         num_threads: int | None = None,
         chunk_size: int | None = None,
@@ -293,6 +343,10 @@ class EGUNet:
         self.bundle_weight = bundle_weight
         self.reconstruction_weight = reconstruction_weight
         self.bundle_mode = bundle_mode
+        self.bundle_batch = bundle_batch
+        self.average = average
+        self.tol = tol
+        self.precision = precision
         self.eval_every = eval_every
         self.num_threads = num_threads
         self.chunk_size = chunk_size
@@ -349,10 +403,14 @@ class EGUNet:
         """The method name of this variant ("egu-pw", "egu-ss" or "ae")."""
         return _VARIANT_METHODS.get(self.variant, str(self.variant))
 
-    def _torch_generator(self, stream: str, device: torch.device) -> torch.Generator:
-        """A torch generator on ``device`` for one named stream of the seed."""
+    def _torch_generator(self, stream: str, device: torch.device, child: int | None = None) -> torch.Generator:
+        """A torch generator on ``device`` for one named stream of the seed (or its ``child``-th child)."""
         generator = torch.Generator(device=device)
-        generator.manual_seed(seed_int(self.seed_, stream))
+        if child is None:
+            generator.manual_seed(seed_int(self.seed_, stream))
+        else:
+            state = seed_sequence(self.seed_, stream).spawn(child + 1)[child].generate_state(1, np.uint64)[0]
+            generator.manual_seed(int(state >> np.uint64(1)))
         return generator
 
     def _bundles_for(self, cube: HyperCube, p: int, bundles: Any) -> SpectralBundles:
@@ -476,6 +534,8 @@ class EGUNet:
                 bundle_weight=hp["bundle_weight"] if bset is not None else 0.0,
                 reconstruction_weight=hp["reconstruction_weight"],
                 weight_decay=hp["weight_decay"],
+                bundle_batch=hp["bundle_batch"],
+                bundle_generator=self._torch_generator("batches", device, child=1),
             )
             xb = yb = None
             if bset is not None:
@@ -500,6 +560,7 @@ class EGUNet:
                     **weights,
                 )
             evaluate = self._monitor(model, cube, pixels) if cube.true_abundances is not None else None
+            probe = self._probe(model, pixels)
             if callbacks is None:
                 callbacks = []
                 if self.progress:
@@ -523,23 +584,26 @@ class EGUNet:
                 n_parameters=int(sum(q.numel() for q in model.parameters())),
                 bundle_seconds=time.perf_counter() - t0,
             )
-            # Each evaluation is a full-image forward pass: about 25 per run keeps their cost small.
-            eval_every = hp["eval_every"] or max(1, hp["epochs"] // 25)
+            schedule = self._schedule(objective.steps_per_epoch)
             # Dropout masks: torch's generator on a GPU, NumPy's on the CPU (see MaskDropout).
             outcome = train(
                 model,
                 objective,
-                epochs=hp["epochs"],
                 lr=hp["lr"],
                 lr_decay=hp["lr_decay"],
                 callbacks=callbacks,
                 control=control,
                 evaluate=evaluate,
-                eval_every=eval_every,
                 info=info,
                 generator=self._torch_generator("dropout", device),
                 rng=numpy_rng(self.seed_, "dropout"),
+                probe=probe,
+                average=hp["average"] or None,
+                tol=hp["tol"],
+                precision=hp["precision"],
+                **schedule,
             )
+            self.schedule_ = schedule
             self.model_, self.bundles_, self.outcome_ = model, bset, outcome
             self.n_bands_, self.n_endmembers_ = cube.n_bands, p
             self.reference_ = None if bset is None else np.array(bset.reference, dtype=np.float64)
@@ -563,6 +627,54 @@ class EGUNet:
         )
         return abundances
 
+    def _schedule(self, steps_per_epoch: int) -> dict:
+        """Epoch bound and the stopping rule's and the monitor's spacing, in epochs, for this run.
+
+        The rule is laid out in optimiser steps (a check every CHECK_STEPS, none before MIN_STEPS)
+        so that it means the same on a scene of one step per epoch and on one of five.
+        """
+        hp = self.hyperparameters_
+        epochs = AUTO_EPOCHS if hp["epochs"] == "auto" else hp["epochs"]
+        steps = max(int(steps_per_epoch), 1)
+        check_every = max(1, int(round(CHECK_STEPS / steps)))
+        if hp["eval_every"]:
+            eval_every = hp["eval_every"]
+        elif hp["tol"] is not None:
+            eval_every = check_every
+        else:  # each evaluation is a full-image forward pass: about 25 per run keeps their cost small
+            eval_every = max(1, epochs // 25)
+        return dict(
+            epochs=epochs,
+            check_every=check_every,
+            eval_every=eval_every,
+            patience=PATIENCE,
+            min_epochs=-(-MIN_STEPS // steps),
+        )
+
+    def _probe(self, model: _EGUBase, pixels: torch.Tensor):
+        """The stopping rule's probe: abundances of a fixed sample of training pixels, no truth.
+
+        Up to PROBE_PIXELS pixels drawn once from the seed's "batches" stream; batch norms use the
+        sample's own statistics (the whole-image statistics are only stored after training).
+        """
+        n = pixels.shape[0]
+        if n > PROBE_PIXELS:
+            rng = np.random.default_rng(seed_sequence(self.seed_, "batches").spawn(2)[0])
+            index = np.sort(rng.choice(n, PROBE_PIXELS, replace=False))
+            sample = pixels[torch.from_numpy(index).to(pixels.device)]
+        else:
+            sample = pixels
+
+        def probe() -> torch.Tensor:
+            model.eval()
+            try:
+                with torch.no_grad(), batch_statistics(model):
+                    return model.unmix(sample)
+            finally:
+                model.train()
+
+        return probe
+
     def _monitor(self, model: _EGUBase, cube: HyperCube, pixels: torch.Tensor):
         """RMSE against truth during training, read the authors' way (whole-image statistics)."""
         from .. import metrics
@@ -583,6 +695,8 @@ class EGUNet:
             finally:
                 model.train()
             est = ab.double().cpu().numpy()
+            if not np.isfinite(est).all():  # a diverging run: the trainer's checks handle it
+                return {"rmse": float("nan")}
             return {"rmse": metrics.score(est, truth)["rmse"]}
 
         return evaluate
@@ -752,6 +866,12 @@ class EGUNet:
                 partial=outcome.partial,
                 stop_reason=outcome.stop_reason,
                 seconds=outcome.seconds,
+                stop=outcome.stop,
+                converged=outcome.converged,
+                failed=outcome.failed,
+                change=None if np.isnan(outcome.change) else outcome.change,
+                averaged=outcome.averaged,
+                **getattr(self, "schedule_", {}),
             )
         return cfg
 

@@ -7,14 +7,28 @@ objects to callbacks ("start", one "epoch" per completed epoch, then exactly one
 Outcomes, all returned rather than raised so that the caller always gets a usable model:
 
 - all epochs ran → "end";
+- the stopping rule found the averaged model converged → "end", ``converged=True``, with the
+  epoch and the criterion's last value in ``stop_reason``;
 - a callback asked to stop, or a KeyboardInterrupt arrived (also from inside a callback) → "stop",
   ``partial=True``; on a stop request the model is the one after the last finished step, on an
   interrupt the one at the end of the last finished epoch (an interrupt can land half-way through
   an optimiser update);
-- the loss became NaN or infinite → "fail", ``partial=True``, the model restored to the last
-  state whose loss was finite (on the CPU: the weights before the step that diverged; on a GPU,
-  where checking every step would cost a device sync, the end of the last finished epoch), and
-  ``stop_reason`` says what happened and what to try.
+- the run diverged → "fail", ``partial=True``, ``failed=True``, the model restored to the last
+  good state, and ``stop_reason`` says what happened and what to try. Divergence is a loss that
+  became NaN or infinite, a loss more than ``max_growth`` times its first value (an exploding
+  run stays finite for a long time: lr=1e6 reaches 1e12), weights that are no longer finite, or
+  abundances that collapsed to one constant map on the probe's pixels. The last good state is,
+  on the CPU, the weights before the step whose loss was bad (on a GPU, where checking every step
+  would cost a device sync, the end of the last finished epoch), and for a collapse the state at
+  the last check that was not collapsed.
+
+Stopping rule (``tol``): every ``check_every`` epochs ``probe()`` gives the abundances of a fixed
+pixel sample under the (averaged) weights; ``change`` is the root-mean-square difference from the
+previous check. After ``patience`` checks in a row with ``change < tol`` (and at least
+``min_epochs`` epochs) the run ends as converged; ``epochs`` is then only an upper bound. Nothing
+in the rule reads ground truth. Weight averaging (``average``): an exponential moving average of
+the weights, updated after every step, is what the probe, the metrics and the returned model use,
+which removes the step-to-step noise of Adam, dropout and batch statistics from the answer.
 
 Any other exception (a bug, out of memory) sends "fail" and is re-raised.
 
@@ -48,22 +62,40 @@ class _Objective:
     """Shared part of the objectives: the bundle (endmember stream) and weight-decay terms."""
 
     def __init__(self, model: _EGUBase, bundles: torch.Tensor | None, labels: torch.Tensor | None, *,
-                 bundle_weight: float, reconstruction_weight: float, weight_decay: float):
+                 bundle_weight: float, reconstruction_weight: float, weight_decay: float,
+                 bundle_batch: int | None = None, bundle_generator: torch.Generator | None = None):
         self.model = model
         self.bundles = bundles
         self.labels = labels
-        # The bundle set is the same batch at every step: its moments are computed once.
-        self.bundle_moments = InputMoments(bundles) if bundles is not None else None
+        n_bundles = 0 if bundles is None else bundles.shape[0]
+        # More bundles than one batch: a fresh random batch of them at every step, so that a
+        # step costs the same on any image size. Otherwise the whole set at every step (the
+        # authors' scheme), whose first-layer moments are then computed once.
+        self.bundle_batch = int(bundle_batch) if bundle_batch is not None and n_bundles > bundle_batch else None
+        if self.bundle_batch is not None and bundle_generator is None:
+            raise ValueError("sampling bundle batches needs a generator")
+        self.bundle_generator = bundle_generator
+        self.bundle_moments = InputMoments(bundles) if bundles is not None and self.bundle_batch is None else None
         self.bundle_weight = float(bundle_weight)
         self.reconstruction_weight = float(reconstruction_weight)
         self.weight_decay = float(weight_decay)
+
+    def _bundle_batch(self) -> tuple[torch.Tensor, torch.Tensor, InputMoments | None]:
+        """The bundles (and labels) of this step, and their moments when they are the fixed set."""
+        if self.bundle_batch is None:
+            return self.bundles, self.labels, self.bundle_moments
+        n = self.bundles.shape[0]
+        idx = torch.randperm(n, generator=self.bundle_generator, device=self.bundle_generator.device)
+        idx = idx[: self.bundle_batch].to(self.bundles.device)
+        return self.bundles.index_select(0, idx), self.labels.index_select(0, idx), None
 
     def _combine(self, reconstruction: torch.Tensor) -> torch.Tensor:
         """Stack (total, reconstruction, bundle, weight decay) into one (4,) tensor."""
         zero = reconstruction.new_zeros(())
         if self.bundles is not None and self.bundle_weight != 0.0:
             # Soft-label cross-entropy: mean over bundles of −Σ_p y_p log softmax(z)_p.
-            bundle = F.cross_entropy(self.model.bundle_logits(self.bundles, self.bundle_moments), self.labels)
+            spectra, labels, moments = self._bundle_batch()
+            bundle = F.cross_entropy(self.model.bundle_logits(spectra, moments), labels)
         else:
             bundle = zero
         decay = self.weight_decay * self.model.weight_penalty() if self.weight_decay else zero
@@ -72,7 +104,7 @@ class _Objective:
 
 
 class PixelObjective(_Objective):
-    """pw and ae: shuffled pixel mini-batches, and the whole bundle set at every step.
+    """pw and ae: shuffled pixel mini-batches, and the bundle set (or a batch of it) at every step.
 
     The authors split each epoch into ⌊N / 8000⌋ mini-batches of 8 000 pixels and drop the rest;
     here the N valid pixels are split into max(1, round(N / batch_size)) near-equal batches, so
@@ -175,6 +207,13 @@ class Adam:
 
 @dataclass
 class TrainOutcome:
+    """How a run ended: counts, the per-epoch history and, for early ends, why.
+
+    ``stop`` is one word for the way it ended: "bound" (ran all ``epochs``), "converged" (the
+    stopping rule), "requested" (a stop request), "interrupted" (KeyboardInterrupt) or "diverged".
+    ``change`` is the stopping criterion's last value (NaN before the second check).
+    """
+
     epochs_done: int
     steps_done: int
     history: dict = field(default_factory=dict)
@@ -182,6 +221,10 @@ class TrainOutcome:
     stop_reason: str = ""
     failed: bool = False
     seconds: float = 0.0
+    stop: str = "bound"
+    converged: bool = False
+    change: float = math.nan
+    averaged: bool = False
 
 
 @torch.no_grad()
@@ -192,6 +235,32 @@ def _copy_into(dst: list, src: list) -> None:
 
 def _snapshot(model: torch.nn.Module) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+class _Swap:
+    """Context manager: ``params`` hold ``values`` inside, their own values again after."""
+
+    def __init__(self, params: list, values: list | None):
+        self.params, self.values = params, values
+
+    def __enter__(self):
+        if self.values is not None:
+            self.saved = [p.detach().clone() for p in self.params]
+            _copy_into(self.params, self.values)
+        return self
+
+    def __exit__(self, *exc):
+        if self.values is not None:
+            _copy_into(self.params, self.saved)
+        return False
+
+
+def collapsed(abundances: torch.Tensor, spread: float = 1e-4) -> bool:
+    """True when every abundance map is one constant over the pixels (max − min below ``spread``)."""
+    if abundances.shape[0] < 2:
+        return False
+    extent = abundances.amax(dim=0) - abundances.amin(dim=0)
+    return bool((extent < spread).all())
 
 
 def train(
@@ -208,12 +277,26 @@ def train(
     info: dict | None = None,
     generator: torch.Generator | None = None,
     rng: np.random.Generator | None = None,
+    probe: Callable[[], torch.Tensor] | None = None,
+    check_every: int = 1,
+    tol: float | None = None,
+    patience: int = 3,
+    min_epochs: int = 0,
+    average: float | None = None,
+    max_growth: float = 1e3,
+    precision: str = "float32",
 ) -> TrainOutcome:
-    """Run ``epochs`` epochs of Adam on ``objective``; see the module doc for the outcomes.
+    """Run up to ``epochs`` epochs of Adam on ``objective``; see the module doc for the outcomes.
 
     The learning rate is ``lr · lr_decay^step`` (the authors' exponential decay, one factor per
     step). ``evaluate()`` (called every ``eval_every`` epochs and after the last) returns metrics
     such as ``{"rmse": ...}`` for the epoch events; it must leave the model in training mode.
+    ``probe()`` (every ``check_every`` epochs) returns the abundances of a fixed pixel sample and
+    must also leave the model in training mode; it feeds the collapse check and, with ``tol``,
+    the stopping rule, whose ``change`` goes into the epoch events' metrics. ``average``: the
+    decay per step of the weights' moving average (None: no averaging); the averaged weights
+    are the ones evaluated, probed and returned in ``model``. ``precision="bf16"`` runs the
+    forward passes under bfloat16 autocast (weights, optimiser state and losses stay float32).
     """
     control = control or TrainingControl()
     callbacks = list(callbacks)
@@ -225,17 +308,29 @@ def train(
     # filled from the run's own events; callbacks get the same recorder as ``event.history``
     history = TrainingHistory(loss_names=LOSS_NAMES)
     start = time.perf_counter()
-    # On the CPU a per-step finiteness check costs nothing; on a GPU it would force a sync per
-    # step, so there the check happens once per epoch on the summed losses.
+    # On the CPU a per-step loss check costs nothing; on a GPU it would force a sync per step, so
+    # there the check happens once per epoch on the summed losses.
     check_each_step = device.type == "cpu"
+    # Exponential moving average of the weights, with the usual warm-up: the decay of update t
+    # is min(average, (1 + t) / (10 + t)), so the first steps are not averaged with the start.
+    ema = [p.detach().clone() for p in params] if average is not None else None
     good_state = _snapshot(model)
+    good_ema = None if ema is None else [e.clone() for e in ema]
+    # State at the last check whose abundances were not collapsed (the collapse rollback).
+    checked_state, checked_ema = good_state, good_ema
     # Weights and buffers before the latest optimiser step, kept only where the loss is checked
-    # every step: the newest state known to give a finite loss. Preallocated, refreshed in place.
+    # every step: the newest state known to give a good loss. Preallocated, refreshed in place.
     tracked = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
     backup = [t.detach().clone() for t in tracked] if check_each_step else None
+    ema_backup = [e.clone() for e in ema] if ema is not None and check_each_step else None
     epoch = step = 0
-    final_kind, reason, partial, failed = "end", "", False, False
+    final_kind, reason, partial, failed, stop = "end", "", False, False, "bound"
     current_lr = lr
+    first_loss = math.nan  # the early value that divergence by growth is measured against
+    previous_probe: torch.Tensor | None = None
+    change, below, converged = math.nan, 0, False
+    rule = dict(tol=tol, check_every=int(check_every), patience=int(patience), min_epochs=int(min_epochs),
+                average=average, precision=precision)
 
     def emit(kind: str, **kw) -> None:
         event = TrainingEvent(kind=kind, epoch=epoch, n_epochs=epochs, elapsed=time.perf_counter() - start,
@@ -243,69 +338,134 @@ def train(
         history.on_event(event)
         dispatch(callbacks, event)
 
+    def restore(state: dict, ema_state: list | None) -> None:
+        model.load_state_dict(state)
+        if ema is not None and ema_state is not None:
+            _copy_into(ema, ema_state)
+
+    def too_large(value: float) -> bool:
+        return math.isfinite(first_loss) and first_loss > 0 and value > max_growth * first_loss
+
     try:
-        emit("start", info=dict(info or {}), learning_rate=lr)
+        emit("start", info=dict(info or {}, stopping=rule), learning_rate=lr)
         while epoch < epochs and not control.stop_requested:
             n_steps = objective.begin_epoch()
             sums = torch.zeros(len(LOSS_NAMES), dtype=torch.float64, device=device)
             done_in_epoch = 0
-            bad = False
+            bad = ""
             for i in range(n_steps):
                 current_lr = lr * lr_decay**step
                 optimizer.lr = current_lr
-                losses = objective.losses(i)
-                if check_each_step and not bool(torch.isfinite(losses[0])):
-                    bad = True
-                    break
+                if precision == "bf16":
+                    with torch.autocast(device.type, dtype=torch.bfloat16):
+                        losses = objective.losses(i).float()
+                else:
+                    losses = objective.losses(i)
+                if check_each_step:
+                    value = float(losses[0].detach())
+                    if not math.isfinite(value):
+                        bad = "the loss became NaN or infinite"
+                    elif too_large(value):
+                        bad = f"the loss grew from {first_loss:.4g} to {value:.4g} (over {max_growth:g} times its first value)"
+                    if bad:
+                        break
+                    if step == 0:
+                        first_loss = value
                 optimizer.zero_grad()
                 losses[0].backward()
                 if backup is not None:
                     _copy_into(backup, tracked)
                 optimizer.step()
+                if ema is not None:
+                    if ema_backup is not None:
+                        _copy_into(ema_backup, ema)
+                    decay = min(float(average), (1.0 + step) / (10.0 + step))
+                    torch._foreach_lerp_(ema, [p.detach() for p in params], 1.0 - decay)
                 sums += losses.detach().double()
                 step += 1
                 done_in_epoch += 1
                 if control.stop_requested:
                     break
-            if not bad and not torch.isfinite(sums).all():
-                bad = True
+            if not bad and not check_each_step and done_in_epoch:
+                mean_total = float(sums[0]) / done_in_epoch
+                if epoch == 0:
+                    first_loss = mean_total
+                if not torch.isfinite(sums).all():
+                    bad = "the loss became NaN or infinite"
+                elif too_large(mean_total):
+                    bad = f"the mean loss grew from {first_loss:.4g} to {mean_total:.4g} (over {max_growth:g} times its first value)"
+            if not bad and not all(bool(torch.isfinite(p).all()) for p in params):
+                bad = "the weights became NaN or infinite"
             if bad:
                 if backup is not None:
                     _copy_into(tracked, backup)
+                    if ema_backup is not None:
+                        _copy_into(ema, ema_backup)
                     kept = "the weights from before the step that diverged were kept"
                 else:
-                    model.load_state_dict(good_state)
+                    restore(good_state, good_ema)
                     kept = f"the model from the end of epoch {epoch} was kept"
-                failed, partial, final_kind = True, True, "fail"
-                reason = (f"the loss became NaN or infinite in epoch {epoch + 1} (step {step + 1}); {kept}. "
+                failed, partial, final_kind, stop = True, True, "fail", "diverged"
+                reason = (f"training diverged: {bad} in epoch {epoch + 1} (step {step + 1}); {kept}. "
                           f"Lower the learning rate (lr={lr:g}) or check the input for extreme values")
                 break
             if done_in_epoch < n_steps:  # stopped mid-epoch: that epoch is not counted
                 break
             epoch += 1
+            metrics: dict = {}
+            if probe is not None and (epoch % max(int(check_every), 1) == 0 or epoch == epochs):
+                with _Swap(params, ema):
+                    sample = probe().detach()
+                if not bool(torch.isfinite(sample).all()) or collapsed(sample):
+                    restore(checked_state, checked_ema)
+                    failed, partial, final_kind, stop = True, True, "fail", "diverged"
+                    what = "NaN" if not bool(torch.isfinite(sample).all()) else "one constant map"
+                    reason = (f"training diverged: the abundances became {what} at epoch {epoch}; the model "
+                              f"from the last check before was kept. Lower the learning rate (lr={lr:g}) or "
+                              "check the input (a scene whose pixels barely differ)")
+                    break
+                if previous_probe is not None:
+                    change = float((sample - previous_probe).double().pow(2).mean().sqrt())
+                    metrics["change"] = change
+                    below = below + 1 if tol is not None and change < tol else 0
+                previous_probe = sample
+                checked_state = _snapshot(model)
+                checked_ema = None if ema is None else [e.clone() for e in ema]
+                if tol is not None and below >= max(int(patience), 1) and epoch >= min_epochs:
+                    converged = True
             good_state = _snapshot(model)
+            good_ema = None if ema is None else [e.clone() for e in ema]
             means = (sums / max(done_in_epoch, 1)).tolist()
             loss_dict = dict(zip(LOSS_NAMES, means))
-            metrics: dict = {}
-            if evaluate is not None and (epoch % max(int(eval_every), 1) == 0 or epoch == epochs):
-                metrics = {k: float(v) for k, v in evaluate().items()}
+            if evaluate is not None and (epoch % max(int(eval_every), 1) == 0 or epoch == epochs or converged):
+                with _Swap(params, ema):
+                    metrics.update({k: float(v) for k, v in evaluate().items()})
             emit("epoch", losses=loss_dict, learning_rate=current_lr, metrics=metrics)
-        if final_kind == "end" and (epoch < epochs or control.stop_requested):
-            final_kind, partial = "stop", True
+            if converged:
+                stop = "converged"
+                reason = (f"converged at epoch {epoch} of at most {epochs}: the abundances of the probe "
+                          f"pixels changed by {change:.2g} (RMS) between checks, below tol={tol:g}, "
+                          f"{below} checks in a row")
+                break
+        if final_kind == "end" and not converged and (epoch < epochs or control.stop_requested):
+            final_kind, partial, stop = "stop", True, "requested"
             reason = control.reason or "stop requested"
             if epoch == epochs:  # the request came after the last epoch: nothing was cut short
-                final_kind, partial, reason = "end", False, ""
+                final_kind, partial, reason, stop = "end", False, "", "bound"
     except KeyboardInterrupt:
-        model.load_state_dict(good_state)
-        final_kind, partial = "stop", True
+        restore(good_state, good_ema)
+        final_kind, partial, stop = "stop", True, "interrupted"
         reason = f"interrupted (KeyboardInterrupt) after {epoch} of {epochs} epochs"
     except BaseException as exc:
-        model.load_state_dict(good_state)
+        restore(good_state, good_ema)
         emit("fail", message=f"{type(exc).__name__}: {exc}")
         raise
     finally:
         model.set_generator(None, None)
+    if ema is not None:  # the answer is the averaged model
+        _copy_into(params, ema)
     seconds = time.perf_counter() - start
-    emit(final_kind, message=reason)
+    emit(final_kind, message=reason, metrics={} if math.isnan(change) else {"change": change})
     return TrainOutcome(epochs_done=epoch, steps_done=step, history=history.as_dict(), partial=partial,
-                        stop_reason=reason, failed=failed, seconds=seconds)
+                        stop_reason=reason, failed=failed, seconds=seconds, stop=stop, converged=converged,
+                        change=change, averaged=ema is not None)
