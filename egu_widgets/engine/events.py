@@ -9,11 +9,14 @@ which is thread-safe so a button handled on another thread can use it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol, Union
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from .history import TrainingHistory
+
+__all__ = ["EVENT_KINDS", "Callback", "CallbackLike", "TrainingControl", "TrainingEvent", "dispatch"]
 
 #: Kinds of event, in the order a run emits them. A run emits exactly one of "end", "stop" or
 #: "fail" last: "end" when all epochs ran, "stop" when a callback or KeyboardInterrupt ended it
@@ -66,7 +69,7 @@ class Callback(Protocol):
     def on_event(self, event: TrainingEvent) -> None: ...
 
 
-CallbackLike = Union[Callback, Callable[[TrainingEvent], None]]
+CallbackLike = Callback | Callable[[TrainingEvent], None]
 
 
 def dispatch(callbacks: Iterable[CallbackLike], event: TrainingEvent) -> None:
