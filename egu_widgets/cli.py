@@ -398,6 +398,22 @@ def _load_endmembers(path: str):
     return np.asarray(truth.endmembers)
 
 
+def _endmember_matrix(value: Any):
+    """``-o endmembers=[[...], ...]``: a JSON matrix of numbers, P rows of one value per band."""
+    import numpy as np
+
+    try:
+        matrix = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        matrix = None
+    if matrix is None or matrix.ndim != 2:
+        raise InputError(
+            f"-o endmembers takes a JSON matrix of numbers (P rows of one value per band); got {value!r}; "
+            "or give a file with --endmembers-from"
+        )
+    return matrix
+
+
 def _auto_endmembers(cube, criterion: str) -> int:
     """P by ``criterion``; prints it with what every criterion says."""
     from .classic.subspace import CRITERIA, estimate_n_endmembers
@@ -428,6 +444,8 @@ def _cmd_unmix(args, watch: _InterruptWatch) -> int:
         if "endmembers" in options:
             raise InputError("--endmembers-from and -o endmembers=... are both given; give the endmembers once")
         options["endmembers"] = _load_endmembers(args.endmembers_from)
+    elif "endmembers" in options:
+        options["endmembers"] = _endmember_matrix(options["endmembers"])
     _check_method_options(args.method, options)
     cube = open_cube(
         args.source,

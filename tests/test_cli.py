@@ -166,6 +166,8 @@ BAD_INPUTS = [
     (["{tmp}/c.nc", *EGU, "-o", "patch_size"], "KEY=VALUE"),
     (["{tmp}/c.nc", *VCA, "-o", "lam=1"], "takes no option(s) ['lam']"),
     (["{tmp}/c.nc", "--method", "fcls", "--endmembers-from", "{tmp}/em.nc", "-o", "endmembers=[1]"], "once"),
+    (["{tmp}/c.nc", "--method", "fcls", "-o", "endmembers=abc"], "-o endmembers takes a JSON matrix"),
+    (["{tmp}/c.nc", "--method", "fcls", "-o", "endmembers=[1,2]"], "-o endmembers takes a JSON matrix"),
     (["{tmp}/c.nc", *EGU, "-o", "patch_size=1"], "fewer than the 3 endmembers"),
     (["{tmp}/c.nc", *EGU, "-o", "patch_size=20"], "smaller than one 20x20 patch"),
     (["{tmp}/c.nc", *EGU, "--device", "cuda"], "CUDA"),
