@@ -12,6 +12,8 @@ from ..figure_data import PairData, pair_data
 from ._deps import holoviews, require_widgets
 from ._view import HoloViewsWidget, View, build
 
+__all__ = ["EndmemberPairs", "endmember_pairs"]
+
 ESTIMATE_COLOUR = "#d62728"
 REFERENCE_COLOUR = "#222222"
 ENVELOPE_COLOUR = "#9ecae1"

@@ -26,6 +26,8 @@ from ..figure_data import (
 from ._deps import holoviews, require_widgets
 from ._view import HoloViewsWidget, View, build
 
+__all__ = ["AbundanceInspector", "abundance_inspector"]
+
 OBSERVED_COLOUR = "#222222"
 RECONSTRUCTION_COLOUR = "#d62728"
 RESIDUAL_COLOUR = "#1f77b4"
@@ -114,9 +116,9 @@ class AbundanceInspector(View):
                     cmap=colormap,
                     clim=clim,
                     colorbar=p == n_em - 1,
+                    colorbar_position="bottom",
                     invert_yaxis=True,
-                    data_aspect=1,
-                    frame_width=map_size,
+                    **_map_size(map_size, height, width, colorbar=p == n_em - 1),
                     title=f"{prefix}{md.names[p]}{shown}",
                     tools=["hover", "tap"],
                     active_tools=["wheel_zoom", "tap"],
@@ -133,17 +135,23 @@ class AbundanceInspector(View):
         # ---- the selected pixel: spectrum + reconstruction, abundance bars
         spectrum = self._spectrum(row0, col0).opts(
             {
-                "Curve": dict(width=spectrum_width, height=spectrum_height, show_grid=True, tools=["hover"]),
-                "Overlay": dict(legend_position="right"),
+                "Curve": dict(
+                    responsive=True, min_width=200, max_width=spectrum_width, height=spectrum_height,
+                    show_grid=True, tools=["hover"],
+                ),
+                "Overlay": dict(legend_position="top_right", legend_opts={"background_fill_alpha": 0.7}),
             },
             backend="bokeh",
         )
         resid = self._residual(row0, col0).opts(
-            width=max(260, spectrum_width // 2), height=spectrum_height, show_grid=True, tools=["hover"], backend="bokeh"
-        )
+            {"Curve": dict(responsive=True, min_width=150, max_width=max(260, spectrum_width // 2), height=spectrum_height,
+                           show_grid=True, tools=["hover"])},
+            backend="bokeh",
+        )  # fmt: skip
         bars = self._bars(row0, col0).opts(
-            width=max(260, 70 * n_em + 80), height=spectrum_height, ylim=(0, 1.05), tools=["hover"], xrotation=30, backend="bokeh"
-        )
+            responsive=True, min_width=150, max_width=max(260, 70 * n_em + 80), height=spectrum_height,
+            ylim=(0, 1.05), tools=["hover"], xrotation=30, backend="bokeh",
+        )  # fmt: skip
         panels = [spectrum, resid, bars] if self.reconstruct is not None else [spectrum, bars]
         self.probe = HoloViewsWidget(hv.Layout(panels).opts(shared_axes=False))
         # Later selections rewrite these Bokeh sources in place: re-rendering HoloViews elements
@@ -372,6 +380,23 @@ class AbundanceInspector(View):
         return hv.Bars(data, kdims=["endmember", "source"], vdims=[hv.Dimension("abundance", range=(0, 1))]).opts(
             title="abundances", backend="bokeh"
         )
+
+
+def _map_size(frame: int, height: int, width: int, *, colorbar: bool) -> dict:
+    """Options that size a map by the width of the cell it is shown in, up to ``frame`` pixels.
+
+    The maps scale with the output's width (Bokeh ``scale_both`` at a fixed aspect), so any
+    number of columns fits a narrow notebook; they carry no axes (hover and the row and column
+    boxes give positions) and the colour bar goes below the map, so every column is equally wide
+    and the frame keeps the image's aspect at every size.
+    """
+    frame_h = frame * height / max(width, 1)
+    fig_w = frame
+    fig_h = frame_h + 30 + (70 if colorbar else 0)  # the title, the colour bar below the map
+    return dict(
+        responsive=True, aspect=fig_w / fig_h, min_width=int(0.3 * fig_w), max_width=int(fig_w),
+        xaxis=None, yaxis=None,
+    )  # fmt: skip
 
 
 def _fit_y(figure, arrays) -> None:
