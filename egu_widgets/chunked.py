@@ -5,12 +5,16 @@ is read until asked. :func:`map_pixels` applies a pixel-wise function (FCLS agai
 endmembers, a trained EGU-Net-pw encoder, ...) to each chunk through ``xarray.apply_ufunc`` with
 ``dask="parallelized"``, so memory stays bounded by the chunk size, and the work runs on whatever
 dask scheduler is active: threads by default, or a cluster after
-``from dask.distributed import Client; Client("tcp://scheduler:8786")``.
+``from dask.distributed import Client; Client("tcp://scheduler:8786")`` (or inside
+:func:`use_scheduler`). Each chunk is checked as it is read (:mod:`egu_widgets.cube.lazy`): a chunk
+with NaN pixels stops the computation with its pixel range, or, in a cube opened with
+``invalid="mask"``, gives NaN abundances at those pixels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import xarray as xr
@@ -18,7 +22,7 @@ import xarray as xr
 from .cube import HyperCube
 from .errors import InputError
 
-__all__ = ["PixelFunction", "fcls_chunked", "is_lazy", "map_pixels"]
+__all__ = ["PixelFunction", "fcls_chunked", "is_lazy", "map_pixels", "use_scheduler"]
 
 PixelFunction = Callable[[np.ndarray], np.ndarray]  # (n, bands) float32 -> (n, P)
 
@@ -40,7 +44,9 @@ def map_pixels(
 
     ``fn`` receives a (n, bands) float32 array of pixels and must return (n, n_out). The result of
     an in-memory cube is computed at once; that of a lazy cube is a dask-backed DataArray: call
-    ``.compute()`` or write it with ``to_netcdf``.
+    ``.compute()`` or write it with ``to_netcdf``/``to_zarr``. Pixels with a NaN or Inf band
+    (those a lazy cube opened with ``invalid="mask"`` keeps out) are not passed to ``fn``: their
+    outputs are NaN.
     """
     if n_out < 1:
         raise InputError(f"n_out must be positive; got {n_out}")
@@ -49,9 +55,16 @@ def map_pixels(
         # block: (..., bands) with any leading chunk shape
         lead = block.shape[:-1]
         flat = np.ascontiguousarray(block.reshape(-1, block.shape[-1]), dtype=np.float32)
-        out = np.asarray(fn(flat), dtype=dtype)
-        if out.shape != (flat.shape[0], n_out):
-            raise InputError(f"pixel function returned shape {out.shape}; expected ({flat.shape[0]}, {n_out})")
+        good = np.isfinite(flat).all(axis=1)
+        every = bool(good.all())
+        out = np.asarray(fn(flat if every else flat[good]), dtype=dtype)
+        n = flat.shape[0] if every else int(good.sum())
+        if out.shape != (n, n_out):
+            raise InputError(f"pixel function returned shape {out.shape}; expected ({n}, {n_out})")
+        if not every:
+            full = np.full((flat.shape[0], n_out), np.nan, dtype=dtype)
+            full[good] = out
+            out = full
         return out.reshape(*lead, n_out)
 
     mapped = xr.apply_ufunc(
@@ -72,3 +85,58 @@ def fcls_chunked(cube: HyperCube, endmembers: np.ndarray) -> xr.DataArray:
 
     em = np.asarray(endmembers, dtype=np.float64)
     return map_pixels(cube, lambda px: fcls(px, em), em.shape[0])
+
+
+@contextlib.contextmanager
+def use_scheduler(scheduler: str | None = None, *, workers: int | None = None) -> Iterator[object]:
+    """Run the dask computations inside the block on ``scheduler``.
+
+    Parameters
+    ----------
+    scheduler
+        None or ``"threads"``: the threaded scheduler of this process (``workers`` threads);
+        ``"local"``: a :class:`dask.distributed.LocalCluster` of ``workers`` processes (default 2)
+        bound to loopback, closed on exit; an address such as ``"tcp://host:8786"``: an existing
+        cluster's scheduler. Workers receive pixel functions (a trained model's
+        :class:`~egu_widgets.engine.inference.PixelUnmixer`) by pickle.
+
+    Yields
+    ------
+    object
+        The ``distributed.Client``, or None for threads.
+
+    Examples
+    --------
+    >>> with use_scheduler("threads", workers=2):  # doctest: +SKIP
+    ...     maps = model.abundance_maps(cube).compute()
+    """
+    import dask
+
+    if scheduler in (None, "threads"):
+        with dask.config.set(scheduler="threads", num_workers=workers):
+            yield None
+        return
+    try:
+        from dask import distributed
+    except ImportError as exc:
+        from .errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            "a dask.distributed scheduler needs the distributed package: pip install 'egu_widgets[dask]'"
+        ) from exc
+    if scheduler == "local":
+        n = 2 if workers is None else workers
+        with (
+            distributed.LocalCluster(
+                n_workers=n, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
+            yield client
+        return
+    if not isinstance(scheduler, str) or "://" not in scheduler:
+        raise InputError(
+            f"scheduler must be 'threads', 'local' or an address such as 'tcp://host:8786'; got {scheduler!r}"
+        )
+    with distributed.Client(scheduler) as client:
+        yield client

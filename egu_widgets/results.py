@@ -8,6 +8,10 @@ Layout of ``result.ds``:
   reference spectra its bundle labels were computed against; see
   :attr:`egu_widgets.engine.EGUNet.endmembers_`);
 - optional training curves ``history_<name>(epoch)`` (e.g. ``history_loss_total``);
+- for an ensemble (``ensemble=K``; :mod:`egu_widgets.engine.ensemble`) the spread across members,
+  ``abundances_std``, ``abundances_q05`` and ``abundances_q95`` ``(endmember, y, x)`` (standard
+  deviation and a 90 % interval), and every member's maps ``abundances_members(member,
+  endmember, y, x)``; ``abundances`` is then the members' mean;
 - coordinates ``endmember`` (names), ``wavelength(band)`` when the cube had them;
 - attrs: ``method``, ``config`` (JSON), ``cube_name``, ``seconds``, ``partial`` (1 when training
   was stopped early), ``stop_reason``, and when truth was known ``rmse``, ``sad`` (aligned; see
@@ -63,9 +67,14 @@ class UnmixingResult:
         """Wrap a method's output. ``abundances`` is (pixels, P) in cube pixel order or (P, rows, cols).
 
         When the cube has truth and ``score`` is true, endmembers are reordered to match the truth
-        (Hungarian alignment) and the aligned scores are stored in attrs.
+        (Hungarian alignment) and the aligned scores are stored in attrs. Lazy abundances (a dask
+        array, or the ``(endmember, y, x)`` DataArray of a lazy cube's ``abundance_maps``) stay
+        lazy, to be written chunk by chunk, and are not scored.
         """
         h, w, b = cube.shape
+        if _is_lazy(abundances):
+            return cls._from_lazy(cube, abundances, endmembers, method=method, config=config, seconds=seconds,
+                                  history=history, partial=partial, stop_reason=stop_reason, names=names)  # fmt: skip
         ab = np.asarray(abundances, dtype=np.float64)
         if ab.ndim == 2:
             if ab.shape[0] != h * w:
@@ -73,11 +82,55 @@ class UnmixingResult:
             ab = ab.T.reshape(-1, h, w)
         if ab.ndim != 3 or ab.shape[1:] != (h, w):
             raise InputError(f"abundances must be (pixels, P) or (P, {h}, {w}); got {np.shape(abundances)}")
-        n_em = ab.shape[0]
         valid = cube.valid_mask
         if not valid.all():
             ab = ab.copy()
             ab[:, ~valid] = np.nan
+        result = cls._assemble(cube, ab, endmembers, method=method, config=config, seconds=seconds,
+                               history=history, partial=partial, stop_reason=stop_reason, names=names)  # fmt: skip
+        if score and cube.true_abundances is not None:
+            result = result.aligned_to(cube)
+        return result
+
+    @classmethod
+    def _from_lazy(
+        cls, cube: HyperCube, abundances: Any, endmembers: np.ndarray | None, **attrs: Any
+    ) -> UnmixingResult:
+        """A result whose abundances stay a dask array, computed chunk by chunk when written.
+
+        Not scored (scoring reads every pixel): call :meth:`aligned_to` when the maps fit in memory.
+        """
+        import dask.array as da
+
+        h, w, _ = cube.shape
+        ab = abundances.data if isinstance(abundances, xr.DataArray) else abundances
+        if isinstance(abundances, xr.DataArray) and abundances.dims != ("endmember", "y", "x"):
+            raise InputError(f"lazy abundances must have dims ('endmember', 'y', 'x'); got {abundances.dims}")
+        if ab.ndim != 3 or tuple(ab.shape[1:]) != (h, w):
+            raise InputError(f"lazy abundances must be (P, {h}, {w}); got {tuple(ab.shape)}")
+        ab = ab.astype(np.float64)
+        if "valid" in cube.ds:  # invalid pixels NaN, as for in-memory results; read with the chunks
+            ab = da.where(cube.ds["valid"].data.astype(bool)[None], ab, np.nan)
+        return cls._assemble(cube, ab, endmembers, **attrs)
+
+    @classmethod
+    def _assemble(
+        cls,
+        cube: HyperCube,
+        ab: Any,
+        endmembers: np.ndarray | None,
+        *,
+        method: str,
+        config: Mapping[str, Any] | None,
+        seconds: float | None,
+        history: Mapping[str, Any] | None,
+        partial: bool,
+        stop_reason: str,
+        names: list[str] | None,
+    ) -> UnmixingResult:
+        """The result's Dataset around (P, rows, cols) abundances, in memory or lazy."""
+        b = cube.n_bands
+        n_em = ab.shape[0]
         data_vars: dict[str, Any] = {"abundances": (("endmember", "y", "x"), ab)}
         if endmembers is not None:
             em = np.asarray(endmembers, dtype=np.float64)
@@ -105,10 +158,7 @@ class UnmixingResult:
             partial=int(bool(partial)),
             stop_reason=stop_reason,
         )
-        result = cls(ds)
-        if score and cube.true_abundances is not None:
-            result = result.aligned_to(cube)
-        return result
+        return cls(ds)
 
     # ------------------------------------------------------------------ views
     @property
@@ -187,8 +237,26 @@ class UnmixingResult:
 
     # ------------------------------------------------------------------ files
     def to_netcdf(self, path: str | os.PathLike) -> None:
-        """Write atomically: an interrupted write leaves any previous file intact."""
+        """Write atomically: an interrupted write leaves any previous file intact.
+
+        Lazy abundances (a result of a lazy cube) are computed and written chunk by chunk.
+        """
         write_dataset(self.ds, path, kind="result")
+
+    def to_zarr(self, path: str | os.PathLike) -> Path:
+        """Write to a Zarr store atomically, lazy abundances chunk by chunk; :meth:`open` reads it back.
+
+        The store is written beside ``path`` under a temporary name and renamed into place when
+        every chunk is written: a chunk that fails (bad input found mid-stream) or an interruption
+        leaves any previous store intact and nothing half-written. Needs the zarr package.
+
+        Examples
+        --------
+        >>> result.to_zarr("abundances.zarr")  # doctest: +SKIP
+        """
+        from .cube.formats.zarr import write_store
+
+        return write_store(self.ds, path, kind="result")
 
     def to_geotiff(self, path: str | os.PathLike, *, cog: bool = False) -> Path:
         """Write the maps to a float32 GeoTIFF (a Cloud-Optimized one with ``cog=True``) for GIS tools.
@@ -210,8 +278,11 @@ class UnmixingResult:
         return write_maps(self.ds, path, tags=tags, cog=cog)
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> UnmixingResult:
-        ds = read_dataset(path)
+    def open(cls, path: str | os.PathLike, chunks: dict | None = None) -> UnmixingResult:
+        """Read a result written by :meth:`to_netcdf` or :meth:`to_zarr`; ``chunks`` reads it lazily."""
+        from .cube.formats.zarr import is_store, read_store
+
+        ds = read_store(path, chunks) if is_store(path) else read_dataset(path, chunks)
         kind = ds.attrs.get(KIND_ATTR)
         if kind == "cube" or (kind is None and "abundances" not in ds):
             what = "a cube (open it with open_cube)" if kind == "cube" else "a file without an 'abundances' variable"
@@ -237,6 +308,12 @@ class UnmixingResult:
     __hash__ = None  # type: ignore[assignment]
 
 
+def _is_lazy(value: Any) -> bool:
+    """True for a dask array or a dask-backed DataArray."""
+    data = value.data if isinstance(value, xr.DataArray) else value
+    return hasattr(data, "dask")
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
@@ -245,11 +322,18 @@ def check_result_dataset(ds: xr.Dataset, *, source: str = "the result") -> None:
     """Refuse a result dataset whose variables or attrs are not what :class:`UnmixingResult` writes.
 
     Checks dims and dtypes (``abundances(endmember, y, x)``, ``endmembers(endmember, band)``,
-    ``history_*(epoch)``, all real numbers) and attrs (``config``/``scores`` JSON objects; ``rmse``,
-    ``sad``, ``seconds``, ``partial`` numbers), so that a damaged or hand-made file fails on open with
-    one message instead of giving wrong pixels or a traceback later.
+    ``history_*(epoch)``, an ensemble's spread and members' maps, all real numbers) and attrs
+    (``config``/``scores`` JSON objects; ``rmse``, ``sad``, ``seconds``, ``partial`` numbers), so
+    that a damaged or hand-made file fails on open with one message instead of giving wrong pixels
+    or a traceback later.
     """
-    expected = {"abundances": ("endmember", "y", "x"), "endmembers": ("endmember", "band")}
+    maps = ("endmember", "y", "x")
+    expected = {
+        "abundances": maps,
+        "endmembers": ("endmember", "band"),
+        **{f"abundances_{s}": maps for s in ("std", "q05", "q95")},
+        "abundances_members": ("member", *maps),
+    }
     if "abundances" not in ds:
         raise DataFileError(f"{source}: a result needs an 'abundances' variable (found: {sorted(ds.data_vars)})")
     for var in ds.data_vars:

@@ -19,20 +19,41 @@ import numpy as np
 from ..errors import InputError
 from .hypercube import HyperCube
 
-__all__ = ["SAFE_RANGE", "check_usable"]
+__all__ = ["LAZY_SAMPLE", "SAFE_RANGE", "check_usable"]
 
 _F32 = np.finfo(np.float32)
 #: Peak absolute values outside this range have squares outside float32's normal range.
 SAFE_RANGE = (float(np.sqrt(_F32.tiny)), float(np.sqrt(_F32.max)))
 _ROWS_PER_BLOCK = 256
+#: A lazy cube with more pixels than this is checked on a stratified sample of this many.
+LAZY_SAMPLE = 65536
+_SAMPLE_WINDOW = 16
+
+
+def _sample_moments(cube: HyperCube) -> tuple[int, np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]:
+    """:func:`_moments` of a stratified sample of :data:`LAZY_SAMPLE` pixels (see :mod:`.sampling`)."""
+    from .sampling import sample_pixels
+
+    pixels, _ = sample_pixels(cube, LAZY_SAMPLE, seed=0, stream="classic", window=_SAMPLE_WINDOW)
+    pixels = pixels.astype(np.float64)
+    n = pixels.shape[0]
+    if n == 0:
+        b = cube.n_bands
+        return 0, np.zeros(b), np.zeros((b, b)), 0.0, np.zeros(b), np.zeros(b)
+    mean = pixels.mean(axis=0)
+    centred = (pixels - mean).T @ (pixels - mean)
+    return n, mean, centred, float(np.abs(pixels).max()), pixels.min(axis=0), pixels.max(axis=0)
 
 
 def _moments(cube: HyperCube) -> tuple[int, np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]:
     """Count, mean, centred Gram matrix, peak |value|, band minima and maxima of the valid pixels.
 
-    The image is read in blocks of rows, so that a lazy (dask) cube is never loaded whole.
+    The image is read in blocks of rows; a lazy (dask) cube of more than :data:`LAZY_SAMPLE` pixels
+    is never read whole: its figures are those of a stratified sample.
     """
     h, w, b = cube.shape
+    if cube.reflectance.chunks is not None and h * w > LAZY_SAMPLE:
+        return _sample_moments(cube)
     valid = cube.valid_mask
     n = 0
     total = np.zeros(b)
@@ -62,7 +83,9 @@ def check_usable(cube: HyperCube, n_endmembers: int | None = None) -> None:
     Parameters
     ----------
     cube
-        The cube (only its valid pixels count; lazy cubes are read in blocks).
+        The cube (only its valid pixels count). A lazy cube larger than :data:`LAZY_SAMPLE` pixels
+        is judged on a stratified sample of that many (read window by window, never whole), so
+        the figures in its messages are the sample's.
     n_endmembers
         P, the number of materials asked for; None checks only what does not depend on P.
 

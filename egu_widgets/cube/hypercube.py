@@ -13,6 +13,9 @@ Layout of ``cube.ds``:
   and GDAL transform as rioxarray keeps them, and ``x``/``y`` at the pixel centres (see
   :mod:`.georef`); crops and results carry both;
 - attrs: ``name``, ``source`` (where it came from), ``provenance`` (JSON string: how it was made).
+
+A lazy cube (dask-backed ``reflectance``) is checked chunk by chunk as it is computed, never at
+construction (see :mod:`.lazy`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import xarray as xr
 
 from ..errors import InputError
 from . import georef
+from .lazy import BlockCheck, checked, is_checked
 
 __all__ = ["ABUNDANCES", "ARRAY_LAYOUTS", "ENDMEMBERS", "REFLECTANCE", "HyperCube", "check_dtype", "check_reflectance"]
 
@@ -105,24 +109,6 @@ def check_reflectance(image: np.ndarray, *, what: str = "cube") -> None:
         )
 
 
-def _check_lazy_reflectance(data) -> None:
-    import dask
-    import dask.array as da
-
-    n_bad, any_nonzero, minimum = dask.compute(
-        (~da.isfinite(data).all(axis=-1)).sum(), (data != 0).any(), da.nanmin(data)
-    )
-    if n_bad:
-        raise InputError(
-            f"cube has {int(n_bad)} pixel(s) with NaN or Inf values; open it in memory with invalid='mask' or "
-            "invalid='fill', or repair the file"
-        )
-    if not any_nonzero:
-        raise InputError("cube is all zeros; there is nothing to unmix (check the file or its scale)")
-    if minimum < 0:
-        raise InputError(f"cube has negative values (min {float(minimum):.4g}); reflectance cannot be negative")
-
-
 class HyperCube:
     """A hyperspectral image (rows × cols × bands) with optional truth; see the module doc."""
 
@@ -140,8 +126,9 @@ class HyperCube:
         check_dtype(ds[REFLECTANCE].dtype)
         if validate:
             data = ds[REFLECTANCE].data
-            if hasattr(data, "dask"):  # lazy cube: one pass over the chunks, nothing kept in memory
-                _check_lazy_reflectance(data)
+            if hasattr(data, "dask"):  # lazy cube: nothing read now; each chunk is checked when computed
+                if not is_checked(data):
+                    ds = ds.assign({REFLECTANCE: ds[REFLECTANCE].copy(data=checked(data, BlockCheck()))})
             else:
                 check_reflectance(data)
         self.ds = ds
@@ -345,6 +332,15 @@ class HyperCube:
         from .formats.ncfile import write_dataset
 
         write_dataset(self.ds, path, kind="cube")
+
+    def to_zarr(self, path) -> None:
+        """Write the cube (and truth) to a Zarr store atomically, a lazy cube chunk by chunk.
+
+        ``open_cube(path)`` reads it back identical; nothing is left at ``path`` when a chunk fails.
+        """
+        from .formats.zarr import write_store
+
+        write_store(self.ds, path, kind="cube")
 
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:

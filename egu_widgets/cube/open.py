@@ -11,6 +11,7 @@ from .datasets import dataset_names, find_dataset, load_dataset
 from .formats import ACCEPTED, reader_for
 from .formats.layout import check_layout
 from .formats.mat import read_mat, read_mat_truth
+from .formats.zarr import is_store, read_zarr
 from .hypercube import HyperCube
 
 __all__ = ["open_cube"]
@@ -38,8 +39,8 @@ def open_cube(
     source
         A dataset name (see :func:`~egu_widgets.cube.dataset_names`), a path (``.mat`` in the Zhu,
         HySUPP or TNNLS layouts or an H x W x B array such as Indian Pines' or Pavia's, ENVI
-        ``.hdr``/``.img``, the project's ``.nc`` or a CF-style netCDF, GeoTIFF), a folder holding
-        ``Mixed_TrSet.mat``, a :class:`HyperCube` or an ``xarray.Dataset``. An existing path wins
+        ``.hdr``/``.img``, the project's ``.nc`` or a CF-style netCDF, GeoTIFF, a Zarr store), a
+        folder holding ``Mixed_TrSet.mat``, a :class:`HyperCube` or an ``xarray.Dataset``. An existing path wins
         over a dataset of the same name.
     truth
         Optional ``.mat`` file with ``A`` (materials x pixels) and/or ``M`` (bands x materials).
@@ -49,12 +50,14 @@ def open_cube(
         Divide the data by this (raw integer data needs it unless the file has ``maxValue``).
     invalid
         NaN/Inf pixels: ``"raise"`` (default), ``"mask"`` (kept out of fitting, NaN in results) or
-        ``"fill"`` (replaced by the mean valid spectrum).
+        ``"fill"`` (replaced by the mean valid spectrum; in-memory cubes only).
     negative
         Negative values: ``"raise"`` (default) or ``"clip"`` to zero.
     chunks
-        netCDF only: open lazily with dask, e.g. ``{"y": 512, "x": 512}``, for scenes larger than
-        memory (see :mod:`egu_widgets.chunked`).
+        netCDF and Zarr only: open lazily with dask, e.g. ``{"y": 512, "x": 512}`` (``{}``: the
+        file's own chunks), for scenes larger than memory (see :mod:`egu_widgets.chunked`).
+        Nothing is read at open: ``invalid`` and ``negative`` are applied to each chunk when it is
+        computed, and a chunk that breaks them raises an error naming its pixel range.
     layout
         The axis order of the stored array when the file does not state it: ``"rows,cols,bands"``,
         ``"bands,rows,cols"``, ``"bands,pixels"`` or ``"pixels,bands"``. Readers refuse to guess
@@ -111,6 +114,8 @@ def open_cube(
     # Passed only when given, so that a reader without these options still serves the other cases.
     given = (("layout", check_layout(layout)), ("variable", variable), ("wavelengths", wavelengths))
     read_options.update({k: v for k, v in given if v is not None})
+    if path.is_dir() and (path.suffix.lower() == ".zarr" or is_store(path)):
+        return read_zarr(path, truth_obj, **read_options)
     if path.is_dir():
         mixed = path / "Mixed_TrSet.mat"
         if mixed.exists():
@@ -123,6 +128,7 @@ def open_cube(
         return reader(path, truth_obj, **read_options)
     if chunks is not None:
         raise InputError(
-            "chunks= (lazy reading) is available for netCDF cubes; convert the file with cube.to_netcdf first"
+            "chunks= (lazy reading) is available for netCDF cubes and Zarr stores; convert the file with "
+            "cube.to_netcdf or cube.to_zarr first"
         )
     raise DataFileError(f"{str(path)!r}: unknown file type {path.suffix.lower()!r}; accepted: {ACCEPTED}")

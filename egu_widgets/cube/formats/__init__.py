@@ -17,6 +17,7 @@ from .envi import read_envi
 from .geotiff import read_geotiff
 from .mat import read_mat
 from .netcdf import read_netcdf
+from .zarr import read_zarr
 
 __all__ = ["ACCEPTED", "READERS", "Reader", "reader_for"]
 
@@ -38,10 +39,11 @@ READERS: dict[str, Reader] = {
     ".h5": read_netcdf,
     ".tif": read_geotiff,
     ".tiff": read_geotiff,
+    ".zarr": read_zarr,
 }
 
 #: How error messages name the accepted files.
-ACCEPTED = ".mat, ENVI .hdr/.img, netCDF .nc, GeoTIFF .tif"
+ACCEPTED = ".mat, ENVI .hdr/.img, netCDF .nc, GeoTIFF .tif, Zarr .zarr"
 
 
 def reader_for(path: str | Path) -> Reader | None:

@@ -21,12 +21,13 @@ import xarray as xr
 
 from ...errors import DataFileError, InputError
 from ..hypercube import ABUNDANCES, ENDMEMBERS, REFLECTANCE, HyperCube, check_dtype
+from ..lazy import BlockCheck, checked
 from .layout import check_layout
 from .ncfile import KIND_ATTR, read_dataset
 from .truth import MatTruth, cube_with_truth
 from .values import check_scale
 
-__all__ = ["read_netcdf"]
+__all__ = ["cube_from_dataset", "read_netcdf"]
 
 _SPECTRAL_DIMS = {"band", "bands", "wavelength", "wavelengths", "wl", "lambda", "spectral", "channel", "channels"}
 _WAVELENGTH_NAMES = {"wavelength", "wavelengths", "wl", "lambda", "center_wavelength", "band_center"}
@@ -52,14 +53,43 @@ def read_netcdf(
 ) -> HyperCube:
     """A cube from a netCDF file; ``chunks`` opens it lazily with dask.
 
-    ``truth``, ``scale``, ``invalid`` and ``negative`` act as in the other readers (in memory;
-    a lazy cube takes ``scale`` only). ``variable`` names the spectral variable and ``layout``
-    the role of its dimensions in order (e.g. ``"bands,rows,cols"``) when their names do not
-    tell. ``rows`` and ``cols`` are accepted for the readers' common signature and not used: the
-    file states its size. Result files are refused with a pointer to ``UnmixingResult.open``.
+    ``truth``, ``scale``, ``invalid`` and ``negative`` act as in the other readers. A lazy cube
+    takes ``scale``, ``invalid`` ``"raise"``/``"mask"`` and ``negative``, applied chunk by chunk
+    when the data are computed (see :mod:`~egu_widgets.cube.lazy`); nothing is read at open.
+    ``variable`` names the spectral variable and ``layout`` the role of its dimensions in order
+    (e.g. ``"bands,rows,cols"``) when their names do not tell. ``rows`` and ``cols`` are accepted
+    for the readers' common signature and not used: the file states its size. Result files are
+    refused with a pointer to ``UnmixingResult.open``.
     """
     path = Path(path)
-    ds = read_dataset(path, chunks)
+    return cube_from_dataset(
+        read_dataset(path, chunks),
+        path,
+        truth,
+        reader="netcdf",
+        scale=scale,
+        name=name,
+        invalid=invalid,
+        negative=negative,
+        layout=layout,
+        variable=variable,
+    )
+
+
+def cube_from_dataset(
+    ds: xr.Dataset,
+    path: Path,
+    truth: MatTruth | None = None,
+    *,
+    reader: str,
+    scale: float | None = None,
+    name: str | None = None,
+    invalid: str = "raise",
+    negative: str = "raise",
+    layout: str | None = None,
+    variable: str | None = None,
+) -> HyperCube:
+    """A cube from a Dataset read from ``path`` (netCDF or Zarr), by what it states (see the module doc)."""
     kind = ds.attrs.pop(KIND_ATTR, None)
     if kind == "result":
         raise DataFileError(f"{str(path)!r} is an unmixing result, not a cube; open it with UnmixingResult.open")
@@ -87,7 +117,7 @@ def read_netcdf(
     da = ds[var]
     ydim, xdim, bdim = _dim_roles(ds, da, layout, source, var)
     cube_ds = _standard_dataset(ds, da, ydim, xdim, bdim)
-    provenance = {"reader": "netcdf", "file": path.name, "variable": var}
+    provenance = {"reader": reader, "file": path.name, "variable": var}
     if (ydim, xdim, bdim) != ("y", "x", "band"):
         provenance["dims"] = [ydim, xdim, bdim]
     return _finish(
@@ -281,19 +311,8 @@ def _finish(
         provenance["scale"] = scale
     spatial = {c: ds[c] for c in ds.coords if c not in ("band", "wavelength") and "band" not in ds[c].dims}
     if hasattr(da.data, "dask"):
-        for option, value, default in (
-            ("truth", truth, None),
-            ("invalid", invalid, "raise"),
-            ("negative", negative, "raise"),
-        ):
-            if value != default:
-                raise InputError(
-                    f"{option}= needs the cube in memory; open it without chunks= (or repair the file and open it lazily)"
-                )
-        data = da.data.astype(np.float64) / scale if scale is not None else da.data
-        out = ds.assign({REFLECTANCE: (("y", "x", "band"), data.astype(np.float32), dict(da.attrs))})
-        out.attrs.update(name=name, source=source, provenance=json.dumps(provenance, sort_keys=True, default=str))
-        return HyperCube(out)
+        return _lazy_cube(da, ds, truth=truth, scale=scale, invalid=invalid, negative=negative, name=name,
+                          source=source, provenance=provenance, nodata=nodata)  # fmt: skip
     image = np.asarray(da.values, dtype=np.float64) / scale if scale is not None else np.asarray(da.values)
     if "valid" in ds:  # the file's own mask: those pixels stay out of fitting
         image = np.array(image, dtype=np.float64)
@@ -328,3 +347,55 @@ def _finish(
         )
     kept = {c: v for c, v in spatial.items() if c != "endmember"}
     return HyperCube(cube.ds.assign_coords(kept), validate=False)
+
+
+def _lazy_cube(
+    da: xr.DataArray,
+    ds: xr.Dataset,
+    *,
+    truth: MatTruth | None,
+    scale: float | None,
+    invalid: str,
+    negative: str,
+    name: str,
+    source: str,
+    provenance: dict,
+    nodata: bool,
+) -> HyperCube:
+    """The lazy cube of ``da``: options applied chunk by chunk when computed, nothing read now.
+
+    Masked pixels (``invalid="mask"``, the file's fill value or its own ``valid`` map) are NaN in
+    every band of the reflectance and 0 in a lazy ``valid`` map; an in-memory cube fills them with
+    the mean valid spectrum instead, which would need a pass over the whole file.
+    """
+    if truth is not None:
+        raise InputError("truth= needs the cube in memory; open it without chunks= (or attach the truth to a crop)")
+    if invalid not in ("raise", "mask", "fill"):
+        raise InputError(f"invalid={invalid!r}; choose 'raise', 'mask' or 'fill'")
+    data = da.data
+    if scale is not None:
+        data = data.astype(np.float64) / scale
+    if "valid" in ds:  # the file's own mask: those pixels stay out of fitting
+        data = _dask_where(ds["valid"].data.astype(bool)[..., None], data, np.nan)
+        nodata = True
+    if nodata and invalid == "raise":
+        invalid = "mask"
+    check = BlockCheck(invalid, negative)
+    data = checked(data, check)
+    out = ds.drop_vars([v for v in ("valid",) if v in ds])
+    out = out.assign({REFLECTANCE: (("y", "x", "band"), data, dict(da.attrs))})
+    if invalid == "mask":
+        import dask.array as dask_array
+
+        out["valid"] = (("y", "x"), dask_array.isfinite(data).all(axis=-1).astype(np.int8))
+        provenance["invalid_policy"] = "mask"
+    if negative == "clip":
+        provenance["negative_policy"] = "clip"
+    out.attrs.update(name=name, source=source, provenance=json.dumps(provenance, sort_keys=True, default=str))
+    return HyperCube(out, validate=False)
+
+
+def _dask_where(condition: Any, data: Any, other: float) -> Any:
+    import dask.array as dask_array
+
+    return dask_array.where(condition, data, other)
