@@ -319,7 +319,11 @@ class DashboardLayout:
             finite = np.concatenate([data[c][np.isfinite(data[c])] for c in losses]) if losses else np.array([])
             logy = bool(finite.size) and bool((finite > 0).all())
         # no hover tool: the latest values are in the text line, and it makes building slower
-        common = dict(width=self.plot_width, height=self.plot_height, show_grid=True)
+        # each panel as wide as the cell allows, up to plot_width: three side by side fit a
+        # narrow notebook (Bokeh stretches them over the output's width)
+        common = dict(
+            responsive=True, min_width=150, max_width=self.plot_width, height=self.plot_height, show_grid=True
+        )
         overlays, specs = [], []
         for group, cols in groups.items():
             if not cols:

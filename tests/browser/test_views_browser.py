@@ -79,11 +79,17 @@ def _engine() -> str:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A JupyterLab server on 127.0.0.1 with fresh settings, serving a copy of the notebook."""
+    yield from _lab(tmp_path_factory, {HERE / "views.ipynb": "views.ipynb", HERE / "fake_training.py": "fake_training.py"})
+
+
+def _lab(tmp_path_factory, files: dict, extra_env: dict | None = None):
+    """Start JupyterLab serving ``files`` ({source: name}); the first one's kernel is started."""
     base = tmp_path_factory.mktemp("lab")
     root = base / "root"
     root.mkdir()
-    for name in ("views.ipynb", "fake_training.py"):
-        shutil.copy(HERE / name, root / name)
+    for source, name in files.items():
+        shutil.copy(source, root / name)
+    notebook = next(iter(files.values()))
     port, token = _free_port(), "egu-browser-test"
     env = dict(os.environ)
     env.update(
@@ -93,6 +99,7 @@ def lab(tmp_path_factory):
         JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
         JUPYTER_RUNTIME_DIR=str(base / "runtime"),
         EGU_BROWSER_ENGINE=_engine(),
+        **(extra_env or {}),
     )
     cmd = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
@@ -132,13 +139,13 @@ def lab(tmp_path_factory):
         # when cells are run before its session is ready).
         request = urllib.request.Request(
             f"{url}/api/sessions?token={token}",
-            data=json.dumps({"path": "views.ipynb", "name": "views.ipynb", "type": "notebook", "kernel": {"name": "python3"}}).encode(),
+            data=json.dumps({"path": notebook, "name": notebook, "type": "notebook", "kernel": {"name": "python3"}}).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )
         with urllib.request.urlopen(request, timeout=60) as r:
             json.load(r)
-        yield {"url": url, "token": token, "root": root}
+        yield {"url": url, "token": token, "root": root, "notebook": notebook}
     finally:
         _stop_server(proc, url, token)
         log.close()
@@ -165,6 +172,10 @@ def _stop_server(proc: subprocess.Popen, url: str, token: str) -> None:
 @pytest.fixture(scope="module")
 def page(lab):
     """The notebook open in Chromium with every cell run (training keeps going in the background)."""
+    yield from _open_and_run_all(lab)
+
+
+def _open_and_run_all(lab):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     with sync_playwright() as pw:
@@ -173,7 +184,7 @@ def page(lab):
         pg.set_default_timeout(60_000)
         pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
-        pg.goto(f"{lab['url']}/lab/tree/views.ipynb?token={lab['token']}&reset")
+        pg.goto(f"{lab['url']}/lab/tree/{lab['notebook']}?token={lab['token']}&reset")
         pg.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
         pg.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
         _run_all_cells(pg)
@@ -181,7 +192,7 @@ def page(lab):
         try:
             yield pg
         finally:
-            pg.screenshot(path=str(ARTIFACTS / "notebook-end.png"), full_page=True)
+            pg.screenshot(path=str(ARTIFACTS / f"{Path(lab['notebook']).stem}-end.png"), full_page=True)
             browser.close()
 
 
@@ -385,3 +396,85 @@ def test_no_widget_errors_in_the_page(page):
     assert page.locator(".jupyter-widgets-error-widget").count() == 0
     outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
     assert not [o for o in outputs if "Traceback" in o], "a notebook cell raised"
+
+
+# ---------------------------------------------------------------------------------- issue 15
+def _open_file_browser(pg: Page) -> None:
+    """Open JupyterLab's file browser in the left side bar (the layout a user usually has)."""
+    if pg.locator("#filebrowser").is_visible():
+        return
+    pg.locator(".jp-SideBar.jp-mod-left [data-id='filebrowser']").first.click()
+    _wait(lambda: pg.locator("#filebrowser").is_visible(), 10, "the file browser to open")
+
+
+def _overflow(view) -> list[str]:
+    """Parts of ``view`` (plots, canvases, its own box) reaching past the cell's output area."""
+    view.scroll_into_view_if_needed()
+    area = view.locator("xpath=ancestor::div[contains(@class, 'jp-OutputArea-output')][1]").bounding_box()
+    right = area["x"] + area["width"] + 1.0
+    out = []
+    own = view.bounding_box()
+    if own["x"] + own["width"] > right:
+        out.append(f"the view itself by {own['x'] + own['width'] - right:.0f} px")
+    for k, part in enumerate(view.locator(".bk-Figure, .bk-GridPlot, .bk-Canvas").all()):
+        box = part.bounding_box()
+        if box and box["width"] > 0 and box["x"] + box["width"] > right:
+            out.append(f"plot {k} by {box['x'] + box['width'] - right:.0f} px")
+    return out
+
+
+@pytest.mark.parametrize("window", [1000, 1400])
+def test_every_view_fits_the_notebook_cell(page, window):
+    page.set_viewport_size({"width": window, "height": 1800})
+    _open_file_browser(page)
+    _wait(lambda: page.locator(".egu-abundance-inspector").count() >= 3, 300, "the views")
+    time.sleep(3)  # let Bokeh lay the plots out at the new width
+    problems = {}
+    for selector in (".egu-dashboard", ".egu-endmember-pairs", ".egu-abundance-inspector"):
+        for i, view in enumerate(page.locator(selector).all()):
+            found = _overflow(view)
+            if found:
+                problems[f"{selector}[{i}]"] = found
+                _shot(view, f"overflow-{window}-{selector[5:]}-{i}.png")
+    page.set_viewport_size({"width": 1400, "height": 1800})
+    assert not problems, f"at a {window} px window with the file browser open: {problems}"
+
+
+@pytest.fixture(scope="module")
+def walkthrough(tmp_path_factory):
+    """Notebook 02 served by its own JupyterLab, in fast mode with a long enough training to Stop."""
+    nb = REPO / "notebooks" / "02_egu_net_walkthrough.ipynb"
+    env = {"EGU_FAST": "1", "EGU_EPOCHS": "3000", "OMP_NUM_THREADS": "1"}
+    for served in _lab(tmp_path_factory, {nb: nb.name}, env):
+        yield from _open_and_run_all(served)
+
+
+def test_stop_works_in_notebook_02_under_run_all(walkthrough):
+    """Run All queues the cell that awaits the run: Stop must still reach the kernel."""
+    page = walkthrough
+    dash = page.locator(".egu-dashboard").first
+    dash.wait_for(timeout=300_000)
+    dash.scroll_into_view_if_needed()
+    status = dash.locator(".egu-status")
+    _wait(lambda: _epoch(status.text_content()) >= 3, 300, "a few epochs")
+    assert "running" in dash.locator(".egu-state").text_content()
+    prompts = [t.strip() for t in page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()]
+    assert prompts.count("[*]:") >= 2, f"later cells should be queued behind the run: {prompts}"
+    clicked = time.time()
+    dash.locator("button.egu-stop").click()
+    _wait(lambda: "stopped" in dash.locator(".egu-state").text_content(), 30, "the stopped state")
+    took = time.time() - clicked
+    stopped_at = _epoch(status.text_content())
+    assert took <= 3.0, f"training ended {took:.1f} s after the click"
+    assert stopped_at < 3000
+    # the notebook went on, with the partial model
+    _wait(
+        lambda: any("stopped early" in t for t in page.locator(".jp-OutputArea-output").all_inner_texts()),
+        120,
+        "the cell after the run to print the partial result",
+    )
+    inspector = page.locator(".egu-abundance-inspector").first
+    inspector.wait_for(timeout=300_000)
+    legend = _wait(lambda: "decoder output" in (inspector.text_content() or "") or inspector.locator(".bk-Figure").count() > 3, 120, "the inspector")
+    assert legend
+    _shot(dash, "notebook02-dashboard-stopped.png")
