@@ -108,7 +108,11 @@ class MethodSpec:
 
 
 class _EguNetRun:
-    """Registry adapter of the EGU-Net methods: validates P, then trains through ``engine.run_egu``."""
+    """Registry adapter of the EGU-Net methods: validates P, then trains through ``engine.run_egu``.
+
+    ``ensemble=K`` (an option) trains K members and gives their mean and spread
+    (:mod:`egu_widgets.engine.ensemble`).
+    """
 
     fits_cubes = True
 
@@ -157,7 +161,7 @@ def _engine_options() -> tuple[str, ...]:
     from .engine.bundles import BUNDLE_OPTIONS
     from .engine.estimator import HYPERPARAMETERS
 
-    return ("preset", "control", "bundles", *HYPERPARAMETERS, *BUNDLE_OPTIONS)
+    return ("preset", "control", "bundles", "ensemble", *HYPERPARAMETERS, *BUNDLE_OPTIONS)
 
 
 _CLASSIC = "egu_widgets.classic.adapters"

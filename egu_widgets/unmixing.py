@@ -47,7 +47,9 @@ def unmix(
     endmembers, lam : the given endmembers (``fcls``, ``sunsal``) and SUnSAL's sparsity weight;
         refused by methods that do not take them.
     epochs, device, callbacks, progress : training settings, used by the methods that train.
-    **options : further method options (the EGU-Net hyperparameters and bundle options).
+    **options : further method options (the EGU-Net hyperparameters and bundle options;
+        ``ensemble=K`` trains K EGU-Net members from ``seed`` and returns their aligned mean, with
+        the spread in ``abundances_std``, ``abundances_q05`` and ``abundances_q95``).
 
     When the cube has truth the result is aligned to it and scored (``result.rmse``, ``result.sad``).
     """

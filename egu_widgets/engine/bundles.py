@@ -37,7 +37,15 @@ from ..cube import HyperCube
 from ..errors import InputError
 from ..validation import check_choice, check_int, check_n_endmembers, seed_sequence
 
-__all__ = ["SpectralBundles", "extract_bundles", "reference_endmembers", "BUNDLE_MODES", "BUNDLE_OPTIONS"]
+__all__ = [
+    "SpectralBundles",
+    "extract_bundles",
+    "reference_endmembers",
+    "BUNDLE_ARRAYS",
+    "BUNDLE_MODES",
+    "BUNDLE_OPTIONS",
+    "CHECKPOINT_PREFIX",
+]
 
 #: The SNR (dB) the authors force on every per-patch VCA: its projective (high-SNR) branch.
 PATCH_SNR = 30.0
@@ -54,6 +62,11 @@ BUNDLE_MODES["default"] = dict(BUNDLE_MODES["faithful"], reference="nfindr", lab
 #: Every keyword :func:`extract_bundles` accepts besides the cube and P (the estimator and
 #: ``run_egu`` use this list to tell bundle options from network hyperparameters).
 BUNDLE_OPTIONS = ("mode", "patch_size", "stride", "dedup", "project", "reference", "label_scale")
+
+#: The arrays of a bundle set, in the order :meth:`SpectralBundles.arrays` lists them.
+BUNDLE_ARRAYS = ("spectra", "labels", "reference", "patch_index", "pixel_index")
+#: Key prefix of a curated set's arrays inside a model checkpoint.
+CHECKPOINT_PREFIX = "__bundles__."
 
 
 @dataclass(frozen=True)
@@ -129,10 +142,100 @@ class SpectralBundles:
     def n_endmembers(self) -> int:
         return int(self.labels.shape[1])
 
+    @property
+    def pseudo_labels(self) -> np.ndarray:
+        """(K,) int: each bundle's dominant material (the argmax of its label row)."""
+        return self.labels.argmax(axis=1)
+
+    @property
+    def curated(self) -> bool:
+        """Whether the set was edited by :meth:`select`, :meth:`reject` or :meth:`relabel`."""
+        return bool(self.config.get("curated", False))
+
+    def _mask(self, mask: Any, what: str) -> np.ndarray:
+        """``mask`` as a (K,) bool array: a bool mask of K entries, or bundle indices."""
+        arr = np.asarray(mask)
+        if arr.dtype == bool:
+            if arr.shape != (self.n_bundles,):
+                raise InputError(f"{what}: a bool mask needs {self.n_bundles} entries, one per bundle; got {arr.shape}")
+            return arr.copy()
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise InputError(f"{what}: give a bool mask or integer bundle indices; got dtype {arr.dtype}")
+        index = arr.astype(np.int64).ravel()
+        if index.size and (index.min() < -self.n_bundles or index.max() >= self.n_bundles):
+            raise InputError(
+                f"{what}: bundle indices must lie in [0, {self.n_bundles}); got {index.min()}..{index.max()}"
+            )
+        out = np.zeros(self.n_bundles, dtype=bool)
+        out[index] = True
+        return out
+
+    def _edited(self, keep: np.ndarray, labels: np.ndarray, step: dict) -> SpectralBundles:
+        config = dict(self.config)
+        config["curated"] = True
+        config.setdefault("n_bundles_extracted", self.n_bundles)
+        config["curation"] = [*self.config.get("curation", []), step]
+        config["n_bundles"] = int(keep.sum())
+        return SpectralBundles(
+            spectra=self.spectra[keep],
+            labels=labels[keep],
+            reference=self.reference,
+            patch_index=self.patch_index[keep],
+            pixel_index=self.pixel_index[keep],
+            config=config,
+        )
+
+    def select(self, mask: Any) -> SpectralBundles:
+        """A new set holding only the bundles in ``mask`` (a (K,) bool mask or bundle indices).
+
+        The reference and the labels of the kept bundles are unchanged; the new set's ``config``
+        says that it was curated and records the step (``config["curation"]``), so that a model
+        trained on it, and its result, say so. Keeping none is refused: EGU-Net needs bundles.
+        """
+        keep = self._mask(mask, "select")
+        if not keep.any():
+            raise InputError("select kept no bundles; keep at least one per material you want guided")
+        return self._edited(keep, self.labels, {"action": "select", "kept": int(keep.sum()), "of": self.n_bundles})
+
+    def reject(self, mask: Any) -> SpectralBundles:
+        """A new set without the bundles in ``mask``: ``select`` of the others."""
+        drop = self._mask(mask, "reject")
+        keep = ~drop
+        if not keep.any():
+            raise InputError("reject would remove every bundle; keep at least one")
+        return self._edited(keep, self.labels, {"action": "reject", "removed": int(drop.sum()), "of": self.n_bundles})
+
+    def relabel(self, mask: Any, endmember: int) -> SpectralBundles:
+        """A new set in which the bundles in ``mask`` are labelled pure ``endmember`` (0-based index).
+
+        Their label rows become one-hot on that material: the user says "these spectra are
+        material p", which is what a pseudo-label of a pure bundle means. The others are unchanged.
+        """
+        chosen = self._mask(mask, "relabel")
+        p = check_int("endmember", endmember, 0, self.n_endmembers - 1)
+        labels = self.labels.copy()
+        labels[chosen] = 0.0
+        labels[chosen, p] = 1.0
+        keep = np.ones(self.n_bundles, dtype=bool)
+        return self._edited(keep, labels, {"action": "relabel", "relabelled": int(chosen.sum()), "endmember": p})
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The set's arrays by name (what a checkpoint stores beside the weights)."""
+        return {name: getattr(self, name) for name in BUNDLE_ARRAYS}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], config: dict | None = None) -> SpectralBundles:
+        """Rebuild a set from :meth:`arrays` and its ``config`` (checked as any new set)."""
+        missing = sorted(set(BUNDLE_ARRAYS) - set(arrays))
+        if missing:
+            raise InputError(f"bundle arrays {missing} are missing")
+        return cls(**{k: np.asarray(arrays[k]) for k in BUNDLE_ARRAYS}, config=dict(config or {}))
+
     def __repr__(self) -> str:
+        curated = ", curated" if self.curated else ""
         return (
             f"<SpectralBundles: {self.n_bundles} spectra x {self.n_bands} bands, "
-            f"P={self.n_endmembers}, mode={self.config.get('mode', '?')!r}>"
+            f"P={self.n_endmembers}, mode={self.config.get('mode', '?')!r}{curated}>"
         )
 
 

@@ -40,7 +40,7 @@ from ..validation import (
     seed_int,
     seed_sequence,
 )
-from .bundles import BUNDLE_MODES, BUNDLE_OPTIONS, SpectralBundles, extract_bundles
+from .bundles import BUNDLE_MODES, BUNDLE_OPTIONS, CHECKPOINT_PREFIX, SpectralBundles, extract_bundles
 from .events import CallbackLike, TrainingControl
 from .inference import PixelUnmixer
 from .networks import _EGUBase, batch_statistics, build_model, calibrate
@@ -253,6 +253,11 @@ class EGUNet:
         picks them from the CPUs free for this process); torch's setting is restored afterwards.
     chunk_size : int, optional
         Pixels per inference pass (None: 262 144).
+    ensemble : int, optional
+        K > 1 trains K members, with seeds drawn from ``seed`` (:mod:`~egu_widgets.engine.ensemble`),
+        and makes this estimator their ensemble: ``transform`` and ``result_`` give the members'
+        aligned mean, ``result_`` also their spread (``abundances_std``, ``abundances_q05``,
+        ``abundances_q95``); ``members_`` holds the fitted members. None or 1: one network.
 
     Attributes
     ----------
@@ -320,6 +325,7 @@ class EGUNet:
         eval_every: int | None = None,
         num_threads: int | None = None,
         chunk_size: int | None = None,
+        ensemble: int | None = None,
     ):
         self.variant = variant
         self.n_endmembers = n_endmembers
@@ -350,6 +356,7 @@ class EGUNet:
         self.eval_every = eval_every
         self.num_threads = num_threads
         self.chunk_size = chunk_size
+        self.ensemble = ensemble
 
     # ------------------------------------------------------------------ parameters
     @classmethod
@@ -512,6 +519,11 @@ class EGUNet:
         self, cube: HyperCube, bundles: Any, callbacks: Sequence[CallbackLike] | None, control: TrainingControl | None
     ) -> np.ndarray:
         cube = self._check_cube(cube)
+        if self.ensemble is not None and self.ensemble != 1:  # K members (engine/ensemble.py)
+            from .ensemble import fit_ensemble
+
+            return fit_ensemble(self, cube, bundles, callbacks, control)
+        self.members_ = None
         p = self._resolve(cube)
         hp, device = self.hyperparameters_, self.device_
         t0 = time.perf_counter()
@@ -722,6 +734,11 @@ class EGUNet:
     def _require_fitted(self) -> _EGUBase:
         model = getattr(self, "model_", None)
         if model is None:
+            if getattr(self, "members_", None):
+                raise InputError(
+                    "this EGUNet is an ensemble: transform gives its members' mean; one network's "
+                    "weights, maps or checkpoint are a member's (members_[i])"
+                )
             raise InputError("this EGUNet is not fitted yet; call fit(cube) or EGUNet.load(path) first")
         return model
 
@@ -735,6 +752,10 @@ class EGUNet:
         statistics, in tiles; for "pw"/"ae" the same numbers as "endmember").
         """
         check_choice("stream", stream, ("endmember", "unmixing"))
+        if getattr(self, "members_", None):  # an ensemble: the members' aligned mean
+            from .ensemble import ensemble_transform
+
+            return ensemble_transform(self, self._check_cube(cube), stream)
         if stream == "unmixing" and self.variant == "ss":
             maps, _ = self._image_stream(self._check_input(cube), reconstruct=False)
             return maps[0].reshape(maps.shape[1], -1).T.double().cpu().numpy()
@@ -888,6 +909,9 @@ class EGUNet:
         config = json.dumps(self.get_config(), sort_keys=True, default=_jsonable)
         if self.reference_ is not None:  # kept beside the weights, covered by the digest
             state = dict(state, **{_REFERENCE_KEY: torch.from_numpy(np.ascontiguousarray(self.reference_))})
+        if getattr(self, "bundles_", None) is not None and self.bundles_.curated:  # the curated set goes with it
+            arrays = self.bundles_.arrays().items()
+            state = dict(state, **{CHECKPOINT_PREFIX + k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays})
         payload = {
             "format": _CHECKPOINT_FORMAT,
             "version": _CHECKPOINT_VERSION,
@@ -902,8 +926,8 @@ class EGUNet:
     def load(cls, path: str | os.PathLike, device: Any = "cpu") -> EGUNet:
         """Rebuild a fitted estimator from :meth:`save`'s file; never executes code from it.
 
-        ``bundles_``, ``outcome_`` and ``result_`` are None: a checkpoint keeps the model, not
-        its training run.
+        ``outcome_`` and ``result_`` are None: a checkpoint keeps the model, not its training run;
+        ``bundles_`` is the curated bundle set the model was trained on when it had one, else None.
         """
         path = os.fspath(path)
         if not os.path.isfile(path):
@@ -947,6 +971,12 @@ class EGUNet:
             n_bands, p = int(cfg["n_bands"]), int(cfg["n_endmembers"])
             state = dict(state)
             reference = state.pop(_REFERENCE_KEY, None)
+            saved = {
+                k[len(CHECKPOINT_PREFIX) :]: state.pop(k).numpy()
+                for k in list(state)
+                if k.startswith(CHECKPOINT_PREFIX)
+            }
+            curated = SpectralBundles.from_arrays(saved, cfg.get("bundles")) if saved else None
             with torch.random.fork_rng(devices=[]):
                 model = build_model(est.variant, n_bands, p, est.hyperparameters_)
             image_keys = [k for k in model.state_dict() if k.startswith("image_bn3.")]
@@ -961,7 +991,8 @@ class EGUNet:
         est.device_ = _resolve_device(device)
         model.to(est.device_).eval()
         est.model_, est.n_bands_, est.n_endmembers_ = model, n_bands, p
-        est.bundles_ = est.outcome_ = est.result_ = None
+        est.outcome_ = est.result_ = None
+        est.bundles_ = curated
         # True only for ss checkpoints written before the image stream's statistics were stored:
         # that stream then runs on the whole image with batch statistics, as it did.
         est._image_batch_statistics = legacy
@@ -1004,13 +1035,15 @@ def run_egu(
 
     ``options``: ``preset``; hyperparameters (see :class:`EGUNet`); bundle options
     (``bundle_mode`` or ``mode``, ``patch_size``, ``stride``, ``dedup``, ``project``,
-    ``reference``, ``label_scale``), or ``bundles=`` as in EGUNet; ``control`` (a TrainingControl).
+    ``reference``, ``label_scale``), or ``bundles=`` as in EGUNet; ``control`` (a TrainingControl);
+    ``ensemble`` (K members, as in EGUNet).
     """
     if method not in METHOD_VARIANTS:
         raise InputError(f"method {method!r} is not an EGU-Net method; choose one of {', '.join(METHOD_VARIANTS)}")
     options = dict(options)
     preset = options.pop("preset", "default")
     control = options.pop("control", None)
+    ensemble = options.pop("ensemble", None)
     bundles = options.pop("bundles", None)
     bundle_opts = {k: options.pop(k) for k in list(options) if k in BUNDLE_OPTIONS}
     if "mode" in bundle_opts:
@@ -1034,6 +1067,7 @@ def run_egu(
         preset=preset,
         bundles=bundles,
         progress=progress,
+        ensemble=ensemble,
         **options,
     )
     est.fit(cube, callbacks=callbacks, control=control)
