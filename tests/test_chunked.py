@@ -54,14 +54,16 @@ def test_map_pixels_checks_the_function_output(cube_file):
         map_pixels(cube, lambda px: np.ones((px.shape[0], 2)), 3)
 
 
-def test_lazy_nan_cube_is_refused(tmp_path):
+def test_lazy_nan_cube_is_refused_when_its_chunk_is_read(tmp_path):
     img = np.random.default_rng(0).uniform(0.1, 1, size=(6, 6, 4))
     img[3, 3, 1] = np.nan
     HyperCube.from_array(img, invalid="fill").ds.assign(
         reflectance=(("y", "x", "band"), img.astype(np.float32))
     ).to_netcdf(tmp_path / "nan.nc", engine="h5netcdf")
-    with pytest.raises(InputError, match="NaN"):
-        open_cube(tmp_path / "nan.nc", chunks={"y": 3})
+    lazy = open_cube(tmp_path / "nan.nc", chunks={"y": 3})  # opening reads nothing
+    np.testing.assert_array_equal(lazy.reflectance[:3].values, img[:3].astype(np.float32))
+    with pytest.raises(InputError, match=r"rows 3-5, cols 0-5 .*NaN"):
+        fcls_chunked(lazy, np.full((2, 4), 0.5) + np.eye(2, 4)).compute()
 
 
 def test_egu_abundance_maps_on_local_cluster_equal_in_memory(cube_file, one_torch_thread):

@@ -150,11 +150,33 @@ def read_windows(cube: HyperCube, ys: Any, xs: Any, size: int) -> np.ndarray:
     import dask
 
     raw, check = unchecked(data)
-    pieces = dask.compute(*[raw[y : y + size, x : x + size] for y, x in zip(ys.tolist(), xs.tolist())])
+    # Windows are cut at chunk edges: dask reads a slice inside one chunk of the file-backed
+    # array from the file alone, but a slice across chunks through whole chunks.
+    y_edges, x_edges = (np.cumsum((0, *c)) for c in raw.chunks[:2])
+    parts = []
+    for y, x in zip(ys.tolist(), xs.tolist()):
+        for y0, y1 in _spans(y, size, y_edges):
+            for x0, x1 in _spans(x, size, x_edges):
+                parts.append((y, x, y0, y1, x0, x1))
+    pieces = dask.compute(*[raw[y0:y1, x0:x1] for _, _, y0, y1, x0, x1 in parts])
     out = np.empty((ys.size, size, size, b), dtype=np.float32)
-    for k, (piece, y, x) in enumerate(zip(pieces, ys.tolist(), xs.tolist())):
-        out[k] = check.apply(piece, y, x, what="window") if check is not None else piece
+    k = -1
+    last = None
+    for (y, x, y0, y1, x0, x1), piece in zip(parts, pieces):
+        if (y, x) != last:
+            k, last = k + 1, (y, x)
+        out[k, y0 - y : y1 - y, x0 - x : x1 - x] = piece
+    if check is not None:
+        for k, (y, x) in enumerate(zip(ys.tolist(), xs.tolist())):
+            out[k] = check.apply(out[k], y, x, what="window")
     return out
+
+
+def _spans(start: int, size: int, edges: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, start + size)`` cut at the chunk ``edges``."""
+    inner = [int(e) for e in edges if start < e < start + size]
+    bounds = [start, *inner, start + size]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def sample_pixels(

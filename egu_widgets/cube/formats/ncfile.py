@@ -15,7 +15,7 @@ import xarray as xr
 from ..._atomic import atomic_path
 from ...errors import DataFileError
 
-__all__ = ["ENGINE", "KIND_ATTR", "read_dataset", "write_dataset"]
+__all__ = ["ENGINE", "KIND_ATTR", "compute_writes", "is_lazy", "read_dataset", "write_dataset"]
 
 ENGINE = "h5netcdf"
 #: attrs["egu_widgets_kind"] tells a cube file from a result file.
@@ -23,12 +23,50 @@ KIND_ATTR = "egu_widgets_kind"
 
 
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, kind: str) -> Path:
-    """Write ``ds`` to ``path`` atomically, marked as ``kind`` (``"cube"`` or ``"result"``)."""
+    """Write ``ds`` to ``path`` atomically, marked as ``kind`` (``"cube"`` or ``"result"``).
+
+    Dask-backed variables are computed and written chunk by chunk (:func:`compute_writes`).
+    """
     ds = ds.copy()
     ds.attrs[KIND_ATTR] = kind
     with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine=ENGINE, invalid_netcdf=False)
+        if is_lazy(ds):
+            compute_writes(ds.to_netcdf(tmp, engine=ENGINE, invalid_netcdf=False, compute=False))
+        else:
+            ds.to_netcdf(tmp, engine=ENGINE, invalid_netcdf=False)
     return Path(path)
+
+
+def is_lazy(ds: xr.Dataset) -> bool:
+    """True when any variable of ``ds`` is dask-backed."""
+    return any(var.chunks is not None for var in ds.variables.values())
+
+
+def compute_writes(writes) -> None:
+    """Run the delayed chunk writes of ``to_netcdf``/``to_zarr(compute=False)``, all done when it returns.
+
+    On the threaded scheduler the writes run in a pool of their own that is drained before an
+    error propagates: a chunk that fails (a NaN chunk of a lazy cube) must not leave other writes
+    running, which would recreate the temporary file after the caller has removed it. Under a
+    ``dask.distributed`` client the writes run on its workers.
+    """
+    import dask
+
+    try:
+        from distributed import get_client
+
+        get_client()
+    except (ImportError, ValueError):
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = dask.config.get("num_workers", None) or os.cpu_count() or 1
+        pool = ThreadPoolExecutor(workers)
+        try:
+            dask.compute(writes, scheduler="threads", pool=pool)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return
+    dask.compute(writes)
 
 
 def read_dataset(path: str | os.PathLike, chunks: dict | None = None) -> xr.Dataset:

@@ -21,7 +21,7 @@ import xarray as xr
 
 from ...errors import DataFileError, MissingDependencyError
 from ..hypercube import HyperCube
-from .ncfile import KIND_ATTR
+from .ncfile import KIND_ATTR, compute_writes, is_lazy
 from .netcdf import cube_from_dataset
 from .truth import MatTruth
 
@@ -127,7 +127,10 @@ def write_store(ds: xr.Dataset, path: str | os.PathLike, *, kind: str) -> Path:
     ds = _uniform_chunks(ds)
     tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
-        ds.to_zarr(tmp, mode="w-", zarr_format=2, consolidated=True)
+        if is_lazy(ds):
+            compute_writes(ds.to_zarr(tmp, mode="w-", zarr_format=2, consolidated=True, compute=False))
+        else:
+            ds.to_zarr(tmp, mode="w-", zarr_format=2, consolidated=True)
         if path.exists():
             old = path.parent / f".{path.name}.{secrets.token_hex(6)}.old"
             os.replace(path, old)
