@@ -24,10 +24,12 @@ from .errors import InputError
 
 __all__ = ["PixelFunction", "fcls_chunked", "is_lazy", "map_pixels", "use_scheduler"]
 
-PixelFunction = Callable[[np.ndarray], np.ndarray]  # (n, bands) float32 -> (n, P)
+#: a pixel-wise function: (n, bands) float32 spectra -> (n, P) values
+PixelFunction = Callable[[np.ndarray], np.ndarray]
 
 
 def is_lazy(cube: HyperCube) -> bool:
+    """True when the cube's reflectance is a dask array (read chunk by chunk, never whole)."""
     return cube.reflectance.chunks is not None
 
 

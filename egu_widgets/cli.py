@@ -1,4 +1,4 @@
-"""The ``egu-widgets`` command line: headless unmixing runs.
+"""The ``egu-widgets`` command line: headless unmixing runs::
 
     egu-widgets unmix SOURCE [--truth TRUTH] [--endmembers P|auto] [--method METHOD] [--seed S]
                      [--epochs N] [--device cpu|cuda] [-o KEY=VALUE ...] [--keep-partial] --out RESULT.nc
@@ -36,7 +36,9 @@ from .validation import check_int
 
 __all__ = ["EXIT_INPUT", "EXIT_INTERRUPTED", "main"]
 
+#: exit status of a run refused for its input (one ``error:`` line on stderr)
 EXIT_INPUT = 2
+#: exit status of a run interrupted by Ctrl-C (SIGINT)
 EXIT_INTERRUPTED = 130
 
 #: ``-o`` names the command line sets itself or that no text can express, with what to use instead.
@@ -573,6 +575,7 @@ def _cmd_reproduce(args, watch: _InterruptWatch) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     parser = _build_parser()
     args = parser.parse_args(argv)
     commands = {"unmix": _cmd_unmix, "demo": _cmd_demo, "datasets": _cmd_datasets, "reproduce": _cmd_reproduce}

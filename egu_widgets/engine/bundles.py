@@ -73,15 +73,23 @@ CHECKPOINT_PREFIX = "__bundles__."
 class SpectralBundles:
     """Pseudo-labelled bundle spectra for EGU-Net's endmember stream.
 
-    spectra : (K, B) float32 candidate spectra.
-    labels : (K, P) float32 pseudo-abundances, non-negative, rows summing to one.
-    reference : (P, B) float64 reference endmembers the labels refer to (their order is the
-        order of the network's outputs), in the data's units; with ``label_scale="max"`` the labels
-        were computed against each of them scaled to a maximum of 1.
-    patch_index : (K,) int, the patch each spectrum came from (-1: not from a patch).
-    pixel_index : (K,) int, the image pixel (row-major) it is, or -1 when it is not one pixel
-        (a projection onto the patch's subspace).
-    config : how the bundles were made (JSON-able dict).
+    Attributes
+    ----------
+    spectra : ndarray
+        (K, B) float32 candidate spectra.
+    labels : ndarray
+        (K, P) float32 pseudo-abundances, non-negative, rows summing to one.
+    reference : ndarray
+        (P, B) float64 reference endmembers the labels refer to (their order is the order of the
+        network's outputs), in the data's units; with ``label_scale="max"`` the labels were
+        computed against each of them scaled to a maximum of 1.
+    patch_index : ndarray
+        (K,) int, the patch each spectrum came from (-1: not from a patch).
+    pixel_index : ndarray
+        (K,) int, the image pixel (row-major) it is, or -1 when it is not one pixel (a projection
+        onto the patch's subspace).
+    config : dict
+        How the bundles were made (JSON-able).
     """
 
     spectra: np.ndarray

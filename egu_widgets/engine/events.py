@@ -43,6 +43,12 @@ class TrainingControl:
 
 @dataclass(frozen=True)
 class TrainingEvent:
+    """One message from the training loop to its callbacks.
+
+    ``kind`` is "start", "epoch", or one final "end", "stop" or "fail"; the fields below carry the
+    epoch's losses, learning rate and metrics, and ``control`` lets a callback stop the run.
+    """
+
     kind: str
     epoch: int  # epochs completed so far (0 at "start")
     n_epochs: int  # epochs planned

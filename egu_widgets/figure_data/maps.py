@@ -70,7 +70,7 @@ def block_centres(n: int, factor: int) -> np.ndarray:
 
 
 def error_limit(errors: np.ndarray) -> float:
-    """Symmetric colour limit for error maps: the largest |error|, rounded up, at least 0.01."""
+    """Symmetric colour limit for error maps: the largest ``|error|``, rounded up, at least 0.01."""
     finite = np.abs(errors[np.isfinite(errors)])
     top = float(finite.max()) if finite.size else 0.0
     return max(0.01, math.ceil(top * 100) / 100)
