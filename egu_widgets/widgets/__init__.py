@@ -10,6 +10,8 @@
   linked pan/zoom; tap a pixel for its spectrum, reconstruction and abundances.
 - :func:`subspace_view` / :class:`SubspaceView`: how many materials — the eigenvalue spectrum
   against the noise estimate for each criterion, with the estimated count marked.
+- :func:`bundle_curation` / :class:`BundleCuration`: EGU-Net's spectral bundles (envelopes, a PCA
+  projection, positions); select, reject or relabel them and retrain from the curated set.
 
 Each builder returns ``{"widget": container, "wdict": {name: child}, "view": object}`` and takes
 ``display=False`` (for tests); each view object has ``.show()`` and displays itself in a notebook.
@@ -35,8 +37,10 @@ _LAZY = {
     "progress_callback": "progress",
     "SubspaceView": "subspace",
     "subspace_view": "subspace",
+    "BundleCuration": "bundle_curation",
+    "bundle_curation": "bundle_curation",
 }
-_NEEDS_EXTRA = {"dashboard", "endmembers", "inspector", "subspace"}
+_NEEDS_EXTRA = {"dashboard", "endmembers", "inspector", "subspace", "bundle_curation"}
 
 __all__ = sorted(_LAZY) + ["in_notebook", "require_widgets"]
 
