@@ -12,10 +12,13 @@ Scene: egu-synthetic (200×200×224, P=5, 8 000 bundles: the paper's sizes). Tab
    Each row is the median over ``--steps`` steps after two warm-up steps. "first BN not folded"
    is ours with the endmember stream's first batch norm computed the ordinary way (the fold is an
    exact rewrite; the row shows what it saves). The "bfloat16 autocast" row shows what bfloat16
-   matrix products would buy (the engine does not use them: they change the results).
+   matrix products buy (the engine uses them only when asked, ``precision="bf16"``: they change
+   the results; docs/convergence.md).
    ``--compile`` adds the naive pw step compiled by ``torch.compile``, with the seconds its first
    step takes to compile (the engine does not compile: see README).
-2. **Full pw training** (200 epochs = 1 000 steps, the default preset, through ``EGUNet.fit``):
+2. **Full pw training** (the default preset through ``EGUNet.fit``: averaged weights, stopped by
+   its rule within at most 200 epochs = 1 000 steps; ``bench_convergence.py`` compares it with
+   the fixed 200-epoch run):
    training seconds, seconds per epoch, peak resident memory of the process, abundance RMSE, the
    time to reach RMSE ≤ 0.05 (RMSE evaluated every epoch for this, which adds one forward pass over
    the image per epoch), and the fraction of the machine's float32 matrix-multiply rate that the
@@ -154,8 +157,8 @@ def our_steps(variant: str, preset: str, pixels, image, bundles, labels, n_steps
     def step(i: int) -> None:
         if i % n == 0:
             objective.begin_epoch()
-        # bf16: matrix products in bfloat16 through autocast (not what the engine does: it
-        # changes the numbers; here to show what it would buy)
+        # bf16: matrix products in bfloat16 through autocast (the engine's opt-in
+        # precision="bf16"; it changes the numbers)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             losses = objective.losses(i % n)
         opt.zero_grad()

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 __all__ = ["EVENT_KINDS", "Callback", "CallbackLike", "TrainingControl", "TrainingEvent", "dispatch"]
 
 #: Kinds of event, in the order a run emits them. A run emits exactly one of "end", "stop" or
-#: "fail" last: "end" when all epochs ran, "stop" when a callback or KeyboardInterrupt ended it
-#: early, "fail" when training could not continue (for example a NaN loss).
+#: "fail" last: "end" when all epochs ran or the stopping rule found the run converged (n_epochs
+#: is then an upper bound), "stop" when a callback or KeyboardInterrupt ended it early, "fail"
+#: when training diverged (a NaN or exploding loss, collapsed abundances).
 EVENT_KINDS = ("start", "epoch", "end", "stop", "fail")
 
 
@@ -55,10 +56,16 @@ class TrainingEvent:
     elapsed: float  # seconds since the run started
     losses: dict = field(default_factory=dict)  # name -> float, e.g. total, reconstruction, bundle
     learning_rate: float | None = None
-    metrics: dict = field(default_factory=dict)  # e.g. {"rmse": 0.04} when truth is known
+    # e.g. {"rmse": 0.04} when truth is known; {"change": 0.003} at each stopping-rule check: the
+    # RMS change of the probe pixels' abundances since the previous check, to compare with
+    # info["stopping"]["tol"] (the run converges after info["stopping"]["patience"] checks below
+    # it); the final event repeats the last "change"
+    metrics: dict = field(default_factory=dict)
     message: str = ""  # why a run stopped or failed
     control: TrainingControl | None = field(default=None, repr=False, compare=False)
-    info: dict = field(default_factory=dict)  # run description at "start" (method, sizes, device)
+    # run description at "start" (method, sizes, device; "stopping": tol, check_every, patience,
+    # min_epochs, average, precision; tol None: no stopping rule, n_epochs epochs will run)
+    info: dict = field(default_factory=dict)
     # the run's per-epoch columns, shared by the trainer with every callback (None: not recorded)
     history: TrainingHistory | None = field(default=None, repr=False, compare=False)
 

@@ -86,10 +86,12 @@ class Plan:
 
 
 def default_epochs() -> int:
-    """The engine's default number of training epochs (its ``default`` preset)."""
+    """The engine's default number of training epochs (its ``default`` preset; for "auto" its bound)."""
     from ..engine import PRESETS
+    from ..engine.estimator import AUTO_EPOCHS
 
-    return int(PRESETS["default"]["epochs"])
+    epochs = PRESETS["default"]["epochs"]
+    return AUTO_EPOCHS if epochs == "auto" else int(epochs)
 
 
 def _check_names(what: str, asked: Sequence[str], allowed: Sequence[str], known: Sequence[str]) -> None:
