@@ -254,7 +254,7 @@ class UnmixingResult:
         --------
         >>> result.to_zarr("abundances.zarr")  # doctest: +SKIP
         """
-        from .cube.formats.zarr import write_store
+        from .cube.formats.zarrstore import write_store
 
         return write_store(self.ds, path, kind="result")
 
@@ -280,7 +280,7 @@ class UnmixingResult:
     @classmethod
     def open(cls, path: str | os.PathLike, chunks: dict | None = None) -> UnmixingResult:
         """Read a result written by :meth:`to_netcdf` or :meth:`to_zarr`; ``chunks`` reads it lazily."""
-        from .cube.formats.zarr import is_store, read_store
+        from .cube.formats.zarrstore import is_store, read_store
 
         ds = read_store(path, chunks) if is_store(path) else read_dataset(path, chunks)
         kind = ds.attrs.get(KIND_ATTR)

@@ -253,7 +253,7 @@ READER_CASES = [
     ReaderCase(
         "netCDF lazy with invalid=",
         w_nc_two_candidates,
-        {"variable": "radiance", "chunks": {"y": 2}, "invalid": "mask"},
+        {"variable": "radiance", "chunks": {"y": 2}, "invalid": "fill"},
         InputError,
         "needs the cube in memory",
     ),

@@ -338,7 +338,7 @@ class HyperCube:
 
         ``open_cube(path)`` reads it back identical; nothing is left at ``path`` when a chunk fails.
         """
-        from .formats.zarr import write_store
+        from .formats.zarrstore import write_store
 
         write_store(self.ds, path, kind="cube")
 

@@ -49,8 +49,8 @@ class BlockCheck:
     def __post_init__(self) -> None:
         if self.invalid not in _INVALID:
             raise InputError(
-                f"invalid={self.invalid!r} for a lazy cube; choose 'raise' or 'mask' ('fill' needs the mean "
-                "spectrum of the whole cube: open it without chunks= to fill)"
+                f"invalid={self.invalid!r} for a lazy cube; choose 'raise' or 'mask' ('fill' needs the cube in "
+                "memory, for the mean spectrum of all its pixels: open it without chunks= to fill)"
             )
         if self.negative not in _NEGATIVE:
             raise InputError(f"negative={self.negative!r}; choose 'raise' or 'clip'")

@@ -11,7 +11,8 @@ from .datasets import dataset_names, find_dataset, load_dataset
 from .formats import ACCEPTED, reader_for
 from .formats.layout import check_layout
 from .formats.mat import read_mat, read_mat_truth
-from .formats.zarr import is_store, read_zarr
+from .formats.zarr import read_zarr
+from .formats.zarrstore import is_store
 from .hypercube import HyperCube
 
 __all__ = ["open_cube"]
