@@ -28,7 +28,7 @@ import multiprocessing
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -38,10 +38,11 @@ from ..errors import InputError
 from ..results import UnmixingResult
 from ..validation import check_int, seed_sequence
 from .bundles import SpectralBundles
+from .events import CallbackLike, TrainingControl
 
-if TYPE_CHECKING:
-    from .estimator import EGUNet
-    from .events import CallbackLike, TrainingControl
+#: What this module gets as ``est``: an :class:`~egu_widgets.engine.EGUNet` (the estimator imports
+#: this module, so this module does not import it; members are built as ``type(est)(**params)``).
+EGUNet = Any
 
 __all__ = ["QUANTILES", "ensemble_statistics", "ensemble_transform", "fit_ensemble", "member_seeds", "member_workers"]
 
@@ -75,11 +76,9 @@ def member_workers(n_members: int, device: Any = "cpu", requested: int | None = 
     return max(1, min(n_members, policy_threads(budget, budget.usable)))
 
 
-def _fit_member(params: dict, cube: HyperCube, bundles: Any) -> EGUNet:
+def _fit_member(cls: type, params: dict, cube: HyperCube, bundles: Any) -> EGUNet:
     """Train one member (run in a worker process or in this one); returns the fitted estimator."""
-    from .estimator import EGUNet
-
-    return EGUNet(**params).fit(cube, bundles=bundles)
+    return cls(**params).fit(cube, bundles=bundles)
 
 
 def ensemble_statistics(stack: np.ndarray, quantiles: Sequence[float] = QUANTILES) -> dict[str, np.ndarray]:
@@ -107,6 +106,7 @@ def ensemble_transform(est: EGUNet, cube: HyperCube, stream: str = "endmember") 
 
 
 def _train_members(
+    cls: type,
     params: list[dict],
     cube: HyperCube,
     bundles: Any,
@@ -117,20 +117,18 @@ def _train_members(
     if workers > 1:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [pool.submit(_fit_member, p, cube, bundles) for p in params]
+            futures = [pool.submit(_fit_member, cls, p, cube, bundles) for p in params]
             try:
                 return [f.result() for f in futures]
             except BaseException:
                 for f in futures:
                     f.cancel()
                 raise
-    from .estimator import EGUNet
-
     members = []
     for p in params:
         if members and control is not None and control.stop_requested:
             break  # the members trained so far make the (partial) ensemble
-        members.append(EGUNet(**p).fit(cube, bundles=bundles, callbacks=callbacks, control=control))
+        members.append(cls(**p).fit(cube, bundles=bundles, callbacks=callbacks, control=control))
     return members
 
 
@@ -182,7 +180,7 @@ def fit_ensemble(
     params = [dict(base, seed=s) for s in seeds]
     sequential = callbacks is not None or control is not None
     workers = 1 if sequential else member_workers(k, est.device_, n_jobs)
-    members = _train_members(params, cube, bundles, workers, callbacks, control)
+    members = _train_members(type(est), params, cube, bundles, workers, callbacks, control)
 
     perms = _align_members(members)
     stack = np.stack([m.transform(cube)[:, perm] for m, perm in zip(members, perms)])  # (K, N, P)
