@@ -1,13 +1,15 @@
 """Notebook views of training and results (needs the widget extra: ``pip install "egu_widgets[widgets]"``).
 
 - :func:`training_dashboard` / :class:`TrainingDashboard`: live progress, curves, Stop;
-  ``dashboard.run(fit, cube)`` trains in the background so that Stop works in a live kernel, and
-  falls back to the engine's console progress (tqdm) outside a notebook; :func:`progress_callback`
+  ``run = dashboard.run(fit, cube)`` trains in the background so that Stop works in a live kernel
+  (``await run`` in a later cell waits with Stop still working, under Run All too), and falls
+  back to the engine's console progress (tqdm) outside a notebook; :func:`progress_callback`
   picks one of the two for you.
 - :func:`endmember_pairs` / :class:`EndmemberPairs`: reference vs estimated spectrum per endmember,
-  SAD in the title, optional bundle envelope, a selector to page through.
+  SAD in the title, optional bundle envelope, a selector to page through, "normalise to max 1".
 - :func:`abundance_inspector` / :class:`AbundanceInspector`: abundance, truth and error maps with
-  linked pan/zoom; tap a pixel for its spectrum, reconstruction and abundances.
+  linked pan/zoom; tap a pixel for its spectrum, the model's reconstruction, the residual and its
+  abundances; a band slider shows the scene itself.
 - :func:`subspace_view` / :class:`SubspaceView`: how many materials — the eigenvalue spectrum
   against the noise estimate for each criterion, with the estimated count marked.
 - :func:`bundle_curation` / :class:`BundleCuration`: EGU-Net's spectral bundles (envelopes, a PCA

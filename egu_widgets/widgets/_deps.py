@@ -45,7 +45,7 @@ def holoviews():
     """HoloViews with its Bokeh plotting backend registered (without printing notebook JS)."""
     require_widgets()
     import holoviews as hv
-    import holoviews.plotting.bokeh  # noqa: F401  registers the backend and its option sets
+    import holoviews.plotting.bokeh
 
     return hv
 

@@ -10,7 +10,8 @@ them up. So the plots sit inside ordinary ipywidgets layouts: one container tool
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ._deps import holoviews, in_notebook, require_widgets
 
@@ -143,7 +144,7 @@ class View:
         require_widgets()
         self._shown = False
 
-    def show(self) -> "View":
+    def show(self) -> View:
         from IPython.display import display
 
         ensure_bokehjs()

@@ -164,6 +164,7 @@ class BundleCuration(View):
     # ------------------------------------------------------------------ state
     @property
     def n_selected(self) -> int:
+        """How many bundles of the current set are selected."""
         return int(self.selected.sum())
 
     @property
@@ -230,6 +231,7 @@ class BundleCuration(View):
         self.set_selection(self.data.group == m)
 
     def clear_selection(self) -> None:
+        """Select nothing."""
         self.set_selection(np.zeros_like(self.selected))
 
     def _require_selection(self, what: str) -> None:

@@ -44,9 +44,7 @@ WEIGHT_DECAY_NOTE = (
     "weights: it dominates the first epochs, so the total can rise then while the reconstruction "
     "falls.</small>"
 )
-_NO_STOP_NOTE = (
-    "<small>Stop needs training in the background here: <code>dashboard.run(fit, cube)</code>.</small>"
-)
+_NO_STOP_NOTE = "<small>Stop needs training in the background here: <code>dashboard.run(fit, cube)</code>.</small>"
 
 
 @dataclass

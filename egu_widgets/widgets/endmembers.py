@@ -59,7 +59,13 @@ class EndmemberPairs(View):
 
         hv = holoviews()
         self.data: PairData = pair_data(
-            result, cube, reference=reference, reference_label=reference_label, bundles=bundles, envelope=envelope, align=align
+            result,
+            cube,
+            reference=reference,
+            reference_label=reference_label,
+            bundles=bundles,
+            envelope=envelope,
+            align=align,
         )
         d = self.data
         if normalise is None:
@@ -75,7 +81,15 @@ class EndmemberPairs(View):
         dmap = hv.DynamicMap(self._overlay, streams=[self.stream])
         dmap = dmap.opts(
             {
-                "Curve": dict(responsive=True, height=height, min_width=320, max_width=width, show_grid=True, tools=["hover"], framewise=True),
+                "Curve": dict(
+                    responsive=True,
+                    height=height,
+                    min_width=320,
+                    max_width=width,
+                    show_grid=True,
+                    tools=["hover"],
+                    framewise=True,
+                ),
                 "Area": dict(responsive=True, height=height, min_width=320, max_width=width, framewise=True),
                 "Overlay": dict(legend_position="right", framewise=True),
             },
@@ -93,13 +107,22 @@ class EndmemberPairs(View):
         nxt.add_class("egu-next")
         title = w.HTML()
         title.add_class("egu-pair-title")
-        norm = w.Checkbox(value=self._normalise, description="normalise to max 1", indent=False, layout=w.Layout(width="auto"))
+        norm = w.Checkbox(
+            value=self._normalise, description="normalise to max 1", indent=False, layout=w.Layout(width="auto")
+        )
         norm.add_class("egu-normalise")
         norm.observe(lambda ch: self.set_normalise(ch["new"]), names="value")
         selector.observe(self._on_selector, names="value")
         prev.on_click(lambda _b: self.select((self._index - 1) % d.n_endmembers))
         nxt.on_click(lambda _b: self.select((self._index + 1) % d.n_endmembers))
-        self.wdict = {"selector": selector, "prev": prev, "next": nxt, "normalise": norm, "title": title, "plot": self.plots.widget}
+        self.wdict = {
+            "selector": selector,
+            "prev": prev,
+            "next": nxt,
+            "normalise": norm,
+            "title": title,
+            "plot": self.plots.widget,
+        }
         controls = w.HBox([prev, selector, nxt, norm], layout=w.Layout(flex_flow="row wrap", align_items="center"))
         self.widget = w.VBox([controls, title, self.plots.widget], layout=w.Layout(width="100%"))
         self.widget.add_class("egu-endmember-pairs")
@@ -153,7 +176,9 @@ class EndmemberPairs(View):
         d, i = self.data, self._index
         bits = [f"<b>{html.escape(d.names[i])}</b>"]
         if d.sad is not None and np.isfinite(d.sad[i]):
-            bits.append(f"SAD {d.sad[i]:.2f}° ({html.escape(d.estimate_label)} vs {html.escape(d.reference_label or '')})")
+            bits.append(
+                f"SAD {d.sad[i]:.2f}° ({html.escape(d.estimate_label)} vs {html.escape(d.reference_label or '')})"
+            )
         if d.envelopes is not None:
             env = d.envelopes[i]
             bits.append(f"{env[2]} bundle spectra" if env is not None else "no bundle spectra")
@@ -181,7 +206,9 @@ class EndmemberPairs(View):
                 )
             )
         layers.append(
-            hv.Curve((x, curves["estimate"]), self._x, self._y, label=d.estimate_label).opts(color=ESTIMATE_COLOUR, line_width=2, backend="bokeh")
+            hv.Curve((x, curves["estimate"]), self._x, self._y, label=d.estimate_label).opts(
+                color=ESTIMATE_COLOUR, line_width=2, backend="bokeh"
+            )
         )
         ylabel = "reflectance (each scaled to max 1)" if normalise else "reflectance"
         return hv.Overlay(layers).opts(title=d.title(index), ylabel=ylabel, backend="bokeh")

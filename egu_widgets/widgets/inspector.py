@@ -9,7 +9,8 @@ keep the original pixel coordinates.
 from __future__ import annotations
 
 import html
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,9 @@ class AbundanceInspector(View):
         self.maps_data = md = map_data(result, cube)
         n_em, height, width = md.estimate.shape
         if cube.image.shape[:2] != (height, width):
-            raise InputError(f"the result is {height}x{width} pixels but the cube is {cube.image.shape[0]}x{cube.image.shape[1]}")
+            raise InputError(
+                f"the result is {height}x{width} pixels but the cube is {cube.image.shape[0]}x{cube.image.shape[1]}"
+            )
         self.height, self.width = height, width
         self._image = cube.image  # (H, W, B) view, indexed per tap (cube.pixels would copy)
         self._estimate = md.estimate
@@ -108,17 +111,21 @@ class AbundanceInspector(View):
         self.images: list = []
         self.taps: list = []
         panels = []
-        for vname, maps, prefix, colormap, clim in rows:
+        for r, (vname, maps, prefix, colormap, clim) in enumerate(rows):
             vdim = hv.Dimension(vname, range=clim)
+            # colour bars under every map of the last row only: a grid aligns the frames of a row,
+            # so one bar in a row would shrink its neighbours; the abundance rows share 0-1
+            bar = r == len(rows) - 1
             for p in range(n_em):
                 img = hv.Image((xs, ys, block_mean(maps[p], self.factor)), kdims=[xdim, ydim], vdims=[vdim])
                 img = img.opts(
                     cmap=colormap,
                     clim=clim,
-                    colorbar=p == n_em - 1,
+                    colorbar=bar,
                     colorbar_position="bottom",
+                    colorbar_opts={"height": 8},
                     invert_yaxis=True,
-                    **_map_size(map_size, height, width, colorbar=p == n_em - 1),
+                    **_map_size(map_size, height, width, colorbar=bar),
                     title=f"{prefix}{md.names[p]}{shown}",
                     tools=["hover", "tap"],
                     active_tools=["wheel_zoom", "tap"],
@@ -129,15 +136,19 @@ class AbundanceInspector(View):
                 self.images.append(img)
                 self.taps.append(tap)
                 panels.append(img * self._marker(row0, col0))
-        self.maps = HoloViewsWidget(hv.Layout(panels).cols(n_em))
+        self.maps = HoloViewsWidget(hv.Layout(panels).cols(n_em), prepare=lambda plot: _scale_with_width(plot, map_size + 10))
         self._marker_sources = [p.handles["source"] for p in self.maps.subplots("PointPlot")]
 
         # ---- the selected pixel: spectrum + reconstruction, abundance bars
         spectrum = self._spectrum(row0, col0).opts(
             {
                 "Curve": dict(
-                    responsive=True, min_width=200, max_width=spectrum_width, height=spectrum_height,
-                    show_grid=True, tools=["hover"],
+                    responsive=True,
+                    min_width=200,
+                    max_width=spectrum_width,
+                    height=spectrum_height,
+                    show_grid=True,
+                    tools=["hover"],
                 ),
                 "Overlay": dict(legend_position="top_right", legend_opts={"background_fill_alpha": 0.7}),
             },
@@ -158,7 +169,10 @@ class AbundanceInspector(View):
         # for every tap costs seconds on a page of maps, a few data columns cost milliseconds.
         curves = {p.current_frame.label: p for p in self.probe.subplots("CurvePlot")}
         self._residual_figure = curves["residual"].handles["plot"] if "residual" in curves else None
-        self._curve_columns = {label: _value_columns(p.handles["source"], p.current_frame.dimension_values(1)) for label, p in curves.items()}
+        self._curve_columns = {
+            label: _value_columns(p.handles["source"], p.current_frame.dimension_values(1))
+            for label, p in curves.items()
+        }
         self._curve_sources = {label: p.handles["source"] for label, p in curves.items()}
         first = curves["observed"].handles["plot"]
         self._spectrum_figure = first
@@ -209,13 +223,25 @@ class AbundanceInspector(View):
         }
         note = w.HTML(
             f"<small>{height}×{width} pixels"
-            + (f", maps shown as {self.factor}×{self.factor} block means; taps pick the exact pixel" if self.factor > 1 else "")
+            + (
+                f", maps shown as {self.factor}×{self.factor} block means; taps pick the exact pixel"
+                if self.factor > 1
+                else ""
+            )
+            + ". Estimates and truths share one 0–1 colour scale"
+            + (", the bars under the error maps give theirs" if md.truth is not None else "")
             + ". Tap a map to inspect a pixel.</small>"
         )
         band_box = w.VBox([band_w, self.band_view.widget])
         band_box.add_class("egu-band-view")
         self.widget = w.VBox(
-            [w.HBox([row_w, col_w, info], layout=w.Layout(flex_flow="row wrap")), note, self.maps.widget, self.probe.widget, band_box]
+            [
+                w.HBox([row_w, col_w, info], layout=w.Layout(flex_flow="row wrap")),
+                note,
+                self.maps.widget,
+                self.probe.widget,
+                band_box,
+            ]
         )
         self.widget.add_class("egu-abundance-inspector")
         self._render_info()
@@ -295,7 +321,13 @@ class AbundanceInspector(View):
     def _marker(self, row: int, col: int):
         hv = holoviews()
         return hv.Points([(col, row)], kdims=["x", "y"]).opts(
-            marker="circle_x", size=14, color=None, line_color=MARKER_COLOUR, line_width=2, fill_alpha=0, backend="bokeh"
+            marker="circle_x",
+            size=14,
+            color=None,
+            line_color=MARKER_COLOUR,
+            line_width=2,
+            fill_alpha=0,
+            backend="bokeh",
         )
 
     def _pixel_spectra(self, row: int, col: int):
@@ -313,7 +345,9 @@ class AbundanceInspector(View):
         xdim = hv.Dimension(self.axis.name, label=self.axis.label)
         observed, rec = self._pixel_spectra(row, col)
         layers = [
-            hv.Curve((x, observed), xdim, "reflectance", label="observed").opts(color=OBSERVED_COLOUR, line_width=2, backend="bokeh")
+            hv.Curve((x, observed), xdim, "reflectance", label="observed").opts(
+                color=OBSERVED_COLOUR, line_width=2, backend="bokeh"
+            )
         ]
         if rec is not None:
             layers.append(
@@ -382,17 +416,34 @@ class AbundanceInspector(View):
         )
 
 
+def _scale_with_width(plot, max_width: int) -> None:
+    """Maps take their width from the cell and their height from their aspect (not the page's).
+
+    HoloViews gives responsive fixed-aspect plots ``scale_both``, whose height follows the
+    container's; a notebook output has no height of its own, so they would collapse.
+    """
+    from bokeh.models import Plot
+
+    root = plot.state
+    root.sizing_mode = "stretch_width"
+    for figure in root.select({"type": Plot}):
+        figure.sizing_mode = "scale_width"
+        figure.max_width = max_width
+        figure.min_border_bottom = figure.min_border_top = 4
+        figure.min_border_left = figure.min_border_right = 4
+
+
 def _map_size(frame: int, height: int, width: int, *, colorbar: bool) -> dict:
     """Options that size a map by the width of the cell it is shown in, up to ``frame`` pixels.
 
     The maps scale with the output's width (Bokeh ``scale_both`` at a fixed aspect), so any
     number of columns fits a narrow notebook; they carry no axes (hover and the row and column
-    boxes give positions) and the colour bar goes below the map, so every column is equally wide
-    and the frame keeps the image's aspect at every size.
+    boxes give positions) and colour bars go below the maps, so every column is equally wide and
+    the frame keeps the image's aspect at every size.
     """
     frame_h = frame * height / max(width, 1)
     fig_w = frame
-    fig_h = frame_h + 30 + (70 if colorbar else 0)  # the title, the colour bar below the map
+    fig_h = frame_h + 30 + (80 if colorbar else 0)  # the title, the colour bar below the map
     return dict(
         responsive=True, aspect=fig_w / fig_h, min_width=int(0.3 * fig_w), max_width=int(fig_w),
         xaxis=None, yaxis=None,

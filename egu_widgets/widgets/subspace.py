@@ -33,8 +33,7 @@ class SubspaceView(View):
     (on a log scale: they span many orders of magnitude).
     """
 
-    def __init__(self, data: Any, *, criteria=CRITERIA, n_shown: int = 30, width: int | None = None,
-                 height: int = 320):
+    def __init__(self, data: Any, *, criteria=CRITERIA, n_shown: int = 30, width: int | None = None, height: int = 320):
         super().__init__()
         import ipywidgets as w
 
@@ -60,8 +59,9 @@ class SubspaceView(View):
         selector.observe(lambda change: self.select(change["new"]), names="value")
         self.summary = w.HTML(self._summary_html())
         self.wdict = {"criterion": selector, "summary": self.summary, "plot": self.plots.widget}
-        self.widget = w.VBox([w.HBox([selector]), self.summary, self.plots.widget],
-                             layout=w.Layout(width="100%", max_width="100%"))
+        self.widget = w.VBox(
+            [w.HBox([selector]), self.summary, self.plots.widget], layout=w.Layout(width="100%", max_width="100%")
+        )
 
     @property
     def criterion(self) -> str:
@@ -85,9 +85,12 @@ class SubspaceView(View):
     def _summary_html(self) -> str:
         parts = [f"<b>{c}</b>: {e.n_endmembers}" for c, e in self.estimates.items()]
         signal, noise = _CURVES[self.criterion]
-        return ("estimated number of materials — " + " · ".join(parts)
-                + f"<br><small>{self.criterion}: signal = {signal}; noise threshold = {noise}; "
-                "the dashed line separates the counted directions</small>")
+        return (
+            "estimated number of materials — "
+            + " · ".join(parts)
+            + f"<br><small>{self.criterion}: signal = {signal}; noise threshold = {noise}; "
+            "the dashed line separates the counted directions</small>"
+        )
 
     def _overlay(self, criterion: str):
         hv = holoviews()

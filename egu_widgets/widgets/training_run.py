@@ -79,7 +79,9 @@ class TrainingRun:
         if dash is None or not dash.handoff.on_ui_thread():
             return self._done.wait(timeout)
         if not self._done.is_set() and serving() == "await":
-            _warn_once(f"this kernel handles no widget messages while a cell blocks, so Stop cannot work during run.result(); {AWAIT_HINT}")
+            _warn_once(
+                f"this kernel handles no widget messages while a cell blocks, so Stop cannot work during run.result(); {AWAIT_HINT}"
+            )
         deadline = None if timeout is None else time.monotonic() + timeout
 
         def busy(step: float) -> bool:

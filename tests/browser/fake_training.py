@@ -44,7 +44,9 @@ def nmf_fit(
     info = {"method": "nmf-demo", "pixels": int(X.shape[0]), "bands": int(X.shape[1]), "device": "cpu"}
 
     def emit(kind, epoch, **fields):
-        dispatch(callbacks, TrainingEvent(kind, epoch, n_epochs, time.perf_counter() - started, control=control, **fields))
+        dispatch(
+            callbacks, TrainingEvent(kind, epoch, n_epochs, time.perf_counter() - started, control=control, **fields)
+        )
 
     emit("start", 0, info=info)
     epoch, final_kind, message = 0, "end", ""

@@ -1,0 +1,59 @@
+"""Notebook 02 in a real browser, run with Run All: Stop must reach the kernel while a later cell
+waits for the training (issue 15). A module of its own: one Playwright session at a time.
+
+Needs what tests/browser/test_views_browser.py needs; skipped (or failed under
+``EGU_REQUIRE_BROWSER=1``) the same way.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from test_views_browser import REPO, _epoch, _lab, _open_and_run_all, _shot, _wait  # skips without a browser
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def walkthrough(tmp_path_factory):
+    """Notebook 02 served by its own JupyterLab, in fast mode with a long enough training to Stop."""
+    nb = REPO / "notebooks" / "02_egu_net_walkthrough.ipynb"
+    env = {"EGU_FAST": "1", "EGU_EPOCHS": "3000", "OMP_NUM_THREADS": "1"}
+    for served in _lab(tmp_path_factory, {nb: nb.name}, env):
+        yield from _open_and_run_all(served)
+
+
+def test_stop_works_in_notebook_02_under_run_all(walkthrough):
+    """Run All queues the cell that awaits the run: Stop must still reach the kernel."""
+    page = walkthrough
+    dash = page.locator(".egu-dashboard").first
+    dash.wait_for(timeout=300_000)
+    dash.scroll_into_view_if_needed()
+    status = dash.locator(".egu-status")
+    _wait(lambda: _epoch(status.text_content()) >= 3, 300, "a few epochs")
+    assert "running" in dash.locator(".egu-state").text_content()
+    prompts = [t.strip() for t in page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()]
+    assert prompts.count("[*]:") >= 2, f"later cells should be queued behind the run: {prompts}"
+    clicked = time.time()
+    dash.locator("button.egu-stop").click()
+    _wait(lambda: "stopped" in dash.locator(".egu-state").text_content(), 30, "the stopped state")
+    took = time.time() - clicked
+    stopped_at = _epoch(status.text_content())
+    assert took <= 3.0, f"training ended {took:.1f} s after the click"
+    assert stopped_at < 3000
+    # the notebook went on, with the partial model
+    _wait(
+        lambda: any("stopped early" in t for t in page.locator(".jp-OutputArea-output").all_inner_texts()),
+        120,
+        "the cell after the run to print the partial result",
+    )
+    inspector = page.locator(".egu-abundance-inspector").first
+    inspector.wait_for(timeout=300_000)
+    legend = _wait(
+        lambda: "decoder output" in (inspector.text_content() or "") or inspector.locator(".bk-Figure").count() > 3,
+        120,
+        "the inspector",
+    )
+    assert legend
+    _shot(dash, "notebook02-dashboard-stopped.png")
