@@ -77,5 +77,7 @@ def unmix(
     # Degenerate data (one spectrum everywhere, too few directions for P, values whose squares
     # leave float32) is refused here, before any method runs on it.
     p = n_endmembers if n_endmembers is not None else cube.n_true_endmembers
-    check_usable(cube, p if isinstance(p, int) and not isinstance(p, bool) and p >= 2 else None)
+    if not (isinstance(p, int) and not isinstance(p, bool) and 2 <= p <= min(cube.n_bands, cube.valid_mask.sum())):
+        p = None  # a P the method itself refuses, with the more direct message
+    check_usable(cube, p)
     return spec.run(cube, n_endmembers, seed, **options)
