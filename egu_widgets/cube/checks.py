@@ -26,7 +26,7 @@ _F32 = np.finfo(np.float32)
 SAFE_RANGE = (float(np.sqrt(_F32.tiny)), float(np.sqrt(_F32.max)))
 _ROWS_PER_BLOCK = 256
 #: A lazy cube with more pixels than this is checked on a stratified sample of this many.
-LAZY_SAMPLE = 65536
+LAZY_SAMPLE = 16384
 _SAMPLE_WINDOW = 16
 
 
