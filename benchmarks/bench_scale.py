@@ -147,8 +147,10 @@ def scenes(sides, bands, folder) -> None:
     import shutil
     import tempfile
 
-    print("| scene | file (GB) | open_cube (s) | RSS after open (MB) | check_usable, sampled (s) | RSS (MB) | "
-          "fit on 64 x 64 crop (s) | unmix whole scene to Zarr (s) | peak RSS (MB) | LocalCluster vs threads, max diff |")
+    print(
+        "| scene | file (GB) | open_cube (s) | RSS after open (MB) | check_usable, sampled (s) | RSS (MB) | "
+        "fit on 64 x 64 crop (s) | unmix whole scene to Zarr (s) | peak RSS (MB) | LocalCluster vs threads, max diff |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for side in sides:
         work = tempfile.mkdtemp(prefix="bench_scale_", dir=folder)
@@ -157,19 +159,24 @@ def scenes(sides, bands, folder) -> None:
             subprocess.run([sys.executable, "-c", WRITE, str(side), str(bands), path], check=True)
             rows = {}
             for mode in ("open", "unmix", "cluster"):
-                out = subprocess.run([sys.executable, "-c", SCENE, mode, path, os.path.join(work, "maps.zarr")],
-                                     capture_output=True, text=True)
+                out = subprocess.run(
+                    [sys.executable, "-c", SCENE, mode, path, os.path.join(work, "maps.zarr")],
+                    capture_output=True,
+                    text=True,
+                )
                 if out.returncode != 0:
                     rows[mode] = {"error": out.stderr.strip().splitlines()[-1]}
                     continue
                 rows[mode] = json.loads(out.stdout.strip().splitlines()[-1])
             o, u, c = rows["open"], rows["unmix"], rows["cluster"]
             gb = os.path.getsize(path) / 1e9
-            print(f"| {side} x {side} x {bands} | {gb:.2f} | {o.get('open_s', float('nan')):.2f} | "
-                  f"{o.get('open_rss_mb', float('nan')):.0f} | {o.get('check_s', float('nan')):.2f} | "
-                  f"{o.get('check_rss_mb', float('nan')):.0f} | {u.get('fit_s', float('nan')):.1f} | "
-                  f"{u.get('unmix_s', float('nan')):.1f} | {u.get('unmix_rss_mb', float('nan')):.0f} | "
-                  f"{c.get('cluster_max_diff', float('nan')):.1e} |")
+            print(
+                f"| {side} x {side} x {bands} | {gb:.2f} | {o.get('open_s', float('nan')):.2f} | "
+                f"{o.get('open_rss_mb', float('nan')):.0f} | {o.get('check_s', float('nan')):.2f} | "
+                f"{o.get('check_rss_mb', float('nan')):.0f} | {u.get('fit_s', float('nan')):.1f} | "
+                f"{u.get('unmix_s', float('nan')):.1f} | {u.get('unmix_rss_mb', float('nan')):.0f} | "
+                f"{c.get('cluster_max_diff', float('nan')):.1e} |"
+            )
             for mode, row in rows.items():
                 if "error" in row:
                     print(f"<!-- {mode} failed: {row['error']} -->")
@@ -183,8 +190,13 @@ def main(argv=None) -> None:
     parser.add_argument("--bands", type=int, default=224)
     parser.add_argument("--method", nargs="+", default=["fcls", "egu-pw"], choices=["fcls", "egu-pw"])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--scene-sides", nargs="+", type=int, default=None,
-                        help="write side x side x bands netCDF scenes and time open, unmix and cluster runs on them")
+    parser.add_argument(
+        "--scene-sides",
+        nargs="+",
+        type=int,
+        default=None,
+        help="write side x side x bands netCDF scenes and time open, unmix and cluster runs on them",
+    )
     parser.add_argument("--folder", default=None, help="where the scenes are written (default: the temp folder)")
     args = parser.parse_args(argv)
     if args.scene_sides:
@@ -194,15 +206,20 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|---|")
     for method in args.method:
         for size in args.sizes:
-            out = subprocess.run([sys.executable, "-c", CHILD, str(int(size)), str(args.bands), method, str(args.threads)],
-                                 capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, str(int(size)), str(args.bands), method, str(args.threads)],
+                capture_output=True,
+                text=True,
+            )
             if out.returncode != 0:
                 print(f"| {method} | {int(size)} | failed: {out.stderr.strip().splitlines()[-1]} | | | |")
                 continue
             row = json.loads(out.stdout.strip().splitlines()[-1])
             in_mb = row["pixels"] * args.bands * 4 / 2**20
-            print(f"| {method} | {row['pixels']:,} | {row['seconds']:.2f} | {row['pixels'] / row['seconds']:,.0f} | "
-                  f"{row['peak_mb']:.0f} | {in_mb:,.0f} |")
+            print(
+                f"| {method} | {row['pixels']:,} | {row['seconds']:.2f} | {row['pixels'] / row['seconds']:,.0f} | "
+                f"{row['peak_mb']:.0f} | {in_mb:,.0f} |"
+            )
 
 
 if __name__ == "__main__":
