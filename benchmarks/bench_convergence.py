@@ -3,7 +3,8 @@
     python benchmarks/bench_convergence.py [--scenes egu-synthetic samson jasper-ridge]
                                            [--variant pw] [--seeds 0 1 2] [--threads 1]
                                            [--naive-steps 10] [--precision float32 bf16]
-                                           [--preset default] [--epochs N]
+                                           [--preset default] [--epochs N] [--tol T]
+                                           [--eval-every 2] [--trajectory]
 
 For each scene and seed: one ``EGUNet`` fit with the chosen preset (default: the default preset,
 ``epochs="auto"``) with the abundance RMSE monitored at every stopping-rule check, and the wall
@@ -29,12 +30,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-from _common import load_average  # noqa: E402
-from bench_training import naive_steps  # noqa: E402
+import torch
+from _common import load_average
+from bench_training import naive_steps
 
-from egu_widgets.cube import open_cube  # noqa: E402
-from egu_widgets.engine import EGUNet  # noqa: E402
+from egu_widgets.cube import open_cube
+from egu_widgets.engine import EGUNet
 
 
 def naive_step_seconds(cube, bundles, n_steps: int) -> float:
@@ -54,6 +55,14 @@ def swing(history: dict, epochs_done: int) -> float:
     return float(last.max() - last.min()) if last.size else float("nan")
 
 
+def trajectory(history: dict) -> str:
+    """'epoch:rmse/change' at every epoch where either was recorded."""
+    rmse = history.get("rmse", [])
+    change = history.get("change", [float("nan")] * len(rmse))
+    cells = [f"{i + 1}:{r:.4f}/{c:.4f}" for i, (r, c) in enumerate(zip(rmse, change)) if r == r or c == c]
+    return " ".join(cells)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenes", nargs="+", default=["egu-synthetic", "samson", "jasper-ridge"])
@@ -65,9 +74,13 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="default", choices=["default", "paper"])
     ap.add_argument("--epochs", type=int, help="an epoch bound instead of the preset's")
     ap.add_argument("--eval-every", type=int, default=2, help="epochs between RMSE evaluations (the swing)")
+    ap.add_argument("--tol", type=float, help="the stopping rule's tolerance (0: run to the bound)")
+    ap.add_argument("--trajectory", action="store_true", help="also print each run's RMSE and change per check")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.variant}, preset {args.preset}, {load_average()}")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), {args.variant}, preset {args.preset}, {load_average()}"
+    )
     print(
         "| scene | precision | seed | epochs | stop | seconds | naive 200 ep. (s) | ratio | RMSE | swing last 1/4 |\n"
         "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"
@@ -78,8 +91,17 @@ def main(argv=None) -> int:
         for precision in args.precision:
             rmses, ratios = [], []
             for seed in args.seeds:
-                est = EGUNet(args.variant, seed=seed, preset=args.preset, epochs=args.epochs, progress=False,
-                             num_threads=args.threads, precision=precision, eval_every=args.eval_every)
+                est = EGUNet(
+                    args.variant,
+                    seed=seed,
+                    preset=args.preset,
+                    epochs=args.epochs,
+                    progress=False,
+                    num_threads=args.threads,
+                    precision=precision,
+                    eval_every=args.eval_every,
+                    tol=args.tol,
+                )
                 start = time.perf_counter()
                 est.fit(cube)
                 seconds = time.perf_counter() - start
@@ -91,11 +113,16 @@ def main(argv=None) -> int:
                 rmses.append(rmse)
                 ratios.append(ratio)
                 out = est.outcome_
-                print(f"| {scene} | {precision} | {seed} | {out.epochs_done} | {out.stop} | {seconds:.1f} | "
-                      f"{naive:.1f} | {ratio:.3f} | {rmse:.4f} | {swing(est.history_, out.epochs_done):.4f} |",
-                      flush=True)
-            summary.append((scene, precision, statistics.median(rmses), max(rmses) - min(rmses),
-                            statistics.median(ratios)))
+                print(
+                    f"| {scene} | {precision} | {seed} | {out.epochs_done} | {out.stop} | {seconds:.1f} | "
+                    f"{naive:.1f} | {ratio:.3f} | {rmse:.4f} | {swing(est.history_, out.epochs_done):.4f} |",
+                    flush=True,
+                )
+                if args.trajectory:
+                    print("  epoch: RMSE / change  " + trajectory(est.history_))
+            summary.append(
+                (scene, precision, statistics.median(rmses), max(rmses) - min(rmses), statistics.median(ratios))
+            )
     print("\n| scene | precision | median RMSE | spread over seeds | median time ratio |\n|---|---|---:|---:|---:|")
     for scene, precision, med, spread, ratio in summary:
         print(f"| {scene} | {precision} | {med:.4f} | {spread:.4f} | {ratio:.3f} |")

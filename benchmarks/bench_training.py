@@ -32,23 +32,24 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+import torch.nn.functional as F
+from _common import load_average, matmul_gflops
+from torch import nn
 
-from _common import load_average, matmul_gflops  # noqa: E402
-from egu_widgets.cube import open_cube  # noqa: E402
-from egu_widgets.engine import EGUNet, extract_bundles  # noqa: E402
-from egu_widgets.engine.estimator import PRESETS, VARIANT_PRESETS  # noqa: E402
-from egu_widgets.engine.networks import build_model  # noqa: E402
-from egu_widgets.engine.trainer import Adam, ImageObjective, PixelObjective  # noqa: E402
+from egu_widgets.cube import open_cube
+from egu_widgets.engine import EGUNet, extract_bundles
+from egu_widgets.engine.estimator import PRESETS, VARIANT_PRESETS
+from egu_widgets.engine.networks import build_model
+from egu_widgets.engine.trainer import Adam, ImageObjective, PixelObjective
 
 
 class Steps(NamedTuple):
@@ -68,9 +69,19 @@ def run_steps(step: Callable[[int], None], n_steps: int) -> Steps:
 
 # ------------------------------------------------------------------ the naive baseline
 def naive_encoder(bands: int, p: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(bands, 256), nn.BatchNorm1d(256, eps=1e-3), nn.Dropout(0.1), nn.Tanh(),
-                         nn.Linear(256, 128), nn.BatchNorm1d(128, eps=1e-3), nn.Tanh(),
-                         nn.Linear(128, 32), nn.BatchNorm1d(32, eps=1e-3), nn.ReLU(), nn.Linear(32, p))
+    return nn.Sequential(
+        nn.Linear(bands, 256),
+        nn.BatchNorm1d(256, eps=1e-3),
+        nn.Dropout(0.1),
+        nn.Tanh(),
+        nn.Linear(256, 128),
+        nn.BatchNorm1d(128, eps=1e-3),
+        nn.Tanh(),
+        nn.Linear(128, 32),
+        nn.BatchNorm1d(32, eps=1e-3),
+        nn.ReLU(),
+        nn.Linear(32, p),
+    )
 
 
 def naive_decoder(p: int, bands: int) -> nn.Sequential:
@@ -85,10 +96,21 @@ class NaiveSS(nn.Module):
         super().__init__()
         self.encoder = naive_encoder(bands, p)  # endmember stream
         self.conv = nn.Sequential(
-            nn.Conv2d(bands, width, 5, padding=2), nn.BatchNorm2d(width, eps=1e-3), nn.Dropout(0.1), nn.AvgPool2d(2), nn.Tanh(),
-            nn.Conv2d(width, 128, 3, padding=1), nn.BatchNorm2d(128, eps=1e-3), nn.AvgPool2d(2), nn.Tanh(),
-            nn.Conv2d(128, 32, 1), nn.BatchNorm2d(32, eps=1e-3), nn.AvgPool2d(2), nn.ReLU(),
-            nn.ConvTranspose2d(32, p, 8, stride=8))
+            nn.Conv2d(bands, width, 5, padding=2),
+            nn.BatchNorm2d(width, eps=1e-3),
+            nn.Dropout(0.1),
+            nn.AvgPool2d(2),
+            nn.Tanh(),
+            nn.Conv2d(width, 128, 3, padding=1),
+            nn.BatchNorm2d(128, eps=1e-3),
+            nn.AvgPool2d(2),
+            nn.Tanh(),
+            nn.Conv2d(128, 32, 1),
+            nn.BatchNorm2d(32, eps=1e-3),
+            nn.AvgPool2d(2),
+            nn.ReLU(),
+            nn.ConvTranspose2d(32, p, 8, stride=8),
+        )
         layers: list[nn.Module] = []
         for a, b, k in zip([p, *dec], [*dec, bands], [1, 1, 3, 5]):
             layers += [nn.Conv2d(a, b, k, padding=k // 2), nn.BatchNorm2d(b, eps=1e-3), nn.Sigmoid()]
@@ -119,9 +141,11 @@ def naive_steps(variant: str, pixels, image, bundles, labels, n_steps: int, comp
             ab = torch.softmax(model.conv(image), dim=1)
             rec_loss = F.mse_loss(model.decoder(ab), image)
         loss = rec_loss + F.cross_entropy(enc(bundles), labels)
-        return loss + 0.005 * sum(0.5 * (w ** 2).sum() for name, w in
-                                  (enc.named_parameters() if variant == "pw" else model.named_parameters())
-                                  if name.endswith("weight") and w.dim() > 1)
+        return loss + 0.005 * sum(
+            0.5 * (w**2).sum()
+            for name, w in (enc.named_parameters() if variant == "pw" else model.named_parameters())
+            if name.endswith("weight") and w.dim() > 1
+        )
 
     loss_fn = torch.compile(loss_of) if compile else loss_of
 
@@ -136,8 +160,9 @@ def naive_steps(variant: str, pixels, image, bundles, labels, n_steps: int, comp
 
 
 # ------------------------------------------------------------------ ours, step by step
-def our_steps(variant: str, preset: str, pixels, image, bundles, labels, n_steps: int,
-              bf16: bool = False, fold: bool = True) -> Steps:
+def our_steps(
+    variant: str, preset: str, pixels, image, bundles, labels, n_steps: int, bf16: bool = False, fold: bool = True
+) -> Steps:
     hp = dict(PRESETS[preset])
     hp.update(VARIANT_PRESETS[preset].get(variant, {}))
     g = torch.Generator().manual_seed(0)
@@ -185,8 +210,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=20, help="timed steps per per-step row (pw; ss uses a quarter)")
     ap.add_argument("--skip-full", action="store_true", help="only the per-step table")
-    ap.add_argument("--compile", action="store_true",
-                    help="add a row: the naive pw step under torch.compile (needs a C++ compiler)")
+    ap.add_argument(
+        "--compile", action="store_true", help="add a row: the naive pw step under torch.compile (needs a C++ compiler)"
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cube = open_cube("egu-synthetic")
@@ -195,18 +221,34 @@ def main(argv=None) -> int:
     image = torch.from_numpy(np.ascontiguousarray(cube.image.transpose(2, 0, 1), dtype=np.float32))[None]
     bundles, labels = torch.from_numpy(b.spectra), torch.from_numpy(b.labels)
     peak = matmul_gflops()
-    print(f"torch {torch.__version__}, {args.threads} thread(s), float32 matmul peak {peak:.0f} GFLOP/s, {load_average()}")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), float32 matmul peak {peak:.0f} GFLOP/s, {load_average()}"
+    )
     print(f"{'variant':<8} {'implementation':<26} {'s/step':>8} {'steps/epoch':>11} {'s/epoch':>8}")
     ss_steps = max(2, args.steps // 4)
     rows = [  # (variant, implementation, steps per epoch, run)
         ("pw", "naive PyTorch", 5, lambda: naive_steps("pw", pixels, image, bundles, labels, args.steps)),
         ("pw", "egu_widgets (paper)", 5, lambda: our_steps("pw", "paper", pixels, image, bundles, labels, args.steps)),
-        ("pw", "same, first BN not folded", 5,
-         lambda: our_steps("pw", "paper", pixels, image, bundles, labels, args.steps, fold=False)),
-        ("pw", "same, bfloat16 autocast", 5, lambda: our_steps("pw", "paper", pixels, image, bundles, labels, args.steps, True)),
+        (
+            "pw",
+            "same, first BN not folded",
+            5,
+            lambda: our_steps("pw", "paper", pixels, image, bundles, labels, args.steps, fold=False),
+        ),
+        (
+            "pw",
+            "same, bfloat16 autocast",
+            5,
+            lambda: our_steps("pw", "paper", pixels, image, bundles, labels, args.steps, True),
+        ),
         ("ss", "naive PyTorch", 5, lambda: naive_steps("ss", pixels, image, bundles, labels, ss_steps)),
         ("ss", "egu_widgets (paper)", 5, lambda: our_steps("ss", "paper", pixels, image, bundles, labels, ss_steps)),
-        ("ss", "egu_widgets (default)", 1, lambda: our_steps("ss", "default", pixels, image, bundles, labels, ss_steps)),
+        (
+            "ss",
+            "egu_widgets (default)",
+            1,
+            lambda: our_steps("ss", "default", pixels, image, bundles, labels, ss_steps),
+        ),
     ]
     for variant, name, per_epoch, run in rows:
         med = statistics.median(run().times)
@@ -214,8 +256,11 @@ def main(argv=None) -> int:
         if args.compile and (variant, name) == ("pw", "naive PyTorch"):
             compiled = naive_steps("pw", pixels, image, bundles, labels, args.steps, compile=True)
             med = statistics.median(compiled.times)
-            print(f"{'pw':<8} {'naive, torch.compile':<26} {med:>8.3f} {5:>11} {med * 5:>8.2f}  "
-                  f"(first step, compiling: {compiled.first:.1f} s)", flush=True)
+            print(
+                f"{'pw':<8} {'naive, torch.compile':<26} {med:>8.3f} {5:>11} {med * 5:>8.2f}  "
+                f"(first step, compiling: {compiled.first:.1f} s)",
+                flush=True,
+            )
     if args.skip_full:
         return 0
     # The machine's matmul rate swings with its neighbours (a shared VM): the peak is measured
@@ -234,11 +279,13 @@ def main(argv=None) -> int:
     peak = max(peak, matmul_gflops())
     flops = pw_step_flops(cube.n_bands, 5) * out.steps_done
     epoch_t = f"epoch {reached['rmse'][0]}, {reached['rmse'][1]:.1f} s" if reached else "not reached"
-    print(f"\nfull pw training, default preset: {out.epochs_done} epochs, {out.steps_done} steps, "
-          f"{out.seconds:.1f} s ({out.seconds / max(out.epochs_done, 1):.3f} s/epoch, RMSE evaluated every epoch), "
-          f"peak RSS {peak_mb:.0f} MB, RMSE {est.result_.rmse:.4f}; RMSE <= 0.05 at {epoch_t}; "
-          f"{flops / 1e12:.1f} TFLOP of matrix products = {flops / out.seconds / 1e9:.0f} GFLOP/s, "
-          f"{flops / out.seconds / 1e9 / peak:.0%} of the float32 matmul peak ({peak:.0f} GFLOP/s, the larger of two measurements)")
+    print(
+        f"\nfull pw training, default preset: {out.epochs_done} epochs, {out.steps_done} steps, "
+        f"{out.seconds:.1f} s ({out.seconds / max(out.epochs_done, 1):.3f} s/epoch, RMSE evaluated every epoch), "
+        f"peak RSS {peak_mb:.0f} MB, RMSE {est.result_.rmse:.4f}; RMSE <= 0.05 at {epoch_t}; "
+        f"{flops / 1e12:.1f} TFLOP of matrix products = {flops / out.seconds / 1e9:.0f} GFLOP/s, "
+        f"{flops / out.seconds / 1e9 / peak:.0%} of the float32 matmul peak ({peak:.0f} GFLOP/s, the larger of two measurements)"
+    )
     return 0
 
 

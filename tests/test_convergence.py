@@ -179,16 +179,36 @@ def test_a_sampled_batch_is_drawn_from_the_set(cube):
     model, spectra = est.model_, torch.from_numpy(est.bundles_.spectra)
     labels = torch.from_numpy(est.bundles_.labels)
     gen = torch.Generator().manual_seed(0)
-    obj = PixelObjective(model, spectra, spectra, labels, batch_size=64, generator=gen, bundle_batch=5,
-                         bundle_generator=torch.Generator().manual_seed(1), bundle_weight=1.0,
-                         reconstruction_weight=1.0, weight_decay=0.0)
+    obj = PixelObjective(
+        model,
+        spectra,
+        spectra,
+        labels,
+        batch_size=64,
+        generator=gen,
+        bundle_batch=5,
+        bundle_generator=torch.Generator().manual_seed(1),
+        bundle_weight=1.0,
+        reconstruction_weight=1.0,
+        weight_decay=0.0,
+    )
     x, y, moments = obj._bundle_batch()
     assert x.shape == (5, spectra.shape[1]) and moments is None
     rows = {tuple(r) for r in spectra.numpy().tolist()}
     assert all(tuple(r) in rows for r in x.numpy().tolist())
     with pytest.raises(ValueError):
-        PixelObjective(model, spectra, spectra, labels, batch_size=64, generator=gen, bundle_batch=5,
-                       bundle_weight=1.0, reconstruction_weight=1.0, weight_decay=0.0)
+        PixelObjective(
+            model,
+            spectra,
+            spectra,
+            labels,
+            batch_size=64,
+            generator=gen,
+            bundle_batch=5,
+            bundle_weight=1.0,
+            reconstruction_weight=1.0,
+            weight_decay=0.0,
+        )
 
 
 # ----------------------------------------------------------------------------- reproducibility
@@ -208,8 +228,9 @@ print(est.outcome_.epochs_done, hashlib.sha256(np.ascontiguousarray(ab).tobytes(
 
 def test_auto_stopped_sampled_runs_are_bit_identical_across_processes():
     outputs = {
-        subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True, check=True, timeout=240)
-        .stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", _CHILD], capture_output=True, text=True, check=True, timeout=240
+        ).stdout.strip()
         for _ in range(2)
     }
     assert len(outputs) == 1
@@ -221,4 +242,3 @@ def test_bf16_precision_trains_and_is_checked(cube):
     assert np.isfinite(est.transform(cube)).all()
     with pytest.raises(InputError, match="precision"):
         EGUNet("pw", P, precision="fp8", **TINY).fit(cube)
-

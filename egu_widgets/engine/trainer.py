@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -61,9 +61,18 @@ LOSS_NAMES = ("total", "reconstruction", "bundle", "weight_decay")
 class _Objective:
     """Shared part of the objectives: the bundle (endmember stream) and weight-decay terms."""
 
-    def __init__(self, model: _EGUBase, bundles: torch.Tensor | None, labels: torch.Tensor | None, *,
-                 bundle_weight: float, reconstruction_weight: float, weight_decay: float,
-                 bundle_batch: int | None = None, bundle_generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        model: _EGUBase,
+        bundles: torch.Tensor | None,
+        labels: torch.Tensor | None,
+        *,
+        bundle_weight: float,
+        reconstruction_weight: float,
+        weight_decay: float,
+        bundle_batch: int | None = None,
+        bundle_generator: torch.Generator | None = None,
+    ):
         self.model = model
         self.bundles = bundles
         self.labels = labels
@@ -111,8 +120,17 @@ class PixelObjective(_Objective):
     every pixel is used every epoch and images smaller than one batch still train.
     """
 
-    def __init__(self, model, pixels: torch.Tensor, bundles=None, labels=None, *, batch_size: int,
-                 generator: torch.Generator, **weights):
+    def __init__(
+        self,
+        model,
+        pixels: torch.Tensor,
+        bundles=None,
+        labels=None,
+        *,
+        batch_size: int,
+        generator: torch.Generator,
+        **weights,
+    ):
         super().__init__(model, bundles, labels, **weights)
         self.pixels = pixels
         self.generator = generator
@@ -141,8 +159,17 @@ class ImageObjective(_Objective):
     whole image), and the learning rate decays per step.
     """
 
-    def __init__(self, model, image: torch.Tensor, bundles=None, labels=None, *, valid: torch.Tensor | None = None,
-                 steps_per_epoch: int = 1, **weights):
+    def __init__(
+        self,
+        model,
+        image: torch.Tensor,
+        bundles=None,
+        labels=None,
+        *,
+        valid: torch.Tensor | None = None,
+        steps_per_epoch: int = 1,
+        **weights,
+    ):
         super().__init__(model, bundles, labels, **weights)
         self.image = image  # (1, B, H, W)
         self.valid = valid  # (1, 1, H, W) float mask, or None when every pixel is valid
@@ -170,8 +197,9 @@ class Adam:
     (docs/engine.md, "Optimiser").
     """
 
-    def __init__(self, params: Sequence[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8):
+    def __init__(
+        self, params: Sequence[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+    ):
         self.params = list(params)
         self.lr = float(lr)
         self.beta1, self.beta2 = (float(b) for b in betas)
@@ -329,12 +357,25 @@ def train(
     first_loss = math.nan  # the early value that divergence by growth is measured against
     previous_probe: torch.Tensor | None = None
     change, below, converged = math.nan, 0, False
-    rule = dict(tol=tol, check_every=int(check_every), patience=int(patience), min_epochs=int(min_epochs),
-                average=average, precision=precision)
+    rule = dict(
+        tol=tol,
+        check_every=int(check_every),
+        patience=int(patience),
+        min_epochs=int(min_epochs),
+        average=average,
+        precision=precision,
+    )
 
     def emit(kind: str, **kw) -> None:
-        event = TrainingEvent(kind=kind, epoch=epoch, n_epochs=epochs, elapsed=time.perf_counter() - start,
-                              control=control, history=history, **kw)
+        event = TrainingEvent(
+            kind=kind,
+            epoch=epoch,
+            n_epochs=epochs,
+            elapsed=time.perf_counter() - start,
+            control=control,
+            history=history,
+            **kw,
+        )
         history.on_event(event)
         dispatch(callbacks, event)
 
@@ -406,8 +447,10 @@ def train(
                     restore(good_state, good_ema)
                     kept = f"the model from the end of epoch {epoch} was kept"
                 failed, partial, final_kind, stop = True, True, "fail", "diverged"
-                reason = (f"training diverged: {bad} in epoch {epoch + 1} (step {step + 1}); {kept}. "
-                          f"Lower the learning rate (lr={lr:g}) or check the input for extreme values")
+                reason = (
+                    f"training diverged: {bad} in epoch {epoch + 1} (step {step + 1}); {kept}. "
+                    f"Lower the learning rate (lr={lr:g}) or check the input for extreme values"
+                )
                 break
             if done_in_epoch < n_steps:  # stopped mid-epoch: that epoch is not counted
                 break
@@ -420,9 +463,11 @@ def train(
                     restore(checked_state, checked_ema)
                     failed, partial, final_kind, stop = True, True, "fail", "diverged"
                     what = "NaN" if not bool(torch.isfinite(sample).all()) else "one constant map"
-                    reason = (f"training diverged: the abundances became {what} at epoch {epoch}; the model "
-                              f"from the last check before was kept. Lower the learning rate (lr={lr:g}) or "
-                              "check the input (a scene whose pixels barely differ)")
+                    reason = (
+                        f"training diverged: the abundances became {what} at epoch {epoch}; the model "
+                        f"from the last check before was kept. Lower the learning rate (lr={lr:g}) or "
+                        "check the input (a scene whose pixels barely differ)"
+                    )
                     break
                 if previous_probe is not None:
                     change = float((sample - previous_probe).double().pow(2).mean().sqrt())
@@ -443,9 +488,11 @@ def train(
             emit("epoch", losses=loss_dict, learning_rate=current_lr, metrics=metrics)
             if converged:
                 stop = "converged"
-                reason = (f"converged at epoch {epoch} of at most {epochs}: the abundances of the probe "
-                          f"pixels changed by {change:.2g} (RMS) between checks, below tol={tol:g}, "
-                          f"{below} checks in a row")
+                reason = (
+                    f"converged at epoch {epoch} of at most {epochs}: the abundances of the probe "
+                    f"pixels changed by {change:.2g} (RMS) between checks, below tol={tol:g}, "
+                    f"{below} checks in a row"
+                )
                 break
         if final_kind == "end" and not converged and (epoch < epochs or control.stop_requested):
             final_kind, partial, stop = "stop", True, "requested"
@@ -466,6 +513,16 @@ def train(
         _copy_into(params, ema)
     seconds = time.perf_counter() - start
     emit(final_kind, message=reason, metrics={} if math.isnan(change) else {"change": change})
-    return TrainOutcome(epochs_done=epoch, steps_done=step, history=history.as_dict(), partial=partial,
-                        stop_reason=reason, failed=failed, seconds=seconds, stop=stop, converged=converged,
-                        change=change, averaged=ema is not None)
+    return TrainOutcome(
+        epochs_done=epoch,
+        steps_done=step,
+        history=history.as_dict(),
+        partial=partial,
+        stop_reason=reason,
+        failed=failed,
+        seconds=seconds,
+        stop=stop,
+        converged=converged,
+        change=change,
+        averaged=ema is not None,
+    )
