@@ -69,7 +69,8 @@ class TrainingDashboard(View):
     logy
         Log scale for the loss curves (``"auto"``: when every loss is positive).
     plot_width, plot_height
-        Size of each curve panel, in pixels.
+        Largest width and the height of each curve panel, in pixels (panels narrow to fit the
+        notebook cell).
     mode
         ``"auto"`` (a notebook kernel gets the widget, anything else console progress),
         ``"notebook"`` or ``"console"``. Only :meth:`run` looks at it.

@@ -92,7 +92,8 @@ class DashboardLayout:
     logy
         Log scale for the loss curves; ``"auto"``: when every loss drawn is positive.
     plot_width, plot_height
-        Size of each curve panel, in pixels.
+        Largest width and the height of each curve panel, in pixels (panels narrow to fit the
+        notebook cell).
     on_stop
         Called (with no arguments) when the Stop button is clicked.
     """

@@ -33,6 +33,7 @@ class EndmemberPairs(View):
         :class:`egu_widgets.engine.bundles.SpectralBundles`): draws the envelope of the spectra
         assigned to each endmember; ``envelope`` is "minmax" or quantiles like (0.05, 0.95).
     align: reorder the reference rows to the estimates by least SAD (Hungarian).
+    width, height: largest width (the plot narrows to fit the notebook cell) and height, in pixels.
     normalise: draw each spectrum scaled to a maximum of 1 (compare shapes, whatever the units);
         by default on when the reference is max-scaled (as Samson's truth is) and the estimate is
         not. The "normalise to max 1" checkbox switches it.

@@ -50,7 +50,8 @@ class AbundanceInspector(View):
         the scale of its abundances (see :func:`egu_widgets.figure_data.make_reconstructor`; the
         legend names which one is drawn).
     max_side: largest side, in cells, of a map sent to the page (bigger maps are block-averaged).
-    map_size: screen size of one map in pixels.
+    map_size: largest screen width of one map in pixels (maps narrow to fit the notebook cell;
+        so do the spectrum plots, up to ``spectrum_width``).
     pixel: (row, col) selected first; the centre by default.
 
     Tap any map (or type a row and column) to select a pixel: the spectrum plot shows its observed

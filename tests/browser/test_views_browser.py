@@ -291,6 +291,15 @@ def test_dashboard_bar_advances_and_stop_works(page):
     _wait(lambda: dash.locator(".egu-plots .bk-Figure, .egu-plots canvas").count() > 0, 60, "the loss curves")
     _shot(dash, "dashboard-running.png", doc="dashboard")
 
+    # the later cells of this notebook compute (they do not wait on the run): a click made while
+    # they run reaches the kernel when they end, so wait for them; a cell that waits on the run
+    # is tested with notebook 02 (test_notebook_stop_browser.py)
+    _wait(
+        lambda: page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count() > 0,
+        600,
+        "the notebook's other cells to finish",
+    )
+    assert "running" in dash.locator(".egu-state").text_content()
     dash.locator("button.egu-stop").click()
     _wait(lambda: "stopped" in dash.locator(".egu-state").text_content(), 120, "the stopped state")
     stopped_at = _epoch(status.text_content())
