@@ -252,7 +252,9 @@ class EGUNet:
     precision : {"float32", "bf16"}, optional
         "bf16" runs the training passes under bfloat16 autocast (opt-in; docs/convergence.md).
     eval_every : int, optional
-        Epochs between RMSE evaluations when the cube has truth (None: about 25 per run).
+        Epochs between RMSE evaluations when the cube has truth (None: about 25 over the epoch
+        bound, and one at the epoch where the stopping rule ends the run). The monitor scores the
+        averaged weights and never influences training.
     num_threads : int, optional
         Torch threads while fitting (None: :func:`~egu_widgets.engine.threads.choose_num_threads`
         picks them from the CPUs free for this process); torch's setting is restored afterwards.
