@@ -86,11 +86,13 @@ class BundleCuration(View):
         self.projection_dmap = hv.DynamicMap(self._projection, streams=[self.state])
         self.selection = hv.streams.Selection1D(source=self.projection_dmap)
         self.selection.add_subscriber(self._on_selection)
-        self.projection = HoloViewsWidget(self.projection_dmap)
         self.positions_dmap = hv.DynamicMap(self._positions, streams=[self.state])
         self.tap = hv.streams.Tap(source=self.positions_dmap, x=None, y=None)
         self.tap.add_subscriber(self._on_tap)
-        self.positions = HoloViewsWidget(self.positions_dmap)
+        # One Bokeh layout for the projection and the positions: it sizes its two frames itself
+        # (responsive plots side by side in an ipywidgets box collapse to their minimum width).
+        self.scatter = HoloViewsWidget(hv.Layout([self.projection_dmap, self.positions_dmap]).cols(2))
+        self.projection = self.positions = self.scatter
         self.spectra = HoloViewsWidget(hv.DynamicMap(self._spectra, streams=[self.state]))
         n_maps = 0 if self.result is None else self.result.n_endmembers
         self.maps = HoloViewsWidget(
@@ -129,8 +131,7 @@ class BundleCuration(View):
             "reset": button("reset", "egu-curation-reset", self.reset),
             "retrain": button("retrain", "egu-curation-retrain", self.retrain, "primary"),
             "status": w.HTML(),
-            "projection": self.projection.widget,
-            "positions": self.positions.widget,
+            "bundles_plot": self.scatter.widget,
             "spectra": self.spectra.widget,
             "maps": self.maps.widget,
         }
@@ -144,17 +145,13 @@ class BundleCuration(View):
                 w.HBox([d["undo"], d["reset"], d["retrain"]], layout=w.Layout(**row)),
             ]
         )
-        plots = w.HBox(
-            [self.projection.widget, self.positions.widget], layout=w.Layout(flex_flow="row wrap", width="100%")
-        )
         self.widget = w.VBox(
-            [controls, d["status"], plots, self.spectra.widget, self.maps.widget],
+            [controls, d["status"], self.scatter.widget, self.spectra.widget, self.maps.widget],
             layout=w.Layout(width="100%", max_width="100%"),
         )
         self.widget.add_class("egu-bundle-curation")
         for plots, css in (
-            (self.projection, "egu-curation-projection"),
-            (self.positions, "egu-curation-positions"),
+            (self.scatter, "egu-curation-bundles"),
             (self.spectra, "egu-curation-spectra"),
             (self.maps, "egu-curation-maps"),
         ):
@@ -317,15 +314,14 @@ class BundleCuration(View):
     def _draw_selection(self) -> None:
         """Rewrite the 'selected' layers' sources in place (no re-render of the plots)."""
         d, sel = self.data, self.selected
-        updates = [
-            (self.projection, {"pc1": d.projection[sel, 0], "pc2": d.projection[sel, 1]}),
-            (self.positions, {"x": d.col[sel], "y": d.row[sel]}),
-        ]
-        for plots, columns in updates:
-            for plot in plots.subplots("PointPlot"):
+        projection = {"pc1": d.projection[sel, 0], "pc2": d.projection[sel, 1]}
+        positions = {"x": d.col[sel], "y": d.row[sel]}
+        with self.scatter.hold():
+            for plot in self.scatter.subplots("PointPlot"):
                 if plot.current_frame is not None and plot.current_frame.label == "selected":
-                    with plots.hold():
-                        plot.handles["source"].data = {k: np.asarray(v) for k, v in columns.items()}
+                    source = plot.handles["source"]
+                    columns = projection if "pc1" in source.data else positions
+                    source.data = {k: np.asarray(v) for k, v in columns.items()}
 
     def _projection(self, material: int, version: int, maps: int):
         hv = holoviews()
@@ -344,10 +340,8 @@ class BundleCuration(View):
             alpha=0.7,
             tools=["box_select", "lasso_select", "hover"],
             active_tools=["box_select"],
-            responsive=True,
-            min_width=280,
-            max_width=520,
-            height=320,
+            frame_width=300,
+            frame_height=260,
             show_legend=True,
             legend_position="right",
             title="bundles: PCA of their spectra",
@@ -379,24 +373,22 @@ class BundleCuration(View):
             invert_yaxis=True,
             tools=["tap"],
             active_tools=["tap"],
-            responsive=True,
-            min_width=240,
-            max_width=420,
-            aspect=w / h,
+            frame_width=int(260 * min(1.0, w / h)),
+            frame_height=int(260 * min(1.0, h / w)),
             title="bundle positions (tap: that patch)",
             backend="bokeh",
         )
         names = np.array(d.names)[d.group]
         known = np.isfinite(d.row)
         points = hv.Points((d.col[known], d.row[known], names[known]), kdims=[xdim, ydim], vdims=["material"]).opts(
-            color="material", cmap=self._cmap, size=5, alpha=0.8, backend="bokeh"
+            color="material", cmap=self._cmap, size=5, alpha=0.8, show_legend=False, backend="bokeh"
         )
         sel = self.selected if len(self.selected) == len(d.group) else np.zeros(len(d.group), dtype=bool)
         sel = sel & known
         chosen = hv.Points((d.col[sel], d.row[sel]), kdims=[xdim, ydim], label="selected").opts(
             color="white", line_color=SELECTED_COLOUR, line_width=2, size=9, fill_alpha=0.0, backend="bokeh"
         )
-        return image * points * chosen
+        return (image * points * chosen).opts(show_legend=False, backend="bokeh")
 
     def _spectra(self, material: int, version: int, maps: int):
         hv = holoviews()

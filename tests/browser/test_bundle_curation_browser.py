@@ -50,12 +50,12 @@ def _selected(view) -> int:
 def test_tap_on_the_image_selects_a_patch(page):
     view = page.locator(".egu-bundle-curation").first
     view.wait_for(timeout=300_000)
-    figure = view.locator(".egu-curation-positions .bk-Figure").first
+    figure = view.locator(".egu-curation-bundles .bk-Figure").nth(1)  # projection, then positions
     figure.wait_for(timeout=60_000)
     figure.scroll_into_view_if_needed()
     time.sleep(1)
     box = figure.bounding_box()
-    page.mouse.click(box["x"] + 0.3 * box["width"], box["y"] + 0.3 * box["height"])
+    page.mouse.click(box["x"] + 0.5 * box["width"], box["y"] + 0.55 * box["height"])
     _wait(lambda: _selected(view) > 0, 30, "the tapped patch's bundles to be selected")
     _shot(view, "curation-tapped.png")
 
