@@ -321,6 +321,12 @@ def test_local_cluster_gives_the_threaded_answer(files, tmp_path, scene):
             lazy = open_cube(path / "bad.nc", chunks=CHUNKS, invalid="mask")
             maps = fcls_chunked(lazy, em).assign_coords(endmember=["a", "b", "c"])
             UnmixingResult.from_arrays(lazy, maps, method="fcls").to_zarr(out)
+            refused = open_cube(path / "bad.nc", chunks=CHUNKS)  # the NaN chunks found on the workers
+            failing = UnmixingResult.from_arrays(refused, fcls_chunked(refused, em), method="fcls")
+            for write, name in ((failing.to_zarr, "failed.zarr"), (failing.to_netcdf, "failed.nc")):
+                with pytest.raises(InputError, match="NaN"):
+                    write(tmp_path / name)
+        assert [p.name for p in tmp_path.iterdir() if "failed" in p.name] == []
         return UnmixingResult.open(out).abundances.values
 
     threaded = run("threads", tmp_path / "threads.zarr")

@@ -48,14 +48,15 @@ def compute_writes(writes) -> None:
     On the threaded scheduler the writes run in a pool of their own that is drained before an
     error propagates: a chunk that fails (a NaN chunk of a lazy cube) must not leave other writes
     running, which would recreate the temporary file after the caller has removed it. Under a
-    ``dask.distributed`` client the writes run on its workers.
+    ``dask.distributed`` client the writes run on its workers, and after a failure the remaining
+    ones are cancelled and the cluster's running tasks are waited for (up to a minute, then a second).
     """
     import dask
 
     try:
         from distributed import get_client
 
-        get_client()
+        client = get_client()
     except (ImportError, ValueError):
         from concurrent.futures import ThreadPoolExecutor
 
@@ -66,7 +67,20 @@ def compute_writes(writes) -> None:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return
-    dask.compute(writes)
+    import time
+
+    future = client.compute(writes)
+    try:
+        future.result()
+    except BaseException:
+        client.cancel(future)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(client.processing().values()):
+            time.sleep(0.05)
+        # the scheduler forgets cancelled tasks that a worker is still running: give those
+        # (chunk writes, milliseconds each) a moment to end before the caller removes the file
+        time.sleep(1.0)
+        raise
 
 
 def read_dataset(path: str | os.PathLike, chunks: dict | None = None) -> xr.Dataset:
