@@ -111,6 +111,20 @@ def test_mask_lazily_gives_nan_maps_at_invalid_pixels_and_the_in_memory_answer_e
     np.testing.assert_allclose(computed[:, ~bad], expected[:, ~bad], atol=1e-6)
 
 
+def test_a_lazily_masked_cube_written_and_reopened(files, tmp_path):
+    path, _ = files
+    masked = open_cube(path / "bad.nc", chunks=CHUNKS, invalid="mask")
+    eager = open_cube(path / "bad.nc", invalid="mask")
+    masked.to_zarr(tmp_path / "m.zarr")
+    masked.to_netcdf(tmp_path / "m.nc")
+    for name in ("m.zarr", "m.nc"):
+        lazy = open_cube(tmp_path / name, chunks=CHUNKS)  # NaN at the masked pixels: no error
+        xr.testing.assert_identical(lazy.ds.compute(), masked.ds.compute())
+        again = open_cube(tmp_path / name)  # in memory: filled like any masked cube
+        np.testing.assert_array_equal(again.valid_mask, eager.valid_mask)
+        np.testing.assert_allclose(again.image, eager.image, rtol=1e-6)
+
+
 def test_lazy_fill_is_refused_with_the_alternative(files):
     path, _ = files
     with pytest.raises(InputError, match="invalid='mask'|'mask'"):

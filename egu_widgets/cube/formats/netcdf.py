@@ -100,7 +100,15 @@ def cube_from_dataset(
     if own and layout is None:
         untouched = truth is None and scale is None and invalid == "raise" and negative == "raise"
         if untouched and not _raw_integers(ds[REFLECTANCE]):
-            return HyperCube(ds)  # the project's own file, read back identical
+            if "valid" not in ds:
+                return HyperCube(ds)  # the project's own file, read back identical
+            data = ds[REFLECTANCE].data
+            if hasattr(data, "dask"):  # a masked cube: its invalid pixels may be NaN (a lazy cube wrote it)
+                masked = ds[REFLECTANCE].copy(data=checked(data, BlockCheck("mask", "raise")))
+                return HyperCube(ds.assign({REFLECTANCE: masked}), validate=False)
+            if np.isfinite(data).all():
+                return HyperCube(ds)
+            invalid = "mask"  # NaN at its invalid pixels: filled, as an in-memory masked cube is
         return _finish(
             ds[REFLECTANCE],
             ds,
