@@ -85,6 +85,17 @@ def run_baseline(cube, method: str, seed: int) -> list[dict]:
     return [dict(estimate="own", sad=result.sad, rmse=result.rmse, seconds=time.perf_counter() - start)]
 
 
+def _median(values) -> float:
+    """Median with NaN ranked last: a SAD is NaN when an estimate holds a zero spectrum (a failure)."""
+    return statistics.median(v if np.isfinite(v) else np.inf for v in map(float, values))
+
+
+def _cell(value: float, fmt: str, scaled: bool) -> str:
+    if not np.isfinite(value):
+        return "failed"
+    return fmt.format(value) + (f" ({100 * value:.2f})" if scaled else "")
+
+
 def report(rows: list[dict]) -> None:
     """Median-over-seeds tables (SAD, then RMSE under the same alignment), scene × estimate."""
     cells: dict[tuple[str, str], list[dict]] = {}
@@ -110,19 +121,21 @@ def report(rows: list[dict]) -> None:
                 if not got:
                     out.append("")
                     continue
-                value = statistics.median(got)
+                value = _median(got)
                 medians[column].append(value)
-                text = fmt.format(value) + (f" ({100 * value:.2f})" if key == "rmse" else "")
-                out.append(text + (f" [{len(got)}]" if len(got) < len(seeds) and "fcls" not in column else ""))
+                text = _cell(value, fmt, key == "rmse")
+                failed = sum(not np.isfinite(v) for v in got)
+                text += f" [{failed} failed]" if failed else ""
+                out.append(text + (f" [{len(got)} seeds]" if len(got) < len(seeds) and "fcls" not in column else ""))
             print(f"| {scene} | " + " | ".join(out) + " |")
-        overall = [fmt.format(statistics.median(v)) if v else "" for v in medians.values()]
+        overall = [_cell(_median(v), fmt, key == "rmse") if v else "" for v in medians.values()]
         print("| **median over scenes** | " + " | ".join(f"**{v}**" for v in overall) + " |\n")
     wins = {}
     for scene in scenes:
         for method in ("egu-pw", "egu-ss"):
             got = {e: cells.get((scene, f"{method} {e}")) for e in ESTIMATES}
             if all(got.values()):
-                best = min(ESTIMATES, key=lambda e: statistics.median(float(r["sad"]) for r in got[e]))
+                best = min(ESTIMATES, key=lambda e: _median(r["sad"] for r in got[e]))
                 wins.setdefault(method, []).append(best)
     for method, best in wins.items():
         print(
