@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .memory import classic_bytes, egu_bytes
 from .results import UnmixingResult
 from .validation import check_n_endmembers
 
@@ -76,6 +77,9 @@ class MethodSpec:
         training settings; a tuple, or a function returning one, read when asked (the engine's
         options are read from the engine itself).
     description : one or two sentences for the docs and ``describe_methods``.
+    memory : ``memory(cube, n_endmembers, options)`` -> the bytes a run on ``cube`` adds to what is
+        resident (:mod:`egu_widgets.memory`); ``unmix`` refuses a run that would not fit. None: no
+        estimate, nothing refused.
     """
 
     name: str
@@ -84,6 +88,11 @@ class MethodSpec:
     factory: Callable[..., Any]
     options: Sequence[str] | Callable[[], Sequence[str]] = ()
     description: str = ""
+    memory: Callable[[Any, int, dict[str, Any]], int] | None = None
+
+    def estimate_memory(self, cube: Any, n_endmembers: int, options: dict[str, Any] | None = None) -> int | None:
+        """Bytes a run on ``cube`` with P = ``n_endmembers`` adds (see ``memory``); None without an estimate."""
+        return None if self.memory is None else int(self.memory(cube, n_endmembers, dict(options or {})))
 
     def accepted_options(self) -> tuple[str, ...]:
         """The option names this method accepts (see ``options``)."""
@@ -164,6 +173,21 @@ def _engine_options() -> tuple[str, ...]:
     return ("preset", "control", "bundles", "ensemble", *HYPERPARAMETERS, *BUNDLE_OPTIONS)
 
 
+def _egu_memory(cube: Any, n_endmembers: int, options: dict[str, Any], *, whole_image: bool = False) -> int:
+    """:func:`~egu_widgets.memory.egu_bytes` with the batch sizes and widths this run will use.
+
+    ``whole_image``: the ss stream, whose steps pass every pixel of the image at once.
+    """
+    from .engine.estimator import PRESETS
+
+    hp = {**PRESETS.get(options.get("preset") or "default", PRESETS["default"])}
+    hp.update({k: v for k, v in options.items() if v is not None})
+    widths = sum(hp["encoder_widths"]) + sum(hp["decoder_widths"]) + cube.shape[2]
+    batch = cube.shape[0] * cube.shape[1] if whole_image else hp["batch_size"]
+    return egu_bytes(cube, n_endmembers, batch_size=batch, bundle_batch=hp["bundle_batch"],
+                     widths=widths, chunk_size=hp.get("chunk_size") or 262144)  # fmt: skip
+
+
 _CLASSIC = "egu_widgets.classic.adapters"
 
 #: The registry, in the order the command line and the docs list the methods.
@@ -177,6 +201,7 @@ _REGISTRY: dict[str, MethodSpec] = {
             lazy_factory(f"{_CLASSIC}:VcaFcls"),
             (),
             "Endmembers by VCA on the image, abundances by fully constrained least squares.",
+            classic_bytes,
         ),
         MethodSpec(
             "fcls",
@@ -185,6 +210,7 @@ _REGISTRY: dict[str, MethodSpec] = {
             lazy_factory(f"{_CLASSIC}:Fcls"),
             ("endmembers",),
             "FCLS against given endmembers (endmembers=), or the cube's truth endmembers.",
+            classic_bytes,
         ),
         MethodSpec(
             "sunsal",
@@ -194,6 +220,7 @@ _REGISTRY: dict[str, MethodSpec] = {
             ("endmembers", "lam"),
             "SUnSAL (non-negative, sparsity weight lam) against given, truth or VCA endmembers, then each "
             "pixel's abundances divided by their sum.",
+            classic_bytes,
         ),
         MethodSpec(
             "nfindr-fcls",
@@ -202,6 +229,7 @@ _REGISTRY: dict[str, MethodSpec] = {
             lazy_factory("egu_widgets.classic.nfindr_fcls:NFindrFcls"),
             (),
             "Endmembers by N-FINDR (started from VCA's picks), abundances by FCLS.",
+            classic_bytes,
         ),
         MethodSpec(
             "egu-pw",
@@ -210,6 +238,7 @@ _REGISTRY: dict[str, MethodSpec] = {
             partial(_EguNetRun, "egu-pw"),
             _engine_options,
             "EGU-Net, pixel-wise: an endmember stream trained on spectral bundles guides the unmixing stream.",
+            _egu_memory,
         ),
         MethodSpec(
             "egu-ss",
@@ -218,6 +247,7 @@ _REGISTRY: dict[str, MethodSpec] = {
             partial(_EguNetRun, "egu-ss"),
             _engine_options,
             "EGU-Net, spatial-spectral: the unmixing stream is convolutional over the whole image.",
+            partial(_egu_memory, whole_image=True),
         ),
         MethodSpec(
             "ae",
@@ -226,6 +256,7 @@ _REGISTRY: dict[str, MethodSpec] = {
             partial(_EguNetRun, "ae"),
             _engine_options,
             "The unmixing autoencoder alone, without the endmember stream (EGU-Net's ablation).",
+            _egu_memory,
         ),
     )
 }

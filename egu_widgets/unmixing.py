@@ -14,6 +14,7 @@ import numpy as np
 
 from .cube import check_usable, open_cube
 from .errors import InputError
+from .memory import check_fits
 from .methods import DEFAULT_METHOD, fit_estimator, get_method
 from .results import UnmixingResult
 from .validation import check_seed
@@ -80,4 +81,8 @@ def unmix(
     if not (isinstance(p, int) and not isinstance(p, bool) and 2 <= p <= min(cube.n_bands, cube.valid_mask.sum())):
         p = None  # a P the method itself refuses, with the more direct message
     check_usable(cube, p)
+    # A run that cannot fit is refused now, with the lazy path, not killed by the kernel later.
+    needed = None if p is None else spec.estimate_memory(cube, p, options)
+    if needed is not None:
+        check_fits(needed, f"{method} on this {'x'.join(str(n) for n in cube.shape)} cube")
     return spec.run(cube, n_endmembers, seed, **options)

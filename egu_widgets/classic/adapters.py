@@ -23,7 +23,7 @@ from egu_widgets.classic.vca import vca
 from egu_widgets.errors import InputError
 from egu_widgets.validation import check_float, check_int, check_n_endmembers, check_seed
 
-__all__ = ["CubeUnmixer", "Fcls", "Sunsal", "VcaFcls", "given_endmembers"]
+__all__ = ["CubeUnmixer", "Fcls", "Sunsal", "VcaFcls", "given_endmembers", "valid_pixels"]
 
 
 def given_endmembers(cube: Any, endmembers: Any, n_endmembers: int | None, method: str) -> np.ndarray:
@@ -51,6 +51,16 @@ def given_endmembers(cube: Any, endmembers: Any, n_endmembers: int | None, metho
     if not np.isfinite(em).all():
         raise InputError("the given endmembers contain NaN or Inf values")
     return em
+
+
+def valid_pixels(cube: Any) -> np.ndarray:
+    """The cube's valid pixels (n, B): a view of ``cube.pixels`` when all are valid, else a copy of those.
+
+    The view matters for memory: selecting with an all-True mask would copy the whole image.
+    """
+    pixels = cube.pixels
+    valid = cube.valid_mask.ravel()
+    return pixels if valid.all() else pixels[valid]
 
 
 class CubeUnmixer:
@@ -113,7 +123,7 @@ class VcaFcls(CubeUnmixer):
     def _endmembers(self, cube: Any) -> tuple[np.ndarray, dict[str, Any]]:
         p = self._n_endmembers(cube)
         seed = check_seed(self.seed)
-        em, _ = vca(cube.pixels[cube.valid_mask.ravel()], p, seed=seed)
+        em, _ = vca(valid_pixels(cube), p, seed=seed)
         return em, {"n_endmembers": p, "seed": seed}
 
 
@@ -153,7 +163,7 @@ class Sunsal(CubeUnmixer):
         check_float("lam", self.lam, 0.0)
         if self.endmembers is None and cube.true_endmembers is None:
             p = self._n_endmembers(cube)
-            em, _ = vca(cube.pixels[cube.valid_mask.ravel()], p, seed=seed)
+            em, _ = vca(valid_pixels(cube), p, seed=seed)
             source = "vca"
         else:
             em = given_endmembers(cube, self.endmembers, self.n_endmembers, self.name)

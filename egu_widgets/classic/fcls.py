@@ -14,6 +14,11 @@ handful of sweeps, typically ≤ 2P, unlike projected-gradient or ADMM schemes w
 depends on conditioning and iteration counts.
 
 Shapes follow the package convention: pixels (N, B), endmembers (P, B), abundances (N, P).
+
+Memory: float32 pixels are never copied whole. They are read in blocks of rows, each converted to
+float64 just before its arithmetic (so the answer is the one an all-float64 run gives), and the
+active-set sweeps run over blocks of pixels, so the working arrays stay a fixed size however large
+the image is (see docs/memory.md).
 """
 
 from __future__ import annotations
@@ -54,8 +59,65 @@ def _as_float_matrix(x, name: str, *, what: str) -> np.ndarray:
     return arr
 
 
+#: Elements (rows x bands) of one block of pixels converted to float64 at a time (32 MiB).
+_CHUNK_ELEMENTS = 1 << 22
+
+
+def _row_blocks(n_rows: int, row_size: int, elements: int | None = None):
+    """Slices of at most ``elements`` (default :data:`_CHUNK_ELEMENTS`) elements of rows of ``row_size``."""
+    step = max(1, (_CHUNK_ELEMENTS if elements is None else elements) // max(row_size, 1))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(start + step, n_rows))
+
+
+def _one_block(n_rows: int, row_size: int) -> bool:
+    """Whether (n_rows, row_size) fits one block of :data:`_CHUNK_ELEMENTS` (then computed whole)."""
+    return n_rows * row_size <= _CHUNK_ELEMENTS
+
+
+def _as_pixel_matrix(x, name: str, *, what: str) -> np.ndarray:
+    """Like :func:`_as_float_matrix`, but float32 (and float64) pixels are returned without a copy.
+
+    Callers convert blocks of rows to float64 (:func:`_rows64`) right before they compute, which
+    gives the float64 answer without ever holding a float64 copy of a whole image. The finiteness
+    check runs block by block too.
+    """
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise InputError(f"{name} could not be read as an array ({exc}); pass a {what} array") from exc
+    if arr.dtype not in (np.float32, np.float64):
+        return _as_float_matrix(arr, name, what=what)
+    if arr.ndim != 2:
+        raise InputError(f"{name} must be 2-D {what}, got shape {arr.shape}")
+    bad = 0
+    for rows in _row_blocks(arr.shape[0], arr.shape[1]):
+        block = arr[rows]
+        if not np.isfinite(block.sum()) and not np.isfinite(block).all():
+            bad += int(np.count_nonzero(~np.isfinite(block).all(axis=1)))
+    if bad:
+        raise InputError(
+            f"{name} contains NaN or infinite values in {bad} row(s); "
+            "remove or fill those rows (e.g. mask bad pixels) before calling"
+        )
+    return arr
+
+
+def _rows64(x: np.ndarray, rows: slice) -> np.ndarray:
+    """Rows ``rows`` of ``x`` as float64 (a view when ``x`` is float64 already)."""
+    return x[rows].astype(np.float64, copy=False)
+
+
+def _times_transpose(y: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """y @ m.T (N, P) in float64, reading the (N, B) pixels ``y`` block by block."""
+    out = np.empty((y.shape[0], m.shape[0]))
+    for rows in _row_blocks(y.shape[0], y.shape[1]):
+        out[rows] = _rows64(y, rows) @ m.T
+    return out
+
+
 def _check_pixels_endmembers(pixels, endmembers) -> tuple[np.ndarray, np.ndarray]:
-    y = _as_float_matrix(pixels, "pixels", what="(N, B)")
+    y = _as_pixel_matrix(pixels, "pixels", what="(N, B)")
     m = _as_float_matrix(endmembers, "endmembers", what="(P, B)")
     if y.shape[1] != m.shape[1]:
         raise InputError(
@@ -128,18 +190,23 @@ def _batched_solve(k: np.ndarray, rhs: np.ndarray) -> np.ndarray:
         return np.einsum("nij,nj->ni", np.linalg.pinv(k), rhs)
 
 
-def _active_set(gram: np.ndarray, b: np.ndarray, a: np.ndarray, passive: np.ndarray, *,
-                sum_to_one: bool, tol: float, max_iter: int) -> np.ndarray:
+def _active_set(
+    gram: np.ndarray,
+    b: np.ndarray,
+    a: np.ndarray,
+    passive: np.ndarray,
+    *,
+    sum_to_one: bool,
+    dual_tol: float,
+    max_iter: int,
+) -> int:
     """Primal active-set method for min ½aᵀGa − bᵀa, a ≥ 0 (and 1ᵀa = 1), for all rows of b.
 
     ``a`` must be feasible and ``passive`` must hold its non-zero entries (it may hold zeros too).
-    Both are updated in place; the final ``a`` is returned.
+    Both are updated in place. Returns how many rows were not proven optimal in ``max_iter`` sweeps.
     """
     n, p = b.shape
     eye = np.eye(p, dtype=bool)
-    # Dual feasibility is judged relative to the size of the gradient terms, so tol is unit-free.
-    scale = max(float(np.max(np.abs(np.diag(gram)))), float(np.max(np.abs(b), initial=0.0)), 1e-300)
-    dual_tol = tol * scale
     todo = np.arange(n)
     for _ in range(max_iter):
         if todo.size == 0:
@@ -206,15 +273,34 @@ def _active_set(gram: np.ndarray, b: np.ndarray, a: np.ndarray, passive: np.ndar
         else:
             done = np.empty(0, dtype=np.intp)
         todo = np.setdiff1d(todo, done, assume_unique=True)
-    else:
-        if todo.size:
-            warnings.warn(
-                f"active-set solver stopped after max_iter={max_iter} sweeps with {todo.size} "
-                "pixel(s) not proven optimal; their abundances are feasible but may be slightly "
-                "sub-optimal — raise max_iter",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+    return int(todo.size)
+
+
+def _solve_blocks(gram: np.ndarray, b: np.ndarray, start, *, sum_to_one: bool, tol: float, max_iter: int) -> np.ndarray:
+    """Run :func:`_active_set` over blocks of pixels, from ``start(b_block)`` -> feasible (m, P).
+
+    Every pixel's problem is independent; only the dual tolerance is shared, and it is computed
+    from all pixels first, so the blocks give the answer one pass over all pixels would. The
+    blocks bound the (m, P+1, P+1) working arrays of a sweep.
+    """
+    n, p = b.shape
+    # Dual feasibility is judged relative to the size of the gradient terms, so tol is unit-free.
+    scale = max(float(np.max(np.abs(np.diag(gram)))), float(np.max(np.abs(b), initial=0.0)), 1e-300)
+    a = np.empty((n, p))
+    unfinished = 0
+    for rows in _row_blocks(n, (p + 1) ** 2, _CHUNK_ELEMENTS // 4):
+        a[rows] = start(b[rows])
+        passive = a[rows] > 0.0
+        unfinished += _active_set(gram, b[rows], a[rows], passive, sum_to_one=sum_to_one, dual_tol=tol * scale,
+                                  max_iter=max_iter)  # fmt: skip
+    if unfinished:
+        warnings.warn(
+            f"active-set solver stopped after max_iter={max_iter} sweeps with {unfinished} "
+            "pixel(s) not proven optimal; their abundances are feasible but may be slightly "
+            "sub-optimal — raise max_iter",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return a
 
 
@@ -252,20 +338,22 @@ def fcls(pixels, endmembers, *, tol: float = 1e-8, max_iter: int | None = None) 
     if p == 1:
         return np.ones((n, 1))
     gram = m @ m.T
-    b = y @ m.T
+    b = _times_transpose(y, m)
     # Start from the projection of the sum-to-one least-squares solution onto the simplex: it is
     # feasible, and its support is usually close to the optimal one, which saves sweeps.
     kkt = np.zeros((p + 1, p + 1))
     kkt[:p, :p] = gram
     kkt[:p, p] = 1.0
     kkt[p, :p] = 1.0
-    rhs = np.concatenate([b, np.ones((n, 1))], axis=1)
-    unconstrained = (np.linalg.pinv(kkt) @ rhs.T).T[:, :p]
-    a = project_simplex(unconstrained)
-    passive = a > 0.0
-    a = _active_set(gram, b, a, passive, sum_to_one=True, tol=tol,
-                    max_iter=_default_max_iter(p) if max_iter is None else int(max_iter))
-    a = np.maximum(a, 0.0)
+    kkt_inverse = np.linalg.pinv(kkt)
+
+    def start(b_rows: np.ndarray) -> np.ndarray:
+        rhs = np.concatenate([b_rows, np.ones((b_rows.shape[0], 1))], axis=1)
+        return project_simplex((kkt_inverse @ rhs.T).T[:, :p])
+
+    a = _solve_blocks(gram, b, start, sum_to_one=True, tol=tol,
+                      max_iter=_default_max_iter(p) if max_iter is None else int(max_iter))  # fmt: skip
+    np.maximum(a, 0.0, out=a)
     # The subproblem enforces 1ᵀa = 1 only up to rounding; make it exact.
     a /= a.sum(axis=1, keepdims=True)
     return a
@@ -283,9 +371,7 @@ def nnls_unmix(pixels, endmembers, *, tol: float = 1e-8, max_iter: int | None = 
     if n == 0:
         return np.zeros((0, p))
     gram = m @ m.T
-    b = y @ m.T
-    a = np.zeros((n, p))
-    passive = np.zeros((n, p), dtype=bool)
-    a = _active_set(gram, b, a, passive, sum_to_one=False, tol=tol,
-                    max_iter=_default_max_iter(p) if max_iter is None else int(max_iter))
-    return np.maximum(a, 0.0)
+    b = _times_transpose(y, m)
+    a = _solve_blocks(gram, b, lambda b_rows: np.zeros(b_rows.shape), sum_to_one=False, tol=tol,
+                      max_iter=_default_max_iter(p) if max_iter is None else int(max_iter))  # fmt: skip
+    return np.maximum(a, 0.0, out=a)

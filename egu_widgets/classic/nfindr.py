@@ -18,14 +18,24 @@ under a second on the scenes here. The volume grows strictly with every swap, so
 Why it is here: it gives the reference spectra behind EGU-Net's default pseudo-labels
 (:mod:`egu_widgets.engine.bundles`), where on the real scenes it finds materials that VCA's single
 random directions miss.
+
+Memory: the pixels are read block by block (each block converted to float64 for its own products),
+so a float32 image is never copied whole; what the search keeps is (N, P).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from egu_widgets.classic.fcls import _as_float_matrix
-from egu_widgets.classic.vca import _check_n_endmembers, _top_coordinates, vca
+from egu_widgets.classic.fcls import _as_pixel_matrix, _one_block, _row_blocks, _rows64
+from egu_widgets.classic.vca import (
+    _block_coordinates,
+    _canonical_signs,
+    _check_n_endmembers,
+    _top_coordinates,
+    _top_directions,
+    vca,
+)
 from egu_widgets.errors import InputError
 
 __all__ = ["nfindr", "simplex_coordinates"]
@@ -37,11 +47,34 @@ def simplex_coordinates(pixels: np.ndarray, n_endmembers: int) -> np.ndarray:
     The components are VCA's low-SNR ones (directions at rounding-noise level come back as zero
     columns).
     """
-    x = np.asarray(pixels, dtype=np.float64)
-    centred = x - x.mean(axis=0)
-    coords = _top_coordinates((centred.T @ centred)[None], n_endmembers - 1, np.array([np.sum(x * x)]),
-                              centred[None])[0]
-    return np.concatenate([np.ones((x.shape[0], 1)), coords], axis=1)
+    x = np.asarray(pixels)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    n, b = x.shape
+    if _one_block(n, b):
+        x = x.astype(np.float64, copy=False)
+        centred = x - x.mean(axis=0)
+        coords = _top_coordinates((centred.T @ centred)[None], n_endmembers - 1, np.array([np.sum(x * x)]),
+                                  centred[None])[0]  # fmt: skip
+        return np.concatenate([np.ones((n, 1)), coords], axis=1)
+    # The same figures from blocks of rows: the mean first, then the centred Gram matrix and the
+    # energy, then the coordinates.
+    total = np.zeros(b)
+    for rows in _row_blocks(n, b):
+        total += _rows64(x, rows).sum(axis=0)
+    mean = total / n
+    gram = np.zeros((b, b))
+    energy = 0.0
+    for rows in _row_blocks(n, b):
+        block = _rows64(x, rows)
+        energy += float(np.sum(block * block))
+        block = block - mean
+        gram += block.T @ block
+    _, basis, negligible = _top_directions(gram[None], n_endmembers - 1, np.array([energy]))
+    h = np.empty((n, n_endmembers))
+    h[:, 0] = 1.0
+    h[:, 1:] = _block_coordinates(x, _canonical_signs(basis[0]), negligible[0], n_endmembers - 1, mean)
+    return h
 
 
 def _greedy_start(h: np.ndarray, p: int) -> np.ndarray:
@@ -78,7 +111,7 @@ def nfindr(pixels, n_endmembers: int, *, seed=None, start=None, max_sweeps: int 
     endmembers : (P, B) float64, the pixel rows at ``indices``.
     indices : (P,) int, distinct row indices into ``pixels``.
     """
-    x = _as_float_matrix(pixels, "pixels", what="(N, B)")
+    x = _as_pixel_matrix(pixels, "pixels", what="(N, B)")
     p = _check_n_endmembers(n_endmembers, x.shape[0], x.shape[1])
     if start is None:
         idx = np.array(vca(x, p, seed=seed)[1], dtype=np.int64)
@@ -96,7 +129,7 @@ def nfindr(pixels, n_endmembers: int, *, seed=None, start=None, max_sweeps: int 
             try:
                 inv = np.linalg.inv(h[idx])
             except np.linalg.LinAlgError:  # the data span fewer than P−1 dimensions
-                return x[idx].copy(), idx
+                return x[idx].astype(np.float64), idx
             a = np.abs(h @ inv[:, j])
             best = int(np.argmax(a))
             if a[best] > 1.0 + 1e-9 and best not in idx:
@@ -104,4 +137,4 @@ def nfindr(pixels, n_endmembers: int, *, seed=None, start=None, max_sweeps: int 
                 changed = True
         if not changed:
             break
-    return x[idx].copy(), idx
+    return x[idx].astype(np.float64), idx

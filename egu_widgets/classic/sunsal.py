@@ -14,13 +14,16 @@ As in the reference implementation, the data are rescaled to unit RMS first, whi
 ``tol`` and the stopping rule independent of the reflectance scale (λ is rescaled accordingly,
 so the problem solved is unchanged), and μ is adapted every 10 iterations to keep the primal and
 dual residuals within a factor 10 of each other.
+
+Memory: the pixels are read block by block (each converted to float64 and rescaled only for its
+own product with M), so a float32 image is never copied whole; the iterations work on (N, P).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from egu_widgets.classic.fcls import _check_pixels_endmembers
+from egu_widgets.classic.fcls import _check_pixels_endmembers, _row_blocks, _rows64
 from egu_widgets.errors import InputError
 
 __all__ = ["sunsal"]
@@ -50,9 +53,17 @@ class _SplitSolver:
         return a
 
 
-def sunsal(pixels, endmembers, *, lam: float = 0.0, positivity: bool = True,
-           sum_to_one: bool = False, mu: float | None = None, max_iter: int = 200,
-           tol: float = 1e-4) -> np.ndarray:
+def sunsal(
+    pixels,
+    endmembers,
+    *,
+    lam: float = 0.0,
+    positivity: bool = True,
+    sum_to_one: bool = False,
+    mu: float | None = None,
+    max_iter: int = 200,
+    tol: float = 1e-4,
+) -> np.ndarray:
     """SUnSAL abundances for all pixels at once.
 
     Solves, for every pixel y,  min ½‖y − Mᵀa‖² + λ‖a‖₁  subject to the selected constraints.
@@ -100,15 +111,21 @@ def sunsal(pixels, endmembers, *, lam: float = 0.0, positivity: bool = True,
 
     # Rescale so that the pixels have unit RMS; a (the abundances) is unchanged by scaling y and
     # M together, and λ scales with the squared norm.
-    norm_y = float(np.sqrt(np.mean(y * y)))
+    blocks = list(_row_blocks(n, y.shape[1]))
+    if len(blocks) == 1:
+        norm_y = float(np.sqrt(np.mean(y.astype(np.float64, copy=False) ** 2)))
+    else:
+        squares = sum(float(np.sum(_rows64(y, rows) ** 2)) for rows in blocks)
+        norm_y = float(np.sqrt(squares / y.size))
     if norm_y == 0.0:
         norm_y = 1.0
     m = m / norm_y
-    y = y / norm_y
     lam = lam / norm_y**2
 
     gram = m @ m.T
-    my = y @ m.T  # (N, P): the only way the pixels enter
+    my = np.empty((n, p))  # (N, P): the only way the pixels enter
+    for rows in blocks:
+        my[rows] = (_rows64(y, rows) / norm_y) @ m.T
 
     if lam == 0.0 and not positivity:
         # Plain (or sum-to-one) least squares: one solve, no iterations. A vanishing ridge keeps

@@ -24,13 +24,21 @@ Differences from the reference MATLAB code, all deliberate:
   matrices (n×n or B×B), which is what makes 25-pixel × 224-band patches cheap;
 - a pixel already chosen is never chosen again while there are others left, and degenerate data
   (identical pixels, rank smaller than P, all-zero pixels) are handled without division by zero.
+
+Memory: :func:`vca` on a whole image (more pixels than one block of
+:data:`~egu_widgets.classic.fcls._CHUNK_ELEMENTS`) reads the pixels block by block, each converted
+to float64 only for its own products: the Gram matrix, the mean and the (N, P) coordinates are
+accumulated, and no (N, B) copy of the image (float64, centred or projected) is ever made. The
+block sums round differently from one product, so the eigenvectors' signs, which are arbitrary,
+are fixed there (:func:`_canonical_signs`): the answer then does not depend on the block size.
+Images that fit one block are computed whole, exactly as before.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from egu_widgets.classic.fcls import _as_float_matrix
+from egu_widgets.classic.fcls import _as_pixel_matrix, _one_block, _row_blocks, _rows64
 from egu_widgets.errors import InputError
 
 __all__ = ["vca", "vca_batch"]
@@ -66,21 +74,86 @@ def _top_coordinates(gram: np.ndarray, p: int, energy: np.ndarray, x: np.ndarray
     ignores them.
     """
     k = gram.shape[0]
-    eigval, eigvec = np.linalg.eigh(gram)  # ascending
-    q = min(p, gram.shape[-1])
-    eigval = eigval[:, ::-1][:, :q]
-    eigvec = eigvec[:, :, ::-1][:, :, :q]
+    eigval, eigvec, negligible = _top_directions(gram, p, energy)
+    q = eigval.shape[1]
     if x is None:
         coords = eigvec * np.sqrt(np.maximum(eigval, 0.0))[:, None, :]
     else:
         coords = x @ eigvec
-    # Eigen-solver noise (and the rounding of deriving the centred Gram from the raw one) must
-    # not steer the vertex search.
-    negligible = eigval <= 1e-12 * np.maximum(energy, 1e-300)[:, None]
     coords = np.where(negligible[:, None, :], 0.0, coords)
     if q < p:
         coords = np.concatenate([coords, np.zeros((k, coords.shape[1], p - q))], axis=2)
     return coords
+
+
+def _top_directions(gram: np.ndarray, p: int, energy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top-q (q = min(p, size)) eigenpairs of ``gram`` (K, m, m), largest first, and which are negligible."""
+    eigval, eigvec = np.linalg.eigh(gram)  # ascending
+    q = min(p, gram.shape[-1])
+    eigval = eigval[:, ::-1][:, :q]
+    eigvec = eigvec[:, :, ::-1][:, :, :q]
+    # Eigen-solver noise (and the rounding of deriving the centred Gram from the raw one) must
+    # not steer the vertex search.
+    negligible = eigval <= 1e-12 * np.maximum(energy, 1e-300)[:, None]
+    return eigval, eigvec, negligible
+
+
+def _canonical_signs(basis: np.ndarray) -> np.ndarray:
+    """``basis`` (B, q) with each column's sign fixed: its largest-magnitude entry positive.
+
+    An eigenvector's sign is arbitrary, and a Gram matrix summed block by block rounds differently
+    from one product, which can flip it; the vertex search, being driven by fixed random
+    directions, would then pick other pixels. Fixing the sign makes the block-wise answer
+    independent of the block size and of the BLAS threads.
+    """
+    top = np.argmax(np.abs(basis), axis=0)
+    return basis * np.where(basis[top, np.arange(basis.shape[1])] < 0, -1.0, 1.0)
+
+
+def _block_coordinates(
+    x: np.ndarray, basis: np.ndarray, negligible: np.ndarray, p: int, centre: np.ndarray | None = None
+) -> np.ndarray:
+    """(N, p) coordinates of the rows of ``x`` (N, B), minus ``centre``, on ``basis`` (B, q), block by block.
+
+    The one-image, low-memory form of ``_top_coordinates(..., x)``: each block is converted to
+    float64 (and centred) only for its own product; negligible directions and missing ones
+    (q < p) are zero columns.
+    """
+    coords = np.zeros((x.shape[0], p))
+    q = basis.shape[1]
+    for rows in _row_blocks(x.shape[0], x.shape[1]):
+        block = _rows64(x, rows)
+        if centre is not None:
+            block = block - centre
+        coords[rows, :q] = np.where(negligible, 0.0, block @ basis)
+    return coords
+
+
+def _image_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (B,) and raw Gram matrix xᵀx (B, B) of the (N, B) pixels, summed block by block in float64."""
+    total = np.zeros(x.shape[1])
+    gram = np.zeros((x.shape[1], x.shape[1]))
+    for rows in _row_blocks(x.shape[0], x.shape[1]):
+        block = _rows64(x, rows)
+        total += block.sum(axis=0)
+        gram += block.T @ block
+    return total / x.shape[0], gram
+
+
+def _image_projected_data(x: np.ndarray, p: int, snr) -> np.ndarray:
+    """:func:`_projected_data` of one (N, B) image with N > B, reading it block by block -> (1, N, P)."""
+    n = x.shape[0]
+    mean, gram = _image_moments(x)
+    gram_c = gram - n * mean[:, None] * mean[None, :]
+    energy = np.array([np.trace(gram)])
+    _, basis, negligible = _top_directions(gram_c[None], p, energy)
+    centred_coords = _block_coordinates(x, _canonical_signs(basis[0]), negligible[0], p, mean)[None]
+
+    def raw_coordinates(_high: np.ndarray) -> np.ndarray:
+        _, raw_basis, raw_negligible = _top_directions(gram[None], p, energy)
+        return _block_coordinates(x, _canonical_signs(raw_basis[0]), raw_negligible[0], p)[None]
+
+    return _scaled_projection(centred_coords, mean[None], energy, p, x.shape[1], snr, raw_coordinates)
 
 
 def _projected_data(x: np.ndarray, p: int, snr) -> np.ndarray:
@@ -100,6 +173,23 @@ def _projected_data(x: np.ndarray, p: int, snr) -> np.ndarray:
     energy = np.trace(gram, axis1=1, axis2=2)
     centred = None if small_is_pixels else x - mean[:, None, :]
     centred_coords = _top_coordinates(gram_c, p, energy, centred)  # (K, n, p)
+    del centred
+
+    def raw_coordinates(high: np.ndarray) -> np.ndarray:
+        return _top_coordinates(gram[high], p, energy[high], None if small_is_pixels else x[high])
+
+    return _scaled_projection(centred_coords, mean, energy, p, b, snr, raw_coordinates)
+
+
+def _scaled_projection(
+    centred_coords: np.ndarray, mean: np.ndarray, energy: np.ndarray, p: int, b: int, snr, raw_coordinates
+) -> np.ndarray:
+    """The SNR choice and the two projections of :func:`_projected_data`, from the centred coordinates.
+
+    ``raw_coordinates(high)`` gives the (Kh, n, p) top-p coordinates of the raw (uncentred) data of
+    the patches selected by the boolean mask ``high``; it is called only when some patch needs them.
+    """
+    k, n, _ = centred_coords.shape
 
     if snr is None:
         # SNR estimate of the paper (eq. 13): P_y is the data power, P_x the power captured by
@@ -111,7 +201,8 @@ def _projected_data(x: np.ndarray, p: int, snr) -> np.ndarray:
         noise = power_y - power_x
         with np.errstate(divide="ignore", invalid="ignore"):
             snr_db = np.where(
-                noise <= 1e-12 * np.maximum(power_y, 1e-300), np.inf,
+                noise <= 1e-12 * np.maximum(power_y, 1e-300),
+                np.inf,
                 np.where(signal <= 0.0, -np.inf, 10.0 * np.log10(signal / noise)),
             )
     else:
@@ -130,7 +221,7 @@ def _projected_data(x: np.ndarray, p: int, snr) -> np.ndarray:
     if np.any(high):
         # High SNR: top-p subspace of the raw (uncentred) data, then the projective scaling
         # y / (yᵀu) with u the mean projected pixel.
-        coords = _top_coordinates(gram[high], p, energy[high], None if small_is_pixels else x[high])
+        coords = raw_coordinates(high)
         u = coords.mean(axis=1)  # (Kh, p)
         denom = np.einsum("knp,kp->kn", coords, u)
         # A pixel orthogonal to the mean direction (e.g. an all-zero pixel) has no position on
@@ -185,6 +276,17 @@ def _vca_core(x: np.ndarray, p: int, rng: np.random.Generator, snr) -> tuple[np.
     return endmembers, indices
 
 
+def _vca_image(x: np.ndarray, p: int, rng: np.random.Generator, snr) -> tuple[np.ndarray, np.ndarray]:
+    """VCA of one (N, B) image of any float dtype; large images go block by block (see the module doc)."""
+    n, b = x.shape
+    if n <= b or _one_block(n, b):
+        endmembers, indices = _vca_core(x.astype(np.float64, copy=False)[None], p, rng, snr)
+        return endmembers[0], indices[0]
+    y = _image_projected_data(x, p, snr)
+    indices = _find_vertices(y, rng.standard_normal((1, p, p)))[0]
+    return x[indices].astype(np.float64), indices
+
+
 def _check_snr(snr):
     if snr is None:
         return None
@@ -211,10 +313,9 @@ def vca(pixels, n_endmembers: int, *, seed=None, snr: float | None = None) -> tu
     endmembers : (P, B) float64, the pixel rows at ``indices`` (unprojected).
     indices : (P,) int, distinct row indices into ``pixels``, in the order found.
     """
-    x = _as_float_matrix(pixels, "pixels", what="(N, B)")
+    x = _as_pixel_matrix(pixels, "pixels", what="(N, B)")
     p = _check_n_endmembers(n_endmembers, x.shape[0], x.shape[1])
-    endmembers, indices = _vca_core(x[None], p, np.random.default_rng(seed), _check_snr(snr))
-    return endmembers[0], indices[0]
+    return _vca_image(x, p, np.random.default_rng(seed), _check_snr(snr))
 
 
 def vca_batch(patches, n_endmembers: int, *, seed=None, snr: float | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,8 @@ __all__ = ["LAZY_SAMPLE", "SAFE_RANGE", "check_usable"]
 _F32 = np.finfo(np.float32)
 #: Peak absolute values outside this range have squares outside float32's normal range.
 SAFE_RANGE = (float(np.sqrt(_F32.tiny)), float(np.sqrt(_F32.max)))
-_ROWS_PER_BLOCK = 256
+#: Values (rows x cols x bands) read and converted to float64 at a time: 32 MiB, whatever the width.
+_BLOCK_ELEMENTS = 1 << 22
 #: A lazy cube with more pixels than this is checked on a stratified sample of this many.
 LAZY_SAMPLE = 16384
 _SAMPLE_WINDOW = 16
@@ -61,9 +62,10 @@ def _moments(cube: HyperCube) -> tuple[int, np.ndarray, np.ndarray, float, np.nd
     lo = np.full(b, np.inf)
     hi = np.full(b, -np.inf)
     peak = 0.0
-    for start in range(0, h, _ROWS_PER_BLOCK):
-        block = np.asarray(cube.reflectance[start : start + _ROWS_PER_BLOCK].values, dtype=np.float64)
-        pixels = block[valid[start : start + _ROWS_PER_BLOCK]]
+    rows_per_block = max(1, _BLOCK_ELEMENTS // max(w * b, 1))
+    for start in range(0, h, rows_per_block):
+        block = np.asarray(cube.reflectance[start : start + rows_per_block].values, dtype=np.float64)
+        pixels = block[valid[start : start + rows_per_block]]
         if not pixels.size:
             continue
         n += pixels.shape[0]
