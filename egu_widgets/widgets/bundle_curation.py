@@ -83,15 +83,19 @@ class BundleCuration(View):
         self.state = hv.streams.Stream.define("Curation", material=0, version=0, maps=0)()
 
         self._cmap = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(self._names)}
-        self.projection_dmap = hv.DynamicMap(self._projection, streams=[self.state])
-        self.selection = hv.streams.Selection1D(source=self.projection_dmap)
+        # The projection and the positions are drawn once, with the streams on their elements
+        # (a Tap or Selection1D whose source is a DynamicMap gets no page events); later sets are
+        # written into their Bokeh sources in place (:meth:`_draw_bundles`).
+        points, chosen = self._projection()
+        self.selection = hv.streams.Selection1D(source=points)
         self.selection.add_subscriber(self._on_selection)
-        self.positions_dmap = hv.DynamicMap(self._positions, streams=[self.state])
-        self.tap = hv.streams.Tap(source=self.positions_dmap, x=None, y=None)
+        image, located, located_chosen = self._positions()
+        self.tap = hv.streams.Tap(source=image, x=None, y=None)
         self.tap.add_subscriber(self._on_tap)
-        # One Bokeh layout for the projection and the positions: it sizes its two frames itself
-        # (responsive plots side by side in an ipywidgets box collapse to their minimum width).
-        self.scatter = HoloViewsWidget(hv.Layout([self.projection_dmap, self.positions_dmap]).cols(2))
+        # One Bokeh layout for both: it sizes its two frames itself (responsive plots side by side
+        # in an ipywidgets box collapse to their minimum width).
+        layout = hv.Layout([points * chosen, (image * located * located_chosen).opts(show_legend=False)]).cols(2)
+        self.scatter = HoloViewsWidget(layout, prepare=self._all_factors)
         self.projection = self.positions = self.scatter
         self.spectra = HoloViewsWidget(hv.DynamicMap(self._spectra, streams=[self.state]))
         n_maps = 0 if self.result is None else self.result.n_endmembers
@@ -245,6 +249,7 @@ class BundleCuration(View):
         self.bundles = bundles
         self.data = bundle_data(bundles, (self.cube.height, self.cube.width), names=self._names, basis=self._basis)
         self.selected = np.zeros(bundles.n_bundles, dtype=bool)
+        self._draw_bundles()
         self._event(version=self.state.version + 1)
         self._render_status()
 
@@ -311,19 +316,60 @@ class BundleCuration(View):
             self.select_patch(row, col)
 
     # ------------------------------------------------------------------ drawing
+    def _point_sources(self, selected: bool) -> dict[str, Any]:
+        """The Bokeh sources of the bundle layers ("projection", "positions"), or of their
+        'selected' layers."""
+        out = {}
+        for plot in self.scatter.subplots("PointPlot"):
+            if plot.current_frame is None or (plot.current_frame.label == "selected") != selected:
+                continue
+            source = plot.handles["source"]
+            out["projection" if "pc1" in source.data else "positions"] = source
+        return out
+
+    def _all_factors(self, plot: Any) -> None:
+        """Every material in the colour mappers, also one without bundles at first (relabelling
+        may give it some later)."""
+        from bokeh.models import CategoricalColorMapper
+
+        for model in plot.state.references():
+            if isinstance(model, CategoricalColorMapper):
+                model.factors = list(self._names)
+                model.palette = [self._cmap[n] for n in self._names]
+
+    def _draw_bundles(self) -> None:
+        """Write the current set into the plots' sources in place (no re-render)."""
+        d = self.data
+        names = np.array(d.names)[d.group]
+        known = np.isfinite(d.row)
+        columns = {
+            "projection": {
+                "pc1": d.projection[:, 0],
+                "pc2": d.projection[:, 1],
+                "material": names,
+                "bundle": np.arange(len(names)),
+                "color": names,
+            },
+            "positions": {"x": d.col[known], "y": d.row[known], "material": names[known], "color": names[known]},
+        }
+        with self.scatter.hold():
+            for key, source in self._point_sources(selected=False).items():
+                source.selected.indices = []
+                source.data = {k: np.asarray(v) for k, v in columns[key].items() if k in source.data}
+        self._draw_selection()
+
     def _draw_selection(self) -> None:
         """Rewrite the 'selected' layers' sources in place (no re-render of the plots)."""
         d, sel = self.data, self.selected
-        projection = {"pc1": d.projection[sel, 0], "pc2": d.projection[sel, 1]}
-        positions = {"x": d.col[sel], "y": d.row[sel]}
+        columns = {
+            "projection": {"pc1": d.projection[sel, 0], "pc2": d.projection[sel, 1]},
+            "positions": {"x": d.col[sel], "y": d.row[sel]},
+        }
         with self.scatter.hold():
-            for plot in self.scatter.subplots("PointPlot"):
-                if plot.current_frame is not None and plot.current_frame.label == "selected":
-                    source = plot.handles["source"]
-                    columns = projection if "pc1" in source.data else positions
-                    source.data = {k: np.asarray(v) for k, v in columns.items()}
+            for key, source in self._point_sources(selected=True).items():
+                source.data = {k: np.asarray(v) for k, v in columns[key].items()}
 
-    def _projection(self, material: int, version: int, maps: int):
+    def _projection(self):
         hv = holoviews()
         d = self.data
         names = np.array(d.names)[d.group]
@@ -348,18 +394,17 @@ class BundleCuration(View):
             framewise=True,
             backend="bokeh",
         )
-        sel = self.selected if len(self.selected) == len(d.group) else np.zeros(len(d.group), dtype=bool)
-        chosen = hv.Points((d.projection[sel, 0], d.projection[sel, 1]), kdims=[pc1, pc2], label="selected").opts(
+        chosen = hv.Points(([], []), kdims=[pc1, pc2], label="selected").opts(
             color="white", line_color=SELECTED_COLOUR, line_width=2, size=9, fill_alpha=0.0, backend="bokeh"
         )
-        return points * chosen
+        return points, chosen
 
     def _image(self) -> np.ndarray:
         image = np.asarray(self.cube.image, dtype=np.float64).mean(axis=2)
         image = np.where(self.cube.valid_mask, image, np.nan)
         return image
 
-    def _positions(self, material: int, version: int, maps: int):
+    def _positions(self):
         hv = holoviews()
         d = self.data
         h, w = self.cube.height, self.cube.width
@@ -383,12 +428,10 @@ class BundleCuration(View):
         points = hv.Points((d.col[known], d.row[known], names[known]), kdims=[xdim, ydim], vdims=["material"]).opts(
             color="material", cmap=self._cmap, size=5, alpha=0.8, show_legend=False, backend="bokeh"
         )
-        sel = self.selected if len(self.selected) == len(d.group) else np.zeros(len(d.group), dtype=bool)
-        sel = sel & known
-        chosen = hv.Points((d.col[sel], d.row[sel]), kdims=[xdim, ydim], label="selected").opts(
+        chosen = hv.Points(([], []), kdims=[xdim, ydim], label="selected").opts(
             color="white", line_color=SELECTED_COLOUR, line_width=2, size=9, fill_alpha=0.0, backend="bokeh"
         )
-        return (image * points * chosen).opts(show_legend=False, backend="bokeh")
+        return image, points, chosen
 
     def _spectra(self, material: int, version: int, maps: int):
         hv = holoviews()
