@@ -20,13 +20,13 @@ pytest.importorskip("ipywidgets")
 pytest.importorskip("holoviews")
 pytest.importorskip("jupyter_bokeh")
 
-from egu_widgets.cube import HyperCube  # noqa: E402
-from egu_widgets.cube.synthetic import demo_endmembers  # noqa: E402
-from egu_widgets.engine.events import TrainingControl, TrainingEvent  # noqa: E402
-from egu_widgets.errors import InputError, MissingDependencyError, TrainingError  # noqa: E402
-from egu_widgets.results import UnmixingResult  # noqa: E402
-from egu_widgets.engine.progress import ConsoleProgress  # noqa: E402
-from egu_widgets.widgets import (  # noqa: E402
+from egu_widgets.cube import HyperCube
+from egu_widgets.cube.synthetic import demo_endmembers
+from egu_widgets.engine.events import TrainingControl, TrainingEvent
+from egu_widgets.engine.progress import ConsoleProgress
+from egu_widgets.errors import InputError, MissingDependencyError, TrainingError
+from egu_widgets.results import UnmixingResult
+from egu_widgets.widgets import (
     AbundanceInspector,
     EndmemberPairs,
     TrainingDashboard,
@@ -37,7 +37,7 @@ from egu_widgets.widgets import (  # noqa: E402
 )
 
 sys.path.insert(0, str(Path(__file__).parent / "browser"))
-from fake_training import nmf_fit  # noqa: E402
+from fake_training import nmf_fit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,7 +78,9 @@ def result(cube):
     return _noisy_result(cube)
 
 
-def _events(n_epochs=5, *, control=None, losses=lambda k: {"total": 1.0 / k, "reconstruction": 0.5 / k}, rmse=True, lr=True):
+def _events(
+    n_epochs=5, *, control=None, losses=lambda k: {"total": 1.0 / k, "reconstruction": 0.5 / k}, rmse=True, lr=True
+):
     control = control or TrainingControl()
     yield TrainingEvent("start", 0, n_epochs, 0.0, control=control, info={"method": "fake", "device": "cpu"})
     for k in range(1, n_epochs + 1):
@@ -138,8 +140,7 @@ def test_core_imports_no_widget_library():
 
 def test_without_widget_extra_views_say_what_to_install():
     out = _run_python(
-        BLOCK_WIDGETS
-        + "import egu_widgets, egu_widgets.widgets as W\n"
+        BLOCK_WIDGETS + "import egu_widgets, egu_widgets.widgets as W\n"
         "from egu_widgets.errors import MissingDependencyError\n"
         "for name in ['TrainingDashboard', 'training_dashboard', 'EndmemberPairs', 'abundance_inspector']:\n"
         "    try:\n"
@@ -226,7 +227,11 @@ def test_dashboard_progress_curves_and_values():
     assert (wd["progress"].value, wd["progress"].max) == (4, 4)
     assert "epoch 4 of 4" in wd["status"].value and "elapsed 0:02" in wd["status"].value
     assert "remaining ~0:00" in wd["status"].value
-    assert "total 0.25" in wd["values"].value and "abundance RMSE 0.05" in wd["values"].value and "lr 0.00025" in wd["values"].value
+    assert (
+        "total 0.25" in wd["values"].value
+        and "abundance RMSE 0.05" in wd["values"].value
+        and "lr 0.00025" in wd["values"].value
+    )
     curves = _curve_sources(dash.plots)
     assert set(curves) == {"total", "reconstruction", "rmse", "lr"}
     np.testing.assert_array_equal(curves["total"][0], [1, 2, 3, 4])
@@ -669,7 +674,10 @@ def test_dashboard_drives_the_real_engine(cube):
 
 # ---------------------------------------------------------------------------------- endmember pairs
 def _pair_curves(view):
-    return {p.current_frame.label: np.asarray(p.handles["source"].data["reflectance"]) for p in view.plots.subplots("CurvePlot")}
+    return {
+        p.current_frame.label: np.asarray(p.handles["source"].data["reflectance"])
+        for p in view.plots.subplots("CurvePlot")
+    }
 
 
 def test_pairs_show_truth_and_estimate_with_sad_in_title(cube, result):
@@ -719,10 +727,13 @@ def test_pairs_bundle_envelope_minmax_and_quantiles(cube, result):
             lab = np.full(3, 0.05)
             lab[[2, 0, 1].index(p)] = 0.9
             labels.append(lab)
-    bundles = SimpleNamespace(spectra=np.array(spectra), labels=np.array(labels), reference=cube.true_endmembers[[2, 0, 1]])
+    bundles = SimpleNamespace(
+        spectra=np.array(spectra), labels=np.array(labels), reference=cube.true_endmembers[[2, 0, 1]]
+    )
     view = EndmemberPairs(result, cube, bundles=bundles)
     group_of_b = np.array(spectra[12:18])  # material B's bundle (third group)
     view.select(1)
+
     # the area is drawn as one closed polygon through both edges: compare the set of its heights
     def polygon_heights(v):
         return np.sort(np.asarray(v.plots.subplots("AreaPlot")[0].handles["source"].data["y"], dtype=np.float64))
@@ -752,7 +763,9 @@ def test_pairs_with_real_bundles(cube, result):
     assert sum(counts) == bundles.n_bundles
     # no truth: the bundles' own reference (a whole-image N-FINDR) is what the estimate is compared to
     bare = cube.without_truth()
-    bare_result = UnmixingResult.from_arrays(bare, result.abundances.values, result.endmembers.values, method="t", score=False)
+    bare_result = UnmixingResult.from_arrays(
+        bare, result.abundances.values, result.endmembers.values, method="t", score=False
+    )
     bare_bundles = extract_bundles(bare, 3)
     view = EndmemberPairs(bare_result, bare, bundles=bare_bundles)
     assert view.data.reference_label == "N-FINDR"
@@ -770,7 +783,9 @@ def test_pairs_reference_options(cube, result):
     view = EndmemberPairs(_noisy_result(bare), bare)
     assert view.plots.plot.state.xaxis[0].axis_label == "band"
     # abundances only: the spectra come from least squares on the cube, against the truth
-    ab_only = UnmixingResult.from_arrays(cube, cube.true_abundances, method="t", score=False, names=cube.endmember_names)
+    ab_only = UnmixingResult.from_arrays(
+        cube, cube.true_abundances, method="t", score=False, names=cube.endmember_names
+    )
     view = EndmemberPairs(ab_only, cube)
     assert view.data.estimate_label.startswith("estimate (least squares")
     assert np.all(view.data.sad < 1.0)
@@ -1135,3 +1150,20 @@ def test_pair_view_leaves_spectra_alone_when_units_agree(cube, result):
     view.set_normalise(True)
     assert _pair_curves(view)["estimate"].max() == pytest.approx(1.0)
     assert "max 1" in view.plots.plot.state.yaxis[0].axis_label
+
+
+def test_dashboard_marks_a_metric_from_its_first_evaluation():
+    dash = TrainingDashboard(update_every=0.0)
+    dash.on_event(TrainingEvent("start", 0, 100, 0.0))
+    for k in range(1, 13):  # the RMSE is evaluated at epoch 8 only, so far: one point, no line
+        metrics = {"rmse": 0.2} if k == 8 else {}
+        dash.on_event(TrainingEvent("epoch", k, 100, 0.1 * k, losses={"total": 1.0 / k}, metrics=metrics))
+    (markers,) = dash.plots.subplots("PointPlot")
+    data = markers.handles["source"].data
+    np.testing.assert_array_equal(np.asarray(data["epoch"]), [8])
+    (curve,) = [p for p in dash.plots.subplots("CurvePlot") if p.current_frame.label == "rmse"]
+    assert markers.handles["glyph"].fill_color == curve.handles["glyph"].line_color
+    dash.on_event(TrainingEvent("epoch", 13, 100, 1.3, losses={"total": 0.1}, metrics={"rmse": 0.9}))
+    np.testing.assert_array_equal(np.asarray(markers.handles["source"].data["epoch"]), [8, 13])
+    y_range = markers.handles["plot"].y_range
+    assert y_range.start <= 0.2 and y_range.end >= 0.9

@@ -37,6 +37,7 @@ STATES = tuple(_STATE_STYLE)
 _FINAL = ("finished", "stopped", "failed")
 _BAR_STYLE = {"finished": "success", "stopped": "warning", "stopping": "warning", "failed": "danger"}
 _METRIC_LABELS = {"rmse": "abundance RMSE", "sad": "SAD (deg)"}
+_METRIC_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
 _PLACEHOLDER = "<i>the curves appear after the first epoch</i>"
 #: why the total loss can rise at first (shown when the run reports a weight-decay term)
 WEIGHT_DECAY_NOTE = (
@@ -341,11 +342,23 @@ class DashboardLayout:
                 hv.Curve((rows["epoch"], _for_axis(rows[c], log)), "epoch", vdim, label=c.split(":", 1)[-1])
                 for c in cols
             ]
+            if group == "metrics":
+                # metrics come every few epochs: markers show them from the first evaluation on
+                # (a line needs two points), in the curve's colour
+                colours = [_METRIC_COLOURS[i % len(_METRIC_COLOURS)] for i in range(len(cols))]
+                curves = [curve.opts(color=colour, backend="bokeh") for curve, colour in zip(curves, colours)]
+                curves += [
+                    hv.Scatter((rows["epoch"], _for_axis(rows[c], log)), "epoch", vdim, label=c.split(":", 1)[-1]).opts(
+                        color=colour, backend="bokeh"
+                    )
+                    for c, colour in zip(cols, colours)
+                ]
             style = dict(common, logy=log, **({"color": "#6e7781"} if group == "learning rate" else {}))
             overlays.append(
                 hv.Overlay(curves).opts(
                     {
                         "Curve": style,
+                        "Scatter": dict(common, logy=log, size=5, show_legend=False),
                         "Overlay": dict(
                             title=group,
                             legend_position="top_right",
@@ -362,12 +375,16 @@ class DashboardLayout:
         panels: dict = {}
 
         def frame_panels(plot) -> None:  # runs before the widget exists: the page gets these ranges
-            curve_plots = {
-                p.current_frame.label: p for p in plot.traverse(lambda p: p) if type(p).__name__ == "CurvePlot"
-            }
+            every = list(plot.traverse(lambda p: p))
+            curve_plots = {p.current_frame.label: p for p in every if type(p).__name__ == "CurvePlot"}
+            marker_plots = {p.current_frame.label: p for p in every if type(p).__name__ == "PointPlot"}
             for group, cols, log in specs:
                 plots = [curve_plots[c.split(":", 1)[-1]] for c in cols]
-                panels[group] = LivePanel(cols, plots, log, _rows_with_values(data, cols), n_epochs)
+                streamed = list(cols)
+                if group == "metrics":
+                    plots += [marker_plots[c.split(":", 1)[-1]] for c in cols]
+                    streamed += list(cols)
+                panels[group] = LivePanel(streamed, plots, log, _rows_with_values(data, cols), n_epochs)
             # one x range for every panel: metrics evaluated every few epochs end earlier than the
             # losses, and the panels still show the same epochs
             figures = [panel.figure for panel in panels.values()]

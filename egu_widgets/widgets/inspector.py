@@ -137,7 +137,9 @@ class AbundanceInspector(View):
                 self.images.append(img)
                 self.taps.append(tap)
                 panels.append(img * self._marker(row0, col0))
-        self.maps = HoloViewsWidget(hv.Layout(panels).cols(n_em), prepare=lambda plot: _scale_with_width(plot, map_size + 10))
+        self.maps = HoloViewsWidget(
+            hv.Layout(panels).cols(n_em), prepare=lambda plot: _scale_with_width(plot, map_size + 10)
+        )
         self._marker_sources = [p.handles["source"] for p in self.maps.subplots("PointPlot")]
 
         # ---- the selected pixel: spectrum + reconstruction, abundance bars
@@ -233,6 +235,8 @@ class AbundanceInspector(View):
             + (", the bars under the error maps give theirs" if md.truth is not None else "")
             + ". Tap a map to inspect a pixel.</small>"
         )
+        self.maps.widget.add_class("egu-maps")
+        self.probe.widget.add_class("egu-probe")
         band_box = w.VBox([band_w, self.band_view.widget])
         band_box.add_class("egu-band-view")
         self.widget = w.VBox(
