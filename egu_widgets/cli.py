@@ -52,9 +52,14 @@ RESERVED_OPTIONS = {
     "cube": "give the cube as SOURCE",
 }
 #: Method options that also have a flag: option name -> flag.
-FLAG_OPTIONS = {"epochs": "--epochs", "device": "--device", "lam": "--lam"}
+FLAG_OPTIONS = {"epochs": "--epochs", "device": "--device", "lam": "--lam", "ensemble": "--ensemble"}
 #: Result formats by suffix: what writes them (an UnmixingResult method) and the module it needs.
-OUTPUT_FORMATS = {".nc": ("to_netcdf", None), ".tif": ("to_geotiff", "rasterio"), ".tiff": ("to_geotiff", "rasterio")}
+OUTPUT_FORMATS = {
+    ".nc": ("to_netcdf", None),
+    ".tif": ("to_geotiff", "rasterio"),
+    ".tiff": ("to_geotiff", "rasterio"),
+    ".zarr": ("to_zarr", "zarr"),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -155,6 +160,11 @@ def _build_parser() -> argparse.ArgumentParser:
     un.add_argument("--epochs", type=int, help="training epochs (EGU-Net methods; default: the method's)")
     un.add_argument("--device", help="cpu or cuda (EGU-Net methods; default: cpu)")
     un.add_argument("--lam", type=float, help="sparsity weight for sunsal (default: 0)")
+    un.add_argument(
+        "--ensemble",
+        type=_whole("--ensemble", 2),
+        help="train K EGU-Net members and add per-pixel spread maps (std, 5 and 95 %% quantiles) to the result",
+    )
     un.add_argument("--rows", type=_whole("--rows", 1), help="image rows, when a .mat file does not store them")
     un.add_argument("--cols", type=_whole("--cols", 1), help="image columns, when a .mat file does not store them")
     un.add_argument(
@@ -183,7 +193,11 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="on Ctrl-C, write the model trained so far (marked partial) instead of nothing; exit status 130 either way",
     )
-    un.add_argument("--out", required=True, help="result file to write: .nc (netCDF), or .tif/.tiff (GeoTIFF maps)")
+    un.add_argument(
+        "--out",
+        required=True,
+        help="result file to write: .nc (netCDF), .tif/.tiff (GeoTIFF maps) or .zarr (Zarr store)",
+    )
 
     demo = sub.add_parser("demo", help="unmix the built-in demo scene; write its result and figures")
     demo.add_argument(
@@ -284,7 +298,7 @@ def _output_writer(path: str) -> tuple[Path, str]:
     suffix = out.suffix.lower()
     if suffix not in OUTPUT_FORMATS:
         raise InputError(
-            f"--out {path!r}: {suffix or 'no suffix'} is not a result format; use .nc (netCDF) or .tif (GeoTIFF)"
+            f"--out {path!r}: {suffix or 'no suffix'} is not a result format; use .nc (netCDF), .tif (GeoTIFF) or .zarr"
         )
     writer, needs = OUTPUT_FORMATS[suffix]
     if not callable(getattr(UnmixingResult, writer, None)):
@@ -441,7 +455,9 @@ def _cmd_unmix(args, watch: _InterruptWatch) -> int:
     seed = check_seed(args.seed)
     out, writer = _output_writer(args.out)  # fail before any work, not after a long training
     _refuse_output_over_inputs(out, {"source": args.source, "truth": args.truth, "endmembers": args.endmembers_from})
-    options = merge_options({"epochs": args.epochs, "device": args.device, "lam": args.lam}, args.option)
+    options = merge_options(
+        {"epochs": args.epochs, "device": args.device, "lam": args.lam, "ensemble": args.ensemble}, args.option
+    )
     if args.endmembers_from:
         if "endmembers" in options:
             raise InputError("--endmembers-from and -o endmembers=... are both given; give the endmembers once")

@@ -274,6 +274,27 @@ def test_tif_output_is_a_geotiff(tmp_path, capsys):
             assert tif.count >= 3 and tif.shape == (8, 10)
 
 
+def test_zarr_output_is_a_result_store(tmp_path, capsys):
+    pytest.importorskip("zarr")
+    small_cube(tmp_path / "c.nc")
+    out = tmp_path / "maps.zarr"
+    code, _, stderr = run_main(capsys, "unmix", tmp_path / "c.nc", "-m", "vca-fcls", "-p", "3", "--out", out)
+    assert code == 0, stderr
+    back = UnmixingResult.open(out)
+    assert back.n_endmembers == 3 and back.abundances.shape == (3, 8, 10)
+
+
+def test_ensemble_flag_is_an_option_of_the_methods_that_train(tmp_path, capsys):
+    small_cube(tmp_path / "c.nc")
+    out = tmp_path / "r.nc"
+    code, _, stderr = run_main(capsys, "unmix", tmp_path / "c.nc", "-m", "vca-fcls", "--ensemble", "2", "--out", out)
+    assert code == 2 and "takes no option(s) ['ensemble']" in stderr and not out.exists()
+    code, _, stderr = run_main(capsys, "unmix", tmp_path / "c.nc", "--ensemble", "1", "--out", out)
+    assert code == 2 and "--ensemble" in stderr and not out.exists()
+    code, _, stderr = run_main(capsys, "unmix", tmp_path / "c.nc", "--ensemble", "2", "-o", "ensemble=3", "--out", out)
+    assert code == 2 and "disagree" in stderr
+
+
 # ------------------------------------------------------------------ Ctrl-C
 
 
