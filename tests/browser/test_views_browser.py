@@ -337,6 +337,7 @@ def test_endmember_selector_changes_the_pair_shown(page):
     view.locator("button.egu-next").click()
     _wait(lambda: title.text_content().startswith("water"), 30, "the next button")
     _wait(lambda: plot.screenshot() not in (before, after), 30, "the water pair to be drawn")
+    time.sleep(2)  # a plot sized by the cell's width may be laid out in two passes
     _shot(view, "pairs-view.png", doc="pairs")
 
 
