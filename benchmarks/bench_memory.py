@@ -4,8 +4,9 @@ For every method and size a child process builds a random-mixture cube (float32,
 spectra, Dirichlet abundances, 30 dB noise) block by block, resets its peak-RSS counter, runs
 ``unmix`` and exits; the parent reads the child's peak resident memory from ``os.wait4``
 (``ru_maxrss``). The table gives seconds, peak RSS, the RSS before the run (interpreter, imports
-and the cube), the registry's estimate (:mod:`egu_widgets.memory`) and peak / cube float32 size.
-Sizes whose estimate does not fit the available memory are skipped and say so.
+and the cube), the registry's estimate (:mod:`egu_widgets.memory`) and peak / cube float32 size
+("added" is peak less before: what the run itself allocated). Sizes whose estimate does not
+fit the available memory are skipped and say so.
 
     python benchmarks/bench_memory.py                      # all methods, 200² 500² 1000² 1500²
     python benchmarks/bench_memory.py --methods vca-fcls --sizes 500
@@ -110,7 +111,10 @@ def main(argv: list[str] | None = None) -> None:
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"commit {commit or '?'}; {BANDS} bands, P = {P}, egu epochs {args.epochs}, one torch thread")
-    header = f"{'method':<12} {'pixels':>11} {'cube f32':>9} {'seconds':>8} {'peak RSS':>9} {'before':>9} {'estimate':>9} {'peak/cube':>9}"
+    header = (
+        f"{'method':<12} {'pixels':>11} {'cube f32':>9} {'seconds':>8} {'peak RSS':>9} {'before':>9} "
+        f"{'added':>9} {'estimate':>9} {'peak/cube':>9}"
+    )
     print(header)
     print("-" * len(header))
     for method in args.methods:
@@ -138,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
             peak = usage.ru_maxrss * 1024
             print(
                 f"{label} {info['seconds']:>8.1f} {format_bytes(peak):>9} "
-                f"{format_bytes(info['rss_before_kib'] * 1024):>9} {format_bytes(estimate):>9} {peak / cube:>8.2f}x"
+                f"{format_bytes(info['rss_before_kib'] * 1024):>9} {format_bytes(peak - info['rss_before_kib'] * 1024):>9} "
+                f"{format_bytes(estimate):>9} {peak / cube:>8.2f}x"
             )
             sys.stdout.flush()
 

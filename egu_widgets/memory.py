@@ -45,18 +45,19 @@ LAZY_HINT = (
 # Measured constants (see docs/memory.md for the benchmark behind them).
 #: Classical methods: float64 numbers kept per pixel and endmember (abundances, b = M y, the
 #: active-set iterate, start point and VCA/N-FINDR coordinates), and per pixel alone.
-_CLASSIC_PER_PIXEL_ENDMEMBER = 12
+_CLASSIC_PER_PIXEL_ENDMEMBER = 6
 _CLASSIC_PER_PIXEL = 8
 #: Classical methods: the blocks read at a time (float64 copies and their products).
 _CLASSIC_FIXED = 256 * 2**20
-#: EGU-Net: float32 copies of the (N, B) pixels a fit holds (training tensor, shuffled batches'
-#: sources, the inference pass and its reconstruction).
-_EGU_CUBE_COPIES = 3.0
+#: EGU-Net: float32 (N, B) arrays a fit holds beside the bundles (training tensor, shuffled
+#: batches, the bundle extraction's patches, the monitor's and the result's reconstructions); the
+#: benchmark measures about 8 in all, bundles included, between 200² and 500² pixels.
+_EGU_CUBE_COPIES = 7.0
 #: EGU-Net: float32 numbers kept per sample and unit of width (forward activations, their
 #: gradients, batch-norm and dropout buffers).
-_EGU_PER_ACTIVATION = 6.0
+_EGU_PER_ACTIVATION = 2.0
 #: EGU-Net: the torch runtime and allocator slack.
-_EGU_FIXED = 512 * 2**20
+_EGU_FIXED = 256 * 2**20
 
 
 def cube_bytes(cube: Any) -> int:

@@ -125,6 +125,18 @@ def test_unmix_refuses_a_run_that_does_not_fit_before_it_starts(monkeypatch, met
     assert not started
 
 
+def test_the_command_line_refuses_with_one_error_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from egu_widgets.cli import main
+
+    make_demo(20, 20, 30, 3).to_netcdf(tmp_path / "c.nc")
+    monkeypatch.setattr(memory, "available_bytes", lambda *a, **k: 4 * MiB)
+    code = main(["unmix", str(tmp_path / "c.nc"), "--method", "vca-fcls", "--out", str(tmp_path / "r.nc")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("error: vca-fcls on this 20x20x30 cube needs about ") and "chunks=" in err[0]
+    assert not (tmp_path / "r.nc").exists()
+
+
 def test_unmix_runs_when_the_estimate_fits(monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda *a, **k: 64 * 2**30)
     assert unmix(make_demo(20, 20, 30, 3), "vca-fcls").n_endmembers == 3

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from egu_widgets.classic.adapters import CubeUnmixer
+from egu_widgets.classic.adapters import CubeUnmixer, valid_pixels
 from egu_widgets.classic.nfindr import nfindr
 from egu_widgets.validation import check_seed
 
@@ -27,5 +27,5 @@ class NFindrFcls(CubeUnmixer):
     def _endmembers(self, cube: Any) -> tuple[np.ndarray, dict[str, Any]]:
         p = self._n_endmembers(cube)
         seed = check_seed(self.seed)
-        em, _ = nfindr(cube.pixels[cube.valid_mask.ravel()], p, seed=seed)
+        em, _ = nfindr(valid_pixels(cube), p, seed=seed)
         return em, {"n_endmembers": p, "seed": seed}
