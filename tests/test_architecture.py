@@ -20,6 +20,7 @@ LAYERS = {
     "egu_widgets.errors": 0,
     "egu_widgets.validation": 0,
     "egu_widgets._atomic": 0,
+    "egu_widgets.memory": 0,
     "egu_widgets.cube": 1,
     "egu_widgets.classic": 2,
     "egu_widgets.metrics": 2,
