@@ -64,9 +64,42 @@ def test_read_only_input_is_copied_chunk_by_chunk(fitted, monkeypatch):
     frozen = np.array(cube.pixels, dtype=np.float32)
     frozen.flags.writeable = False
     result = est.pixel_unmixer(chunk_size=100)(frozen)
-    assert len(wrapped) == -(-len(frozen) // 100) and all(wrapped)
+    assert len(wrapped) == -(-len(frozen) // 100) + 1 and all(wrapped)  # each block, and the output once
     monkeypatch.undo()
     np.testing.assert_array_equal(result, est.transform_array(cube.pixels))
+
+
+def test_blocks_buffers_and_layout_do_not_change_the_numbers(fitted):
+    """Cache-sized blocks, reused buffers and the transposed softmax are rewrites of the same
+    arithmetic: every block size gives the plain whole-array forward pass to float32 rounding."""
+    cube, est = fitted
+    unmixer = est.pixel_unmixer()
+    (w1, w2, w3, w4), (b1, b2, b3, b4) = unmixer._weights, unmixer._biases
+    x = torch.from_numpy(np.ascontiguousarray(cube.pixels, dtype=np.float32))
+    h = torch.tanh(x @ w1 + b1)
+    h = torch.tanh(h @ w2 + b2)
+    h = torch.relu(h @ w3 + b3)
+    plain = torch.softmax(h @ w4.T + b4, dim=1).numpy()
+    for block in (1, 5, 64, len(x) - 1, len(x), 10_000):
+        got = PixelUnmixer.__new__(PixelUnmixer)
+        got.__setstate__(dict(unmixer.__getstate__(), block_size=block))
+        np.testing.assert_allclose(got(cube.pixels), plain, atol=2e-6, err_msg=f"block_size={block}")
+    assert pickle.loads(pickle.dumps(got)).block_size == 10_000  # a chosen block travels with pickling
+    assert unmixer.block_size is None  # default: chosen per call from torch's thread count
+
+
+def test_threads_share_one_unmixer(fitted):
+    """Buffers are per call: concurrent calls on one object give each caller its own answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cube, est = fitted
+    unmixer = est.pixel_unmixer()
+    parts = [cube.pixels[k::4] for k in range(4)]
+    expected = [unmixer(p) for p in parts]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(unmixer, parts * 3))
+    for k, g in enumerate(got):
+        np.testing.assert_array_equal(g, expected[k % 4])
 
 
 def test_pickles_for_dask_workers(fitted):
@@ -74,7 +107,11 @@ def test_pickles_for_dask_workers(fitted):
     unmixer = est.pixel_unmixer()
     clone = pickle.loads(pickle.dumps(unmixer))
     np.testing.assert_array_equal(clone(cube.pixels), unmixer(cube.pixels))
-    assert "bands=24" in repr(clone)
+    assert "bands=24" in repr(clone) and f"block_size={unmixer.block_size}" in repr(clone)
+    old_state = {k: v for k, v in unmixer.__getstate__().items() if k != "block_size"}  # pickled before blocks
+    restored = PixelUnmixer.__new__(PixelUnmixer)
+    restored.__setstate__(old_state)
+    np.testing.assert_array_equal(restored(cube.pixels), unmixer(cube.pixels))
 
 
 def test_bfloat16_is_close_and_valid(fitted):
@@ -97,6 +134,10 @@ def test_bad_input_is_explained(fitted):
         est.pixel_unmixer(chunk_size=0)
     with pytest.raises(InputError, match="out must be"):
         est.pixel_unmixer()(cube.pixels, out=np.empty((2, 3), dtype=np.float32))
+    with pytest.raises(InputError, match="not contiguous"):  # it would be filled through a copy
+        est.pixel_unmixer()(cube.pixels, out=np.empty((3, len(cube.pixels)), dtype=np.float32).T)
+    with pytest.raises(InputError, match="block_size"):
+        PixelUnmixer.from_encoder(est.model_.encoder, block_size=0)
     with pytest.raises(InputError, match="not fitted"):
         EGUNet("pw", 3).transform_array(cube.pixels)
     with pytest.raises(InputError, match="four layers"):

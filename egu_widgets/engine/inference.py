@@ -4,15 +4,19 @@ After training, the endmember stream (the encoder every variant shares) is a fix
 pixels → abundances: three linear maps each followed by batch normalisation with stored
 statistics and an activation, then a linear map and a softmax. In inference the batch norm is an
 affine map, so it folds into the linear map before it (W' = diag(γ/σ) W, b' = β − γμ/σ); dropout
-is the identity. What is left is four ``addmm`` calls and in-place activations per chunk of
+is the identity. What is left is four ``addmm`` calls and in-place activations per block of
 pixels, with no autograd bookkeeping and no module dispatch.
 
 :class:`PixelUnmixer` holds those matrices. It takes NumPy arrays of any leading shape and returns
-float32 abundances, processes large inputs in chunks (memory bounded by the chunk size), can be
-pickled to dask workers, and is safe to call from several threads at once. ``precision="bfloat16"``
-runs the matrix products in bfloat16 and everything else in float32, for GPUs: on a CPU the
-conversions to and from bfloat16 cost what the faster products save, so float32 stays the default
-(its error and speed: docs/engine.md, "Inference precision").
+float32 abundances, processes large inputs in blocks (memory bounded by the block), can be
+pickled to dask workers, and is safe to call from several threads at once. The time goes to the
+matrix products when the activations of a block stay in cache between layers, every layer
+writes into a buffer reused for the next block, the softmax over the few outputs runs on their
+transpose (rows of a block's length rather than of P) and the abundances are written straight
+into the output array. ``precision="bfloat16"`` keeps the weights in bfloat16 and does the
+matrix products in it (AMX on CPUs that have it), with bias, activations and softmax in float32:
+faster, and close to but not equal to float32 (its error and speed: docs/engine.md, "Inference
+precision").
 """
 
 from __future__ import annotations
@@ -21,10 +25,16 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..validation import check_choice, check_int
 
 __all__ = ["PixelUnmixer", "PRECISIONS"]
 
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+#: Pixels per pass of the layers when torch runs one thread: small enough that a pass's
+#: activations stay in the core's cache from one layer to the next. With more threads every
+#: operation ends in the threads waiting for each other, which small passes multiply, so the
+#: default is then one pass per chunk (docs/engine.md, "Inference speed").
+BLOCK_SIZE = 2048
 
 
 def _fold(linear, norm) -> tuple[np.ndarray, np.ndarray]:
@@ -44,6 +54,20 @@ class PixelUnmixer:
 
     Build it with :meth:`EGUNet.pixel_unmixer <egu_widgets.engine.EGUNet.pixel_unmixer>` (or
     ``PixelUnmixer.from_encoder(model.encoder)`` for an encoder whose norms hold stored statistics).
+
+    Parameters
+    ----------
+    weights, biases : lists of four arrays
+        The folded layers as (out, in) matrices and (out,) vectors.
+    precision : {"float32", "bfloat16"}
+        Of the matrix products (see the module notes).
+    chunk_size : int
+        The most pixels per pass.
+    block_size : int, optional
+        Pixels per pass of the layers, at most ``chunk_size``; None: :data:`BLOCK_SIZE` when torch
+        runs one thread, else ``chunk_size``. Any value gives the same numbers to float32 rounding.
+    device : str
+        Where the matrices live and the products run.
     """
 
     def __init__(
@@ -53,25 +77,25 @@ class PixelUnmixer:
         *,
         precision: str = "float32",
         chunk_size: int = 65536,
+        block_size: int | None = None,
         device: str = "cpu",
     ):
-        if precision not in PRECISIONS:
-            raise InputError(f"precision={precision!r}; choose one of {', '.join(PRECISIONS)}")
-        if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or int(chunk_size) < 1:
-            raise InputError(f"chunk_size must be a whole number of pixels >= 1; got {chunk_size!r}")
+        check_choice("precision", precision, tuple(PRECISIONS))
+        self.chunk_size = check_int("chunk_size", chunk_size, 1)
+        self.block_size = None if block_size is None else check_int("block_size", block_size, 1)
         if len(weights) != 4 or len(biases) != 4:
             raise InputError("a PixelUnmixer needs the encoder's four layers")
         self.precision = precision
-        self.chunk_size = int(chunk_size)
         self.device = torch.device(device)
         dtype = PRECISIONS[precision]
-        # Stored transposed, (in, out), so each layer is one addmm(bias, x, W) without a copy.
-        self._weights = [
-            torch.as_tensor(np.asarray(w, dtype=np.float32)).t().contiguous().to(self.device, dtype) for w in weights
-        ]
+        as_tensor = [torch.as_tensor(np.asarray(w, dtype=np.float32)) for w in weights]
+        # The hidden layers stored transposed, (in, out), so each is one addmm(bias, x, W) into
+        # its buffer; the last layer as given, (P, in), since it is computed transposed.
+        self._weights = [w.t().contiguous().to(self.device, dtype) for w in as_tensor[:3]]
+        self._weights.append(as_tensor[3].contiguous().to(self.device, dtype))
         self._biases = [torch.as_tensor(np.asarray(b, dtype=np.float32)).to(self.device) for b in biases]
         self.n_bands = int(self._weights[0].shape[0])
-        self.n_endmembers = int(self._weights[-1].shape[1])
+        self.n_endmembers = int(self._weights[3].shape[0])
 
     @classmethod
     def from_encoder(cls, encoder, **kwargs) -> PixelUnmixer:
@@ -85,10 +109,11 @@ class PixelUnmixer:
     # -------------------------------------------------------------- pickling (dask workers)
     def __getstate__(self) -> dict:
         return dict(
-            weights=[w.float().t().cpu().numpy() for w in self._weights],
+            weights=[w.float().t().cpu().numpy() for w in self._weights[:3]] + [self._weights[3].float().cpu().numpy()],
             biases=[b.cpu().numpy() for b in self._biases],
             precision=self.precision,
             chunk_size=self.chunk_size,
+            block_size=self.block_size,
             device=str(self.device),
         )
 
@@ -98,25 +123,45 @@ class PixelUnmixer:
             state["biases"],
             precision=state["precision"],
             chunk_size=state["chunk_size"],
+            block_size=state.get("block_size"),
             device=state["device"],
         )
 
     # -------------------------------------------------------------- inference
-    @torch.no_grad()
-    def _chunk(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = PRECISIONS[self.precision]
-        (w1, w2, w3, w4), (b1, b2, b3, b4) = self._weights, self._biases
-        if dtype is torch.float32:
-            h = torch.addmm(b1, x, w1).tanh_()
-            h = torch.addmm(b2, h, w2).tanh_()
-            h = torch.addmm(b3, h, w3).relu_()
-            z = torch.addmm(b4, h, w4)
-        else:  # products in bfloat16, bias, activations and softmax in float32
-            h = torch.mm(x.to(dtype), w1).float().add_(b1).tanh_()
-            h = torch.mm(h.to(dtype), w2).float().add_(b2).tanh_()
-            h = torch.mm(h.to(dtype), w3).float().add_(b3).relu_()
-            z = torch.mm(h.to(dtype), w4).float().add_(b4)
-        return torch.softmax(z, dim=1)
+    def _buffers(self, rows: int) -> list[torch.Tensor]:
+        """Per-call working memory for up to ``rows`` pixels, as flat tensors viewed per block:
+        three activations, the transposed logits and two rows of column statistics. Allocated per
+        call, so that threads calling the same object never share it."""
+        dtype = torch.float32 if self.precision == "float32" else PRECISIONS[self.precision]
+        widths = [int(w.shape[1]) for w in self._weights[:3]]
+        hidden = [torch.empty(rows * w, device=self.device, dtype=dtype) for w in widths]
+        stats = [torch.empty(rows * k, device=self.device) for k in (self.n_endmembers, 1, 1)]
+        return hidden + stats
+
+    def _block(self, x: torch.Tensor, buffers: list[torch.Tensor]) -> torch.Tensor:
+        """Abundances of one block, returned transposed as a (P, rows) view of ``buffers``.
+
+        Each layer writes into its preallocated activation with the bias added by ``addmm`` and
+        the activation applied in place. The last layer is computed transposed, (P, rows), so
+        the softmax over the P outputs runs along contiguous rows of ``rows`` values instead of
+        over rows of only P; it is the usual max-shifted softmax, written out.
+        """
+        (w1, w2, w3, w4t), (b1, b2, b3, b4) = self._weights, self._biases
+        n, p = x.shape[0], self.n_endmembers
+        h1, h2, h3 = (b[: n * w.shape[1]].view(n, w.shape[1]) for b, w in zip(buffers, (w1, w2, w3)))
+        logits, top, total = buffers[3][: p * n].view(p, n), buffers[4][:n], buffers[5][:n]
+        if self.precision == "float32":
+            h = torch.addmm(b1, x, w1, out=h1).tanh_()
+            h = torch.addmm(b2, h, w2, out=h2).tanh_()
+            h = torch.addmm(b3, h, w3, out=h3).relu_()
+            z = torch.addmm(b4[:, None], w4t, h.t(), out=logits)
+        else:  # products in bfloat16 (kept weights), bias, activations and softmax in float32
+            h = h1.copy_(torch.mm(x.to(w1.dtype), w1).float().add_(b1).tanh_())
+            h = h2.copy_(torch.mm(h, w2).float().add_(b2).tanh_())
+            h = h3.copy_(torch.mm(h, w3).float().add_(b3).relu_())
+            z = logits.copy_(torch.mm(w4t, h.t()).float().add_(b4[:, None]))
+        z.sub_(torch.amax(z, dim=0, out=top)).exp_()
+        return z.div_(torch.sum(z, dim=0, out=total))
 
     def __call__(self, pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Abundances of ``pixels`` (..., bands) as float32 (..., P); ``out`` may receive them."""
@@ -130,18 +175,33 @@ class PixelUnmixer:
         n = flat.shape[0]
         if out is None:
             out = np.empty((n, self.n_endmembers), dtype=np.float32)
-        elif out.shape != (*lead, self.n_endmembers) or out.dtype != np.float32:
-            raise InputError(f"out must be float32 of shape {(*lead, self.n_endmembers)}; got {out.dtype} {out.shape}")
+        elif out.shape != (*lead, self.n_endmembers) or out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise InputError(
+                f"out must be a C-contiguous float32 array of shape {(*lead, self.n_endmembers)}; "
+                f"got {out.dtype} {out.shape}{'' if out.flags.c_contiguous else ' (not contiguous)'}"
+            )
         result = out.reshape(n, self.n_endmembers)
-        for start in range(0, n, self.chunk_size):
-            block = np.ascontiguousarray(flat[start : start + self.chunk_size], dtype=np.float32)
-            if not block.flags.writeable:  # read-only input (a memory map, a dask chunk): torch
-                block = block.copy()  # would warn on wrapping it, though nothing writes to it
-            result[start : start + len(block)] = self._chunk(torch.from_numpy(block).to(self.device)).cpu().numpy()
+        block = self.block_size
+        if block is None:
+            block = BLOCK_SIZE if torch.get_num_threads() == 1 else self.chunk_size
+        step = max(1, min(self.chunk_size, block, n))
+        on_cpu = self.device.type == "cpu"
+        with torch.inference_mode():
+            buffers = self._buffers(step)
+            target = torch.from_numpy(result) if on_cpu and result.flags.writeable else None
+            for start in range(0, n, step):
+                block = np.ascontiguousarray(flat[start : start + step], dtype=np.float32)
+                if not block.flags.writeable:  # read-only input (a memory map, a dask chunk): torch
+                    block = block.copy()  # would warn on wrapping it, though nothing writes to it
+                abundances = self._block(torch.from_numpy(block).to(self.device), buffers).t()
+                if target is not None:
+                    target[start : start + len(block)].copy_(abundances)
+                else:
+                    result[start : start + len(block)] = abundances.cpu().numpy()
         return result.reshape(*lead, self.n_endmembers)
 
     def __repr__(self) -> str:
         return (
             f"PixelUnmixer(bands={self.n_bands}, endmembers={self.n_endmembers}, precision={self.precision!r}, "
-            f"chunk_size={self.chunk_size}, device={str(self.device)!r})"
+            f"chunk_size={self.chunk_size}, block_size={self.block_size}, device={str(self.device)!r})"
         )
