@@ -16,7 +16,7 @@ transpose (rows of a block's length rather than of P) and the abundances are wri
 into the output array. ``precision="bfloat16"`` keeps the weights in bfloat16 and does the
 matrix products in it (AMX on CPUs that have it), with bias, activations and softmax in float32:
 faster, and close to but not equal to float32 (its error and speed: docs/engine.md, "Inference
-precision").
+speed and precision").
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 #: Pixels per pass of the layers when torch runs one thread: small enough that a pass's
 #: activations stay in the core's cache from one layer to the next. With more threads every
 #: operation ends in the threads waiting for each other, which small passes multiply, so the
-#: default is then one pass per chunk (docs/engine.md, "Inference speed").
+#: default is then one pass per chunk (docs/engine.md, "Inference speed and precision").
 BLOCK_SIZE = 2048
 
 
