@@ -1167,3 +1167,70 @@ def test_dashboard_marks_a_metric_from_its_first_evaluation():
     np.testing.assert_array_equal(np.asarray(markers.handles["source"].data["epoch"]), [8, 13])
     y_range = markers.handles["plot"].y_range
     assert y_range.start <= 0.2 and y_range.end >= 0.9
+
+
+# ---------------------------------------------------------------------------------- inspector: ensembles
+def _ensemble_result(cube, n_members=3, seed=0):
+    """An ensemble result from hand-made members (truth plus growing noise), no training."""
+    from egu_widgets.engine.ensemble import ensemble_result, ensemble_statistics
+
+    rng = np.random.default_rng(seed)
+    truth = cube.true_abundances.reshape(cube.true_abundances.shape[0], -1).T
+    stack = np.stack([np.clip(truth + rng.normal(0, 0.05 * (k + 1), truth.shape), 0, None) for k in range(n_members)])
+    stack /= stack.sum(axis=-1, keepdims=True)
+    stats = ensemble_statistics(stack)
+    res = ensemble_result(cube, stats, stack, cube.true_endmembers, method="egu-pw", config={}, seconds=1.0)
+    return res, stack
+
+
+def test_inspector_spread_toggle_switches_the_estimate_maps(cube):
+    res, _ = _ensemble_result(cube)
+    view = AbundanceInspector(res, cube)
+    assert view.wdict["layer"].options == ("mean", "spread (std)", "90 % interval width")
+    rasters = view.maps.subplots("RasterPlot")[:3]
+    mean = res.abundances.transpose("endmember", "y", "x").values
+    std = res.ds["abundances_std"].transpose("endmember", "y", "x").values
+    width = (res.ds["abundances_q95"] - res.ds["abundances_q05"]).transpose("endmember", "y", "x").values
+    for layer, expected in (("spread (std)", std), ("90 % interval width", width), ("mean", mean)):
+        view.wdict["layer"].value = layer
+        assert view.layer == layer
+        for p, plot in enumerate(rasters):
+            np.testing.assert_allclose(plot.handles["source"].data["image"][0], expected[p], atol=1e-6)
+            mapper = plot.handles["color_mapper"]
+            if layer == "mean":
+                assert (mapper.low, mapper.high) == (0.0, 1.0)
+                assert plot.handles["plot"].title.text == cube.endmember_names[p]
+            else:
+                assert mapper.low == 0.0 and np.nanmax(expected) <= mapper.high < np.nanmax(expected) + 0.011
+                assert plot.handles["plot"].title.text == f"{layer}: {cube.endmember_names[p]}"
+    # the truth and error rows keep showing the mean's
+    err = view.maps.subplots("RasterPlot")[7].handles["source"].data["image"][0]
+    np.testing.assert_allclose(err, mean[1] - cube.true_abundances[1], atol=1e-6)
+    with pytest.raises(InputError, match="layer must be one of"):
+        view.show_layer("variance")
+
+
+def test_inspector_tap_shows_every_members_abundances(cube):
+    res, _ = _ensemble_result(cube)
+    members = res.ds["abundances_members"].transpose("member", "endmember", "y", "x").values
+    mean = res.abundances.transpose("endmember", "y", "x").values
+    std = res.ds["abundances_std"].transpose("endmember", "y", "x").values
+    view = AbundanceInspector(res, cube)
+    bars, points = view.probe.subplots("BarPlot")[1], view.probe.subplots("PointPlot")[0]
+    for x, y in ((3.2, 5.4), (19.0, 0.0)):
+        view.taps[0].event(x=x, y=y)
+        row, col = int(round(y)), int(round(x))
+        data = points.handles["source"].data
+        names = list(res.abundances.coords["endmember"].values)
+        assert list(data["endmember"]) == names * 3
+        np.testing.assert_allclose(data["abundance"], members[:, :, row, col].ravel(), atol=1e-6)
+        np.testing.assert_allclose(bars.handles["source"].data["abundance"], mean[:, row, col], atol=1e-6)
+        assert f"{mean[0, row, col]:.3f} ± {std[0, row, col]:.3f}" in view.wdict["info"].value
+
+
+def test_inspector_of_a_single_fit_has_no_spread_toggle(cube, result):
+    view = AbundanceInspector(result, cube)
+    assert "layer" not in view.wdict and view.layers is None
+    assert len(view.probe.subplots("BarPlot")) == 1
+    with pytest.raises(InputError, match="only an ensemble result"):
+        view.show_layer("spread (std)")

@@ -21,7 +21,10 @@ from .maps import (
     error_limit,
     make_reconstructor,
     map_data,
+    member_maps,
     residual,
+    spread_layers,
+    spread_limit,
 )
 from .network import NetBox, NetGraph, network_graph, network_rows
 from .spectra import (
@@ -56,6 +59,7 @@ __all__ = [
     "least_squares_endmembers",
     "make_reconstructor",
     "map_data",
+    "member_maps",
     "match_rows_by_sad",
     "names_of",
     "network_graph",
@@ -63,6 +67,8 @@ __all__ = [
     "pair_data",
     "remaining_seconds",
     "residual",
+    "spread_layers",
+    "spread_limit",
     "spectral_angles_deg",
     "spectral_axis",
 ]

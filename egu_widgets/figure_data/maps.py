@@ -25,7 +25,15 @@ __all__ = [
     "make_reconstructor",
     "map_data",
     "residual",
+    "member_maps",
+    "spread_layers",
+    "spread_limit",
 ]
+
+#: names of the layers :func:`spread_layers` gives, in the order a view offers them
+MEAN_LAYER = "mean"
+STD_LAYER = "spread (std)"
+INTERVAL_LAYER = "90 % interval width"
 
 
 def downsample_factor(height: int, width: int, max_side: int) -> int:
@@ -189,3 +197,39 @@ def map_data(result: Any, cube: Any = None) -> MapData:
         return MapData(names, estimate, None, None, None)
     error = estimate - truth
     return MapData(names, estimate, truth, error, error_limit(error))
+
+
+def spread_layers(result: Any) -> dict[str, np.ndarray] | None:
+    """The maps an ensemble result can show, ``{layer name: (P, H, W)}``; None for a single fit.
+
+    An ensemble result (``unmix(..., ensemble=K)``) carries ``abundances_std`` and, with it,
+    ``abundances_q05`` / ``abundances_q95``; the layers are the mean abundances, the per-pixel
+    standard deviation across members and, when both quantiles exist, the width of the 90 %
+    interval (q95 - q05). Every layer is in the order of :func:`map_data`'s estimate.
+    """
+    ds = getattr(result, "ds", None)
+    if ds is None or "abundances_std" not in ds:
+        return None
+
+    def maps(name: str) -> np.ndarray:
+        return np.asarray(ds[name].transpose("endmember", "y", "x").values, dtype=np.float32)
+
+    layers = {MEAN_LAYER: maps("abundances"), STD_LAYER: maps("abundances_std")}
+    if "abundances_q05" in ds and "abundances_q95" in ds:
+        layers[INTERVAL_LAYER] = maps("abundances_q95") - maps("abundances_q05")
+    return layers
+
+
+def member_maps(result: Any) -> np.ndarray | None:
+    """Every ensemble member's abundance maps, (K, P, H, W) in :func:`map_data`'s order, or None."""
+    ds = getattr(result, "ds", None)
+    if ds is None or "abundances_members" not in ds:
+        return None
+    return np.asarray(ds["abundances_members"].transpose("member", "endmember", "y", "x").values, dtype=np.float32)
+
+
+def spread_limit(maps: np.ndarray) -> float:
+    """Upper colour limit shared by spread maps: the largest finite value, rounded up, at least 0.01."""
+    finite = maps[np.isfinite(maps)]
+    top = float(finite.max()) if finite.size else 0.0
+    return max(0.01, math.ceil(top * 100) / 100)

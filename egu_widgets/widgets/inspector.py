@@ -21,8 +21,11 @@ from ..figure_data import (
     downsample_factor,
     make_reconstructor,
     map_data,
+    member_maps,
     residual,
     spectral_axis,
+    spread_layers,
+    spread_limit,
 )
 from ._deps import holoviews, require_widgets
 from ._view import HoloViewsWidget, View, build
@@ -33,6 +36,7 @@ OBSERVED_COLOUR = "#222222"
 RECONSTRUCTION_COLOUR = "#d62728"
 RESIDUAL_COLOUR = "#1f77b4"
 MARKER_COLOUR = "#ff00ff"
+MEMBER_COLOUR = "#ff7f0e"
 
 
 class AbundanceInspector(View):
@@ -59,6 +63,12 @@ class AbundanceInspector(View):
     bars its abundances (estimate vs truth). All maps share pan and zoom; estimates and truths
     share one 0-1 colour scale, errors a symmetric one. Below the maps, one band of the cube
     (chosen with the band slider) shows the scene itself; tapping it selects a pixel too.
+
+    An ensemble result (``unmix(..., ensemble=K)``: it has ``abundances_std``) adds a "maps"
+    toggle that switches the estimate row between the mean abundances, their per-pixel standard
+    deviation across members and the width of the 90 % interval (see :meth:`show_layer`), and a
+    plot beside the bars with every member's abundances at the selected pixel as points over the
+    mean's bars, so the spread behind a pixel's estimate is in view when it is tapped.
     """
 
     def __init__(
@@ -91,6 +101,9 @@ class AbundanceInspector(View):
         self._image = cube.image  # (H, W, B) view, indexed per tap (cube.pixels would copy)
         self._estimate = md.estimate
         self._truth = md.truth
+        self.layers = spread_layers(result)  # None unless the result is an ensemble's
+        self._members = member_maps(result) if self.layers is not None else None
+        self.layer = "mean"
         self.reconstruct, self.reconstruction_label = make_reconstructor(result, cube, reconstruct)
         self.axis = spectral_axis(self._image.shape[2], cube, result)
         self.factor = downsample_factor(height, width, max_side)
@@ -141,6 +154,8 @@ class AbundanceInspector(View):
             hv.Layout(panels).cols(n_em), prepare=lambda plot: _scale_with_width(plot, map_size + 10)
         )
         self._marker_sources = [p.handles["source"] for p in self.maps.subplots("PointPlot")]
+        self._estimate_rasters = self.maps.subplots("RasterPlot")[:n_em]
+        self._map_titles = [f"{md.names[p]}{shown}" for p in range(n_em)]
 
         # ---- the selected pixel: spectrum + reconstruction, abundance bars
         spectrum = self._spectrum(row0, col0).opts(
@@ -167,6 +182,16 @@ class AbundanceInspector(View):
             ylim=(0, 1.05), tools=["hover"], xrotation=30, backend="bokeh",
         )  # fmt: skip
         panels = [spectrum, resid, bars] if self.reconstruct is not None else [spectrum, bars]
+        if self._members is not None:
+            panels.append(
+                self._member_plot(row0, col0).opts(
+                    {"Bars": dict(responsive=True, min_width=150, max_width=max(260, 60 * n_em + 80),
+                                  height=spectrum_height, ylim=(0, 1.05), tools=["hover"], xrotation=30,
+                                  color="#c6dbef", line_color="#6baed6"),
+                     "Scatter": dict(color=MEMBER_COLOUR, size=8, jitter=0.4, tools=["hover"])},
+                    backend="bokeh",
+                )
+            )  # fmt: skip
         self.probe = HoloViewsWidget(hv.Layout(panels).opts(shared_axes=False))
         # Later selections rewrite these Bokeh sources in place: re-rendering HoloViews elements
         # for every tap costs seconds on a page of maps, a few data columns cost milliseconds.
@@ -182,6 +207,14 @@ class AbundanceInspector(View):
         bar_plot = self.probe.subplots("BarPlot")[0]
         self._bar_source = bar_plot.handles["source"]
         self._bar_columns = _value_columns(self._bar_source, bar_plot.current_frame.dimension_values(2))
+        self._member_sources: list = []
+        if self._members is not None:
+            mean_plot = self.probe.subplots("BarPlot")[1]
+            point_plot = self.probe.subplots("PointPlot")[0]
+            self._member_sources = [
+                (mean_plot.handles["source"], _value_columns(mean_plot.handles["source"], self._estimate[:, row0, col0]), "mean"),
+                (point_plot.handles["source"], _value_columns(point_plot.handles["source"], self._member_values(row0, col0)), "members"),
+            ]  # fmt: skip
 
         row_w = w.BoundedIntText(value=row0, min=0, max=height - 1, description="row", layout=w.Layout(width="150px"))
         col_w = w.BoundedIntText(value=col0, min=0, max=width - 1, description="col", layout=w.Layout(width="150px"))
@@ -215,6 +248,12 @@ class AbundanceInspector(View):
 
         row_w.observe(lambda ch: self._on_text(row=ch["new"]), names="value")
         col_w.observe(lambda ch: self._on_text(col=ch["new"]), names="value")
+        header = [row_w, col_w, info]
+        if self.layers is not None:
+            layer_w = w.ToggleButtons(options=list(self.layers), value="mean", description="maps")
+            layer_w.add_class("egu-layer")
+            layer_w.observe(lambda ch: self.show_layer(ch["new"]), names="value")
+            header.insert(0, layer_w)
         self.wdict = {
             "row": row_w,
             "col": col_w,
@@ -224,6 +263,8 @@ class AbundanceInspector(View):
             "band": band_w,
             "band_image": self.band_view.widget,
         }
+        if self.layers is not None:
+            self.wdict["layer"] = layer_w
         note = w.HTML(
             f"<small>{height}×{width} pixels"
             + (
@@ -241,7 +282,7 @@ class AbundanceInspector(View):
         band_box.add_class("egu-band-view")
         self.widget = w.VBox(
             [
-                w.HBox([row_w, col_w, info], layout=w.Layout(flex_flow="row wrap")),
+                w.HBox(header, layout=w.Layout(flex_flow="row wrap")),
                 note,
                 self.maps.widget,
                 self.probe.widget,
@@ -296,6 +337,10 @@ class AbundanceInspector(View):
             _fit_y(self._residual_figure, [res, np.zeros(1)])
         bars = self._bar_values(row, col)
         self._bar_source.data = {**self._bar_source.data, **{k: bars for k in self._bar_columns}}
+        for source, columns, kind in self._member_sources:
+            values = self._member_values(row, col) if kind == "members" else self._estimate[:, row, col]
+            values = np.asarray(values, dtype=np.float64)
+            source.data = {**source.data, **{k: values for k in columns}}
 
     def _on_tap(self, x=None, y=None, **_ignored) -> None:
         if x is None or y is None:
@@ -316,8 +361,52 @@ class AbundanceInspector(View):
         parts = [f"<b>pixel (row {r}, col {c})</b>"]
         for p, name in enumerate(self.maps_data.names):
             truth = f" (truth {self._truth[p, r, c]:.3f})" if self._truth is not None else ""
-            parts.append(f"{html.escape(name)} {est[p]:.3f}{truth}")
+            spread = f" ± {self.layers['spread (std)'][p, r, c]:.3f}" if self.layers is not None else ""
+            parts.append(f"{html.escape(name)} {est[p]:.3f}{spread}{truth}")
         self.wdict["info"].value = " · ".join(parts)
+
+    # ------------------------------------------------------------------ ensemble spread
+    def show_layer(self, layer: str) -> None:
+        """Show ``layer`` of an ensemble result in the estimate row: "mean", "spread (std)" or the
+        90 % interval width (what the "maps" toggle does).
+
+        The mean keeps the shared 0-1 colour scale; the spread layers share one scale from 0 to
+        their largest value, so materials compare at a glance.
+        """
+        if self.layers is None:
+            raise InputError("only an ensemble result (unmix(..., ensemble=K)) has spread maps to show")
+        if layer not in self.layers:
+            raise InputError(f"layer must be one of {', '.join(self.layers)}; got {layer!r}")
+        maps = self.layers[layer]
+        low, high = (0.0, 1.0) if layer == "mean" else (0.0, spread_limit(maps))
+        with self.maps.hold():
+            for p, plot in enumerate(self._estimate_rasters):
+                source = plot.handles["source"]
+                source.data = {**source.data, "image": [block_mean(maps[p], self.factor)]}
+                plot.handles["color_mapper"].update(low=low, high=high)
+                prefix = "" if layer == "mean" else f"{layer}: "
+                plot.handles["plot"].title.text = prefix + self._map_titles[p]
+        self.layer = layer
+        if self.wdict["layer"].value != layer:
+            self.wdict["layer"].value = layer
+
+    def _member_values(self, row: int, col: int) -> np.ndarray:
+        """Every member's abundances at (row, col), member by member (the points' order)."""
+        return self._members[:, :, row, col].astype(np.float64).ravel()
+
+    def _member_plot(self, row: int, col: int):
+        hv = holoviews()
+        names = list(self.maps_data.names)
+        k = self._members.shape[0]
+        mean = hv.Bars(
+            [(n, float(v)) for n, v in zip(names, self._estimate[:, row, col])],
+            kdims=["endmember"], vdims=[hv.Dimension("abundance", range=(0, 1))], label="ensemble mean",
+        )  # fmt: skip
+        points = hv.Scatter(
+            [(names[i % len(names)], float(v)) for i, v in enumerate(self._member_values(row, col))],
+            kdims=["endmember"], vdims=[hv.Dimension("abundance", range=(0, 1))], label=f"{k} members",
+        )  # fmt: skip
+        return (mean * points).opts(title="ensemble members", legend_position="top_right", backend="bokeh")
 
     # ------------------------------------------------------------------ drawing
     def pixel_index(self, row: int, col: int) -> int:
