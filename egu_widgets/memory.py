@@ -51,8 +51,8 @@ _CLASSIC_PER_PIXEL = 8
 _CLASSIC_FIXED = 256 * 2**20
 #: EGU-Net: float32 (N, B) arrays a fit holds beside the bundles (training tensor, shuffled
 #: batches, the bundle extraction's patches, the monitor's and the result's reconstructions); the
-#: benchmark measures about 8 in all, bundles included, between 200² and 500² pixels.
-_EGU_CUBE_COPIES = 7.0
+#: benchmark measures 8 to 8.5 in all, bundles included, between 200² and 1 000² pixels.
+_EGU_CUBE_COPIES = 8.0
 #: EGU-Net: float32 numbers kept per sample and unit of width (forward activations, their
 #: gradients, batch-norm and dropout buffers).
 _EGU_PER_ACTIVATION = 2.0
