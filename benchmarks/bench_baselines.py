@@ -44,9 +44,19 @@ def main(argv=None) -> None:
             per = res.scores["rmse_per_endmember"]
             per_text = " ".join(f"{n[:5]}={v:.3f}" for n, v in zip(cube.endmember_names, per))
             sad = f"{res.sad:.2f}" if res.sad is not None else "n/a"
-            print(fmt_row([name, method, seed, f"{res.rmse:.4f}", per_text, sad, f"{float(res.ds.attrs['seconds']):.2f}"], widths))
+            print(
+                fmt_row(
+                    [name, method, seed, f"{res.rmse:.4f}", per_text, sad, f"{float(res.ds.attrs['seconds']):.2f}"],
+                    widths,
+                )
+            )
         vca = [r.rmse for m, _, r in results if m == "vca-fcls"]
-        print(fmt_row([name, "vca-fcls", "all", f"best {min(vca):.4f} median {statistics.median(vca):.4f}", "", "", ""], widths))
+        print(
+            fmt_row(
+                [name, "vca-fcls", "all", f"best {min(vca):.4f} median {statistics.median(vca):.4f}", "", "", ""],
+                widths,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -23,9 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import load_average  # noqa: E402
-from egu_widgets.cube import open_cube  # noqa: E402
-from egu_widgets.engine import EGUNet, extract_bundles  # noqa: E402
+from _common import load_average
+
+from egu_widgets.cube import open_cube
+from egu_widgets.engine import EGUNet, extract_bundles
 
 SETTINGS: dict[str, dict] = {
     "default": {"mode": "default"},  # faithful bundles, N-FINDR reference, labels on the max scale
@@ -55,8 +56,9 @@ def label_rmse(cube, bundles) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--datasets", nargs="+", default=["samson", "jasper-ridge"],
-                    choices=["samson", "jasper-ridge", "egu-synthetic"])
+    ap.add_argument(
+        "--datasets", nargs="+", default=["samson", "jasper-ridge"], choices=["samson", "jasper-ridge", "egu-synthetic"]
+    )
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=2)
@@ -66,7 +68,9 @@ def main(argv=None) -> int:
 
     if not args.timing_only:
         print(f"EGU-Net-pw, default network settings, seeds {args.seeds} ({load_average()})")
-        print(f"{'dataset':<13} {'setting':<24} {'seed':>4} {'bundles':>7} {'label RMSE':>10} {'RMSE':>7} {'seconds':>7}")
+        print(
+            f"{'dataset':<13} {'setting':<24} {'seed':>4} {'bundles':>7} {'label RMSE':>10} {'RMSE':>7} {'seconds':>7}"
+        )
         rows = []
         for name in args.datasets:
             cube = open_cube(name)
@@ -76,18 +80,30 @@ def main(argv=None) -> int:
                     t0 = time.perf_counter()
                     b = extract_bundles(cube, p, seed=seed, **SETTINGS[setting])
                     est = EGUNet("pw", p, seed=seed, progress=False, num_threads=args.threads).fit(cube, bundles=b)
-                    row = dict(dataset=name, setting=setting, seed=seed, n=b.n_bundles, label=label_rmse(cube, b),
-                               rmse=est.result_.rmse, seconds=time.perf_counter() - t0)
+                    row = dict(
+                        dataset=name,
+                        setting=setting,
+                        seed=seed,
+                        n=b.n_bundles,
+                        label=label_rmse(cube, b),
+                        rmse=est.result_.rmse,
+                        seconds=time.perf_counter() - t0,
+                    )
                     rows.append(row)
-                    print(f"{name:<13} {setting:<24} {seed:>4} {row['n']:>7} {row['label']:>10.4f} {row['rmse']:>7.4f} "
-                          f"{row['seconds']:>7.1f}", flush=True)
+                    print(
+                        f"{name:<13} {setting:<24} {seed:>4} {row['n']:>7} {row['label']:>10.4f} {row['rmse']:>7.4f} "
+                        f"{row['seconds']:>7.1f}",
+                        flush=True,
+                    )
         print("\nmedian over seeds (best seed in brackets):")
         print(f"{'dataset':<13} {'setting':<24} {'label RMSE':>10} {'RMSE':>7} {'best':>7}")
         for name in args.datasets:
             for setting in args.settings:
                 sel = [r for r in rows if r["dataset"] == name and r["setting"] == setting]
-                print(f"{name:<13} {setting:<24} {np.median([r['label'] for r in sel]):>10.4f} "
-                      f"{np.median([r['rmse'] for r in sel]):>7.4f} {min(r['rmse'] for r in sel):>7.4f}")
+                print(
+                    f"{name:<13} {setting:<24} {np.median([r['label'] for r in sel]):>10.4f} "
+                    f"{np.median([r['rmse'] for r in sel]):>7.4f} {min(r['rmse'] for r in sel):>7.4f}"
+                )
     if not args.no_timing:
         cube = open_cube("egu-synthetic")
         print(f"\nbundle extraction on egu-synthetic (200x200x224, P=5), best of 3 ({load_average()}):")

@@ -64,8 +64,12 @@ def main(argv=None):
 
     case("fcls", "40000 px x 224 b, P=5", 40_000, lambda: fcls(big, endmembers))
     case("nnls_unmix", "40000 px x 224 b, P=5", 40_000, lambda: nnls_unmix(big, endmembers))
-    case("sunsal (lam=0, ANC+ASC)", "40000 px x 224 b, P=5", 40_000,
-         lambda: sunsal(big, endmembers, positivity=True, sum_to_one=True))
+    case(
+        "sunsal (lam=0, ANC+ASC)",
+        "40000 px x 224 b, P=5",
+        40_000,
+        lambda: sunsal(big, endmembers, positivity=True, sum_to_one=True),
+    )
     case("sunsal (lam=0, ANC)", "40000 px x 224 b, P=5", 40_000, lambda: sunsal(big, endmembers))
     case("vca", "10000 px x 224 b, P=5", 10_000, lambda: vca(scene_10k, p, seed=0))
 

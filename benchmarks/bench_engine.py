@@ -28,11 +28,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import load_average  # noqa: E402
-from egu_widgets import metrics  # noqa: E402
-from egu_widgets.cube import open_cube  # noqa: E402
-from egu_widgets.engine import EGUNet  # noqa: E402
-from egu_widgets.engine.estimator import METHOD_VARIANTS  # noqa: E402
+from _common import load_average
+
+from egu_widgets import metrics
+from egu_widgets.cube import open_cube
+from egu_widgets.engine import EGUNet
+from egu_widgets.engine.estimator import METHOD_VARIANTS
 
 DATASETS = ("egu-synthetic", "jasper-ridge", "samson")
 METHODS = ("vca-fcls", "egu-pw", "egu-ss", "ae")
@@ -61,11 +62,19 @@ def run_one(cube, method: str, seed: int, args) -> dict:
         sc["sad"] = est.result_.sad if est.result_.sad is not None else float("nan")
         sc["rmse"] = est.result_.rmse
         if args.streams and method == "egu-ss":
-            extra["rmse_unmixing_stream"] = metrics.score(est.transform(cube, stream="unmixing"),
-                                                          cube.true_abundance_pixels)["rmse"]
-    return dict(dataset=cube.name, method=method, seed=seed, rmse=float(sc["rmse"]),
-                rmse_per_endmember=[float(v) for v in sc["rmse_per_endmember"]], sad=float(sc["sad"]),
-                seconds=float(seconds), **extra)
+            extra["rmse_unmixing_stream"] = metrics.score(
+                est.transform(cube, stream="unmixing"), cube.true_abundance_pixels
+            )["rmse"]
+    return dict(
+        dataset=cube.name,
+        method=method,
+        seed=seed,
+        rmse=float(sc["rmse"]),
+        rmse_per_endmember=[float(v) for v in sc["rmse_per_endmember"]],
+        sad=float(sc["sad"]),
+        seconds=float(seconds),
+        **extra,
+    )
 
 
 def timing(args, monitored: bool = True) -> dict:
@@ -87,20 +96,28 @@ def timing(args, monitored: bool = True) -> dict:
     est.fit(cube if monitored else cube.without_truth())
     total, cpu = time.perf_counter() - t0, time.process_time() - c0
     out = est.outcome_
-    rmse = metrics.score(est.transform(cube), cube.true_abundance_pixels,
-                         est.endmembers_, cube.true_endmembers)["rmse"]
+    rmse = metrics.score(est.transform(cube), cube.true_abundance_pixels, est.endmembers_, cube.true_endmembers)["rmse"]
     # CPU seconds are what the run itself consumed; with one thread they are close to the wall
     # time the run would take on an idle core, whatever else the machine is doing.
-    return dict(preset=args.preset, n_bundles=est.bundles_.n_bundles, steps=out.steps_done, threads=threads,
-                monitored=monitored, training_seconds=out.seconds, total_seconds=total, cpu_seconds=cpu,
-                rmse=float(rmse), load=load_average())
+    return dict(
+        preset=args.preset,
+        n_bundles=est.bundles_.n_bundles,
+        steps=out.steps_done,
+        threads=threads,
+        monitored=monitored,
+        training_seconds=out.seconds,
+        total_seconds=total,
+        cpu_seconds=cpu,
+        rmse=float(rmse),
+        load=load_average(),
+    )
 
 
 def naive_timing(args, steps: int = 1000) -> dict:
     """The same work as the timing row (8 000 pixels + 8 000 bundles per step), written naively."""
     import torch
-
     from bench_training import naive_steps
+
     from egu_widgets.engine import extract_bundles
 
     if args.threads:
@@ -130,7 +147,9 @@ def main(argv=None) -> int:
     rows: list[dict] = []
     if not args.timing_only:
         print(f"preset={args.preset} seeds={args.seeds} ({load_average()})")
-        print(f"{'dataset':<14} {'method':<9} {'seed':>4} {'RMSE':>7} {'mean SAD':>9} {'seconds':>8}  per-material RMSE")
+        print(
+            f"{'dataset':<14} {'method':<9} {'seed':>4} {'RMSE':>7} {'mean SAD':>9} {'seconds':>8}  per-material RMSE"
+        )
         for name in args.datasets:
             cube = open_cube(name)
             for method in args.methods:
@@ -138,35 +157,50 @@ def main(argv=None) -> int:
                     r = run_one(cube, method, seed, args)
                     rows.append(r)
                     per = " ".join(f"{v:.3f}" for v in r["rmse_per_endmember"])
-                    extra = f"  (ss unmixing stream {r['rmse_unmixing_stream']:.4f})" if "rmse_unmixing_stream" in r else ""
-                    print(f"{r['dataset']:<14} {method:<9} {seed:>4} {r['rmse']:>7.4f} {r['sad']:>9.2f} "
-                          f"{r['seconds']:>8.1f}  {per}{extra}", flush=True)
+                    extra = (
+                        f"  (ss unmixing stream {r['rmse_unmixing_stream']:.4f})" if "rmse_unmixing_stream" in r else ""
+                    )
+                    print(
+                        f"{r['dataset']:<14} {method:<9} {seed:>4} {r['rmse']:>7.4f} {r['sad']:>9.2f} "
+                        f"{r['seconds']:>8.1f}  {per}{extra}",
+                        flush=True,
+                    )
         print(f"\nmedian over seeds {args.seeds}:")
-        print(f"{'dataset':<14} {'method':<9} {'RMSE':>7} {'best':>7} {'mean SAD':>9} {'seconds':>8}  per-material RMSE")
+        print(
+            f"{'dataset':<14} {'method':<9} {'RMSE':>7} {'best':>7} {'mean SAD':>9} {'seconds':>8}  per-material RMSE"
+        )
         for name in args.datasets:
             for method in args.methods:
                 sel = [r for r in rows if r["dataset"] == name and r["method"] == method]
                 if not sel:
                     continue
                 per = np.median([r["rmse_per_endmember"] for r in sel], axis=0)
-                print(f"{name:<14} {method:<9} {np.median([r['rmse'] for r in sel]):>7.4f} "
-                      f"{min(r['rmse'] for r in sel):>7.4f} {np.median([r['sad'] for r in sel]):>9.2f} "
-                      f"{np.median([r['seconds'] for r in sel]):>8.1f}  " + " ".join(f"{v:.3f}" for v in per))
+                print(
+                    f"{name:<14} {method:<9} {np.median([r['rmse'] for r in sel]):>7.4f} "
+                    f"{min(r['rmse'] for r in sel):>7.4f} {np.median([r['sad'] for r in sel]):>9.2f} "
+                    f"{np.median([r['seconds'] for r in sel]):>8.1f}  " + " ".join(f"{v:.3f}" for v in per)
+                )
     if not args.no_timing:
         print()
         if args.naive:
             n = naive_timing(args)
             rows.append(dict(timing_naive=n))
-            print(f"paper-scale pw, naive PyTorch (bench_training.py's loop, {n['threads']} thread(s)): {n['steps']} steps in "
-                  f"{n['seconds']:.1f} s ({n['load']})", flush=True)
+            print(
+                f"paper-scale pw, naive PyTorch (bench_training.py's loop, {n['threads']} thread(s)): {n['steps']} steps in "
+                f"{n['seconds']:.1f} s ({n['load']})",
+                flush=True,
+            )
         for monitored in (True, False):
             t = timing(args, monitored)
             rows.append(dict(timing=t))
             how = "RMSE monitored every 8 epochs" if monitored else "no truth during the fit"
-            print(f"paper-scale pw ({t['preset']} preset, {t['threads']} thread(s), {how}): 200x200x224, "
-                  f"{t['n_bundles']} bundles, {t['steps']} steps: training {t['training_seconds']:.1f} s, total with "
-                  f"bundles and inference {t['total_seconds']:.1f} s ({t['cpu_seconds']:.1f} CPU s), "
-                  f"RMSE {t['rmse']:.4f} ({t['load']})", flush=True)
+            print(
+                f"paper-scale pw ({t['preset']} preset, {t['threads']} thread(s), {how}): 200x200x224, "
+                f"{t['n_bundles']} bundles, {t['steps']} steps: training {t['training_seconds']:.1f} s, total with "
+                f"bundles and inference {t['total_seconds']:.1f} s ({t['cpu_seconds']:.1f} CPU s), "
+                f"RMSE {t['rmse']:.4f} ({t['load']})",
+                flush=True,
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

@@ -68,8 +68,10 @@ def main(argv=None) -> None:
 
     epochs = f"{args.epochs} epochs" if args.epochs else "default epochs"
     print(f"\nseeds {args.seeds}, {epochs}, {args.threads} torch thread(s); median over seeds\n")
-    for title, k, fmt in (("abundance RMSE, 0-1 scale (x100)", 0, lambda v: f"{v:.4f} ({100 * v:.2f})"),
-                          ("mean SAD, degrees", 1, lambda v: f"{v:.2f}")):
+    for title, k, fmt in (
+        ("abundance RMSE, 0-1 scale (x100)", 0, lambda v: f"{v:.4f} ({100 * v:.2f})"),
+        ("mean SAD, degrees", 1, lambda v: f"{v:.2f}"),
+    ):
         print(f"{title}\n")
         print("| scene | " + " | ".join(args.methods) + " |")
         print("|---|" + "---:|" * len(args.methods))

@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from egu_widgets.cube.synthetic import make_demo  # noqa: E402
-from egu_widgets.engine import EGUNet  # noqa: E402
+from egu_widgets.cube.synthetic import make_demo
+from egu_widgets.engine import EGUNet
 
 
 def synchronise(device: str) -> None:
@@ -65,7 +65,9 @@ def main(argv=None) -> None:
         cpu_model.save(ckpt)
         dev_model = EGUNet.load(ckpt, device=device)
     diff = float(np.abs(cpu_model.transform(cube) - dev_model.transform(cube)).max())
-    print(f"| check | value |\n|---|---|\n| pw inference, CPU model loaded on {device}: max abs difference | {diff:.2e} |")
+    print(
+        f"| check | value |\n|---|---|\n| pw inference, CPU model loaded on {device}: max abs difference | {diff:.2e} |"
+    )
 
     # 2. training equivalence (a short run on each device, same seed)
     for variant in ("pw", "ss"):
@@ -80,7 +82,9 @@ def main(argv=None) -> None:
     for variant in ("pw", "ss"):
         model = EGUNet(variant, 5, epochs=epochs, seed=0, device=device, progress=False)
         seconds = timed_fit(model, cube, device)
-        print(f"| {variant} training, {epochs} epochs | {seconds:.2f} | {seconds / epochs:.3f} | {model.result_.rmse:.4f} |")
+        print(
+            f"| {variant} training, {epochs} epochs | {seconds:.2f} | {seconds / epochs:.3f} | {model.result_.rmse:.4f} |"
+        )
         synchronise(device)
         start = time.perf_counter()
         for _ in range(3):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .errors import DataFileError
 
@@ -21,13 +21,19 @@ def check_writable(path: str | os.PathLike) -> Path:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
-        raise DataFileError(f"output path {str(path)!r} is a folder; give a file name such as {str(path / 'result.nc')!r}")
+        raise DataFileError(
+            f"output path {str(path)!r} is a folder; give a file name such as {str(path / 'result.nc')!r}"
+        )
     if folder.exists() and not folder.is_dir():
-        raise DataFileError(f"cannot write {str(path)!r}: {str(folder)!r} is a file, not a folder; choose another output path")
+        raise DataFileError(
+            f"cannot write {str(path)!r}: {str(folder)!r} is a file, not a folder; choose another output path"
+        )
     if not folder.exists():
         raise DataFileError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist; create it first")
     if not os.access(folder, os.W_OK):
-        raise DataFileError(f"cannot write {str(path)!r}: folder {str(folder)!r} is not writable; choose another output path")
+        raise DataFileError(
+            f"cannot write {str(path)!r}: folder {str(folder)!r} is not writable; choose another output path"
+        )
     return path
 
 

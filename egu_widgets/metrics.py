@@ -37,7 +37,9 @@ def _as_array(x, name: str) -> np.ndarray:
         raise InputError(f"{name} has dtype {arr.dtype}; pass a real-valued numeric array")
     arr = arr.astype(np.float64, copy=False)
     if not np.isfinite(arr).all():
-        raise InputError(f"{name} contains NaN or infinite values; metrics need finite values — fill or mask them first")
+        raise InputError(
+            f"{name} contains NaN or infinite values; metrics need finite values — fill or mask them first"
+        )
     return arr
 
 
@@ -176,8 +178,7 @@ def align(est_endmembers=None, true_endmembers=None, est_abundances=None, true_a
         kind, n_est, n_true = "abundances", est.shape[1], true.shape[1]
     else:
         raise InputError(
-            "align needs both est_endmembers and true_endmembers, or both est_abundances and "
-            "true_abundances"
+            "align needs both est_endmembers and true_endmembers, or both est_abundances and true_abundances"
         )
     if n_est < n_true:
         raise InputError(

@@ -40,8 +40,15 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None, *,
-              allow_none: bool = False, what: str = "a whole number") -> int | None:
+def check_int(
+    name: str,
+    value: Any,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    *,
+    allow_none: bool = False,
+    what: str = "a whole number",
+) -> int | None:
     """``value`` as an ``int`` within ``[minimum, maximum]``; floats such as ``3.0`` are refused."""
     if value is None and allow_none:
         return None
@@ -61,8 +68,16 @@ def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | 
     return value
 
 
-def check_float(name: str, value: Any, minimum: float | None = None, maximum: float | None = None, *,
-                min_inclusive: bool = True, max_inclusive: bool = True, allow_none: bool = False) -> float | None:
+def check_float(
+    name: str,
+    value: Any,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    *,
+    min_inclusive: bool = True,
+    max_inclusive: bool = True,
+    allow_none: bool = False,
+) -> float | None:
     """``value`` as a finite ``float`` within the given bounds (each inclusive unless said)."""
     if value is None and allow_none:
         return None
@@ -118,8 +133,11 @@ def check_n_endmembers(value: Any, *, n_bands: int, n_pixels: int, default: int 
 
 def check_int_sequence(name: str, value: Any, length: int | None = None, minimum: int = 1) -> list[int]:
     """A list of whole numbers (each >= ``minimum``), of ``length`` entries when given."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence | np.ndarray) or (
-            length is not None and len(value) != length):
+    if (
+        isinstance(value, (str, bytes))
+        or not isinstance(value, Sequence | np.ndarray)
+        or (length is not None and len(value) != length)
+    ):
         count = f"{length} " if length is not None else ""
         raise InputError(f"{name} must be {count}whole numbers >= {minimum}; got {value!r}")
     return [check_int(f"{name} entries", v, minimum) for v in value]

@@ -37,8 +37,20 @@ LAYERS = {
     "egu_widgets.cli": 10,
     "egu_widgets": 11,  # the package's __init__ re-exports from below
 }
-LAYER_NAMES = {0: "base", 1: "cube", 2: "classic/metrics", 3: "results", 4: "engine", 5: "methods",
-               6: "figure data", 7: "plotting", 8: "reproduce", 9: "views", 10: "cli", 11: "package"}
+LAYER_NAMES = {
+    0: "base",
+    1: "cube",
+    2: "classic/metrics",
+    3: "results",
+    4: "engine",
+    5: "methods",
+    6: "figure data",
+    7: "plotting",
+    8: "reproduce",
+    9: "views",
+    10: "cli",
+    11: "package",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -56,7 +68,8 @@ def _modules() -> dict[str, Path]:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(name: str, path: Path, known: set[str]) -> set[str]:
@@ -141,7 +154,7 @@ def test_no_import_cycles():
         stack.append(m)
         for d in sorted(graph.get(m, ())):
             if state.get(d) == 1:
-                cycles.append(stack[stack.index(d):] + [d])
+                cycles.append(stack[stack.index(d) :] + [d])
             elif d not in state:
                 visit(d)
         stack.pop()
@@ -155,8 +168,11 @@ def test_no_import_cycles():
 
 def test_engine_and_lower_layers_import_no_view_library():
     views = re.compile(r"^\s*(import|from)\s+(ipywidgets|holoviews|bokeh|IPython|panel|jupyter_bokeh)\b", re.M)
-    offenders = [m for m, p in _modules().items()
-                 if (_rank(m) or 0) < LAYERS["egu_widgets.widgets"] and views.search(p.read_text())]
+    offenders = [
+        m
+        for m, p in _modules().items()
+        if (_rank(m) or 0) < LAYERS["egu_widgets.widgets"] and views.search(p.read_text())
+    ]
     assert not offenders, f"below the views, these import a widget library: {offenders}"
 
 
@@ -168,7 +184,9 @@ def test_public_modules_declare_all():
         tree = ast.parse(p.read_text())
         names = None
         for node in tree.body:
-            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+            ):
                 names = ast.literal_eval(node.value)
         if names is None:
             missing.append(m)
@@ -193,7 +211,9 @@ DATED = re.compile(r"20[0-9]{2}-[01][0-9]-[0-3][0-9]")
 
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_dated_measurements_in_the_package(path):
-    hits = [f"line {i}: {line.strip()}" for i, line in enumerate(path.read_text().splitlines(), 1) if DATED.search(line)]
+    hits = [
+        f"line {i}: {line.strip()}" for i, line in enumerate(path.read_text().splitlines(), 1) if DATED.search(line)
+    ]
     assert not hits, f"dated text belongs in docs/ with its command, not in {path.name}:\n" + "\n".join(hits)
 
 

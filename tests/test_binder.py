@@ -110,7 +110,8 @@ def test_torch_is_a_cpu_build(binder_pins):
     torch_version = exact_version(pins["torch"])
     assert torch_version.local == "cpu", f"pin the CPU wheel (torch=={torch_version.public}+cpu); got {torch_version}"
     assert any(
-        o.split()[0] in ("--extra-index-url", "--index-url") and o.split()[-1].rstrip("/") == "https://download.pytorch.org/whl/cpu"
+        o.split()[0] in ("--extra-index-url", "--index-url")
+        and o.split()[-1].rstrip("/") == "https://download.pytorch.org/whl/cpu"
         for o in options
     ), "the CPU wheels of torch come from https://download.pytorch.org/whl/cpu; add it as --extra-index-url"
 
@@ -138,7 +139,9 @@ def test_postbuild_fails_fast_and_installs_the_package_without_deps():
     assert installs, "postBuild must pip-install the package"
     words = installs[0].split()
     assert "--no-deps" in words, "dependencies come pinned from requirements.txt; install the package with --no-deps"
-    assert words[-2:] == ["-e", "."] or words[-1] == ".", f"postBuild should install this checkout (pip install --no-deps -e .); got {installs[0]!r}"
+    assert words[-2:] == ["-e", "."] or words[-1] == ".", (
+        f"postBuild should install this checkout (pip install --no-deps -e .); got {installs[0]!r}"
+    )
 
 
 def test_postbuild_is_executable_in_git():
@@ -146,7 +149,9 @@ def test_postbuild_is_executable_in_git():
     import subprocess
 
     try:
-        out = subprocess.run(["git", "ls-files", "-s", "binder/postBuild"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["git", "ls-files", "-s", "binder/postBuild"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout")
     if not out:
@@ -159,7 +164,9 @@ def test_jupyterlab_opens_on_the_notebooks():
     m = re.search(r"default_url\s*=\s*['\"]/lab/tree/([^'\"]+)['\"]", text)
     assert m, "postBuild should set c.ServerApp.default_url to '/lab/tree/<notebooks folder>'"
     folder = ROOT / m.group(1)
-    assert folder.is_dir() and sorted(folder.glob("0*.ipynb")), f"JupyterLab would open on {folder}, which holds no notebooks"
+    assert folder.is_dir() and sorted(folder.glob("0*.ipynb")), (
+        f"JupyterLab would open on {folder}, which holds no notebooks"
+    )
 
 
 def _notebook_imports(path: Path) -> set[str]:

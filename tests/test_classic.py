@@ -15,7 +15,6 @@ from egu_widgets.classic import fcls, nfindr, nnls_unmix, project_simplex, sunsa
 from egu_widgets.classic.nfindr import simplex_coordinates
 from egu_widgets.errors import InputError
 
-
 # ------------------------------------------------------------------------------------------
 # synthetic data
 # ------------------------------------------------------------------------------------------
@@ -87,7 +86,9 @@ def test_project_simplex_is_the_nearest_simplex_point(v, seed):
     rng = np.random.default_rng(seed)
     candidates = rng.dirichlet(np.ones(v.shape[1]), size=(v.shape[0], 50))  # (N, 50, P)
     # vertices too: the nearest point is often on the boundary
-    candidates = np.concatenate([candidates, np.broadcast_to(np.eye(v.shape[1]), (v.shape[0],) + (v.shape[1],) * 2)], axis=1)
+    candidates = np.concatenate(
+        [candidates, np.broadcast_to(np.eye(v.shape[1]), (v.shape[0],) + (v.shape[1],) * 2)], axis=1
+    )
     d_proj = np.linalg.norm(v - a, axis=1)
     d_cand = np.linalg.norm(v[:, None, :] - candidates, axis=2).min(axis=1)
     assert np.all(d_proj <= d_cand + 1e-9 * (1.0 + np.abs(v).max()))

@@ -33,8 +33,14 @@ def demo():
     endmembers = demo_endmembers(30, 3, wavelengths)
     abundances = smooth_abundances(16, 16, 3, rng)
     noisy = np.clip(add_noise(np.einsum("phw,pb->hwb", abundances, endmembers), 30.0, rng), 0.0, None)
-    return HyperCube.from_array(noisy, wavelengths=wavelengths, endmembers=endmembers, abundances=abundances,
-                                layout="rows,cols,bands", name="demo")
+    return HyperCube.from_array(
+        noisy,
+        wavelengths=wavelengths,
+        endmembers=endmembers,
+        abundances=abundances,
+        layout="rows,cols,bands",
+        name="demo",
+    )
 
 
 @pytest.fixture(scope="module")

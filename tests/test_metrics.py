@@ -47,7 +47,9 @@ def test_abundance_rmse_hand_values():
     np.testing.assert_allclose(abundance_rmse_per_endmember(est, true), [math.sqrt(0.125)] * 2)
     est3 = np.array([[0.2, 0.8, 0.0], [0.0, 0.0, 1.0]])
     true3 = np.array([[0.0, 1.0, 0.0], [0.0, 0.4, 0.6]])
-    np.testing.assert_allclose(abundance_rmse_per_endmember(est3, true3), [math.sqrt(0.02), math.sqrt(0.1), math.sqrt(0.08)])
+    np.testing.assert_allclose(
+        abundance_rmse_per_endmember(est3, true3), [math.sqrt(0.02), math.sqrt(0.1), math.sqrt(0.08)]
+    )
     # (H, W, P) maps are flattened
     assert abundance_rmse(est3.reshape(1, 2, 3), true3.reshape(1, 2, 3)) == pytest.approx(math.sqrt(0.4 / 6))
 
