@@ -64,7 +64,7 @@ extensions = [
     "egu_directives",
 ]
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "notebooks/egu-*-output"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "notebooks/egu-*-output", "screenshots/README.md"]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 
 
