@@ -41,9 +41,17 @@ import scipy.io
 import spectral.io.envi as envi
 
 from egu_widgets import UnmixingResult, metrics, open_cube, unmix
+from egu_widgets.classic.subspace import estimate_n_endmembers
 from egu_widgets.cube import make_demo
+from egu_widgets.engine import EGUNet
 from egu_widgets.plotting import save_figures
-from egu_widgets.widgets import abundance_inspector, endmember_pairs, progress_callback
+from egu_widgets.widgets import (
+    abundance_inspector,
+    bundle_curation,
+    endmember_pairs,
+    progress_callback,
+    subspace_view,
+)
 
 plt.rcParams.update({"figure.dpi": 90})
 OUT = Path(os.environ.get("EGU_OUTPUT", "egu-explore-output")).absolute()
@@ -133,41 +141,43 @@ plt.show()
 # %% [markdown]
 # ## 4. How many materials?
 #
-# Two quick views of the same question:
+# `estimate_n_endmembers` counts the directions of real signal in the pixels three ways:
 #
-# * the **eigenvalues** of the pixels' covariance: P materials span P − 1 directions of real
-#   signal above a flat floor of noise;
-# * the **reconstruction error** of VCA + FCLS as P grows: it drops while each new endmember
-#   explains real structure and levels off once it only fits noise.
+# * **HySime** (Bioucas-Dias & Nascimento 2008): estimates the noise of every band from the others,
+#   then keeps the eigenvectors along which the signal's power exceeds the noise's;
+# * **HFC**: the eigenvalues of the correlation and covariance matrices differ only along signal
+#   directions; a test at a fixed false-alarm rate counts them;
+# * **RMT**: whitened eigenvalues above the edge random noise alone would reach.
 #
+# The view draws each criterion's eigenvalue spectrum against its noise threshold, with the count
+# marked; the toggle switches criterion. The VCA + FCLS reconstruction error as P grows is a
+# second look: it drops while each new endmember explains real structure and levels off after.
 # Neither is a proof; look at both, pick P, and check the maps it gives.
 
 # %%
-eig = np.linalg.svd(pixels - mean, compute_uv=False) ** 2 / len(pixels)
+estimates = {c: estimate_n_endmembers(cube, c) for c in ("hysime", "hfc", "rmt")}
+subspace = subspace_view(estimates)
+print({c: e.n_endmembers for c, e in estimates.items()})
 
+# %%
 candidates = list(range(2, 7 if FAST else 9))
 errors = []
 for p in candidates:
     r = unmix(cube, method="vca-fcls", n_endmembers=p, seed=0)
     errors.append(metrics.reconstruction_rmse(pixels, r.abundance_pixels @ r.endmembers.values))
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.3))
-axes[0].semilogy(np.arange(1, 21), eig[:20], "o-")
-axes[0].set(xlabel="component", ylabel="variance", title="eigenvalues")
-axes[1].plot(candidates, errors, "o-")
-axes[1].set(xlabel="P", ylabel="reconstruction RMSE", title="VCA + FCLS fit", xticks=candidates)
+fig, ax = plt.subplots(figsize=(5.5, 3.3))
+ax.plot(candidates, errors, "o-")
+ax.set(xlabel="P", ylabel="reconstruction RMSE", title="VCA + FCLS fit", xticks=candidates)
 plt.show()
-
-# A simple rule: count the eigenvalues standing clearly (10x) above the noise floor (the median of
-# the smaller half); P materials give P - 1 of them.
-floor = np.median(eig[len(eig) // 2 :])
-P = int(np.clip(np.sum(eig > 10 * floor) + 1, candidates[0], candidates[-1]))
-print("eigenvalues / noise floor:", np.round(eig[:8] / floor, 1))
 print("VCA + FCLS reconstruction RMSE for P =", candidates, ":", np.round(errors, 4))
+
+# HySime's count feeds P (kept within the candidates tried above)
+P = int(np.clip(estimates["hysime"].n_endmembers, candidates[0], candidates[-1]))
 print("suggested P =", P)
 
 # %% [markdown]
-# Change `P` here if your eyes disagree with the rule. In a live notebook the slider redraws the
+# Change `P` here if your eyes disagree with the count. In a live notebook the slider redraws the
 # VCA + FCLS maps for any P.
 
 # %%
@@ -184,32 +194,59 @@ def show_maps(p):
 
 widgets.interact(show_maps, p=widgets.IntSlider(value=P, min=2, max=candidates[-1], description="P"))
 # %% [markdown]
-# ## 5. Unmix
+# ## 5. Unmix, with an uncertainty estimate
 #
 # EGU-Net-pw with the chosen P (its bundles and reference endmembers are computed from the cube;
-# no truth is needed). The progress shows as a dashboard in a notebook. VCA + FCLS runs alongside
-# for comparison.
+# no truth is needed). `ensemble=K` trains K networks from seeds derived from `seed` and returns
+# their mean, with the per-pixel spread across members (standard deviation and a 90 % interval)
+# beside it: where the members disagree, trust the map less. The progress shows as a dashboard in
+# a notebook. VCA + FCLS runs alongside for comparison.
 
 # %%
 EPOCHS = 25 if FAST else 200
+K = 3
 baseline = unmix(cube, method="vca-fcls", n_endmembers=P, seed=0)
 result = unmix(
-    cube, method="egu-pw", n_endmembers=P, epochs=EPOCHS, seed=0, callbacks=[progress_callback("EGU-Net-pw")]
+    cube,
+    method="egu-pw",
+    n_endmembers=P,
+    epochs=EPOCHS,
+    seed=0,
+    ensemble=K,
+    callbacks=[progress_callback("EGU-Net-pw")],
 )
 print(baseline)
 print(result)
+print("largest per-pixel std across members:", round(float(np.nanmax(result.ds["abundances_std"].values)), 3))
 
 # %% [markdown]
 # ## 6. Inspect
 #
 # Without truth, the inspector shows the maps and, for any pixel you click, its spectrum against
-# the network's reconstruction. The endmember-pair view compares EGU-Net's spectra with VCA's.
+# the reconstruction. For an ensemble it adds a **maps** toggle (mean / spread (std) / 90 %
+# interval width) and, beside the bars, every member's abundances at the clicked pixel as points.
+# Here it opens on the spread. The endmember-pair view compares EGU-Net's spectra with VCA's.
 
 # %%
 inspector = abundance_inspector(result, cube)
+inspector["view"].show_layer("spread (std)")
 
 # %%
 pairs = endmember_pairs(result, cube, reference=baseline.endmembers.values, reference_label="VCA", align=True)
+
+# %% [markdown]
+# ### Curate the bundles, retrain
+#
+# EGU-Net learns from *bundles*: pixels of each material picked from the cube, labelled with
+# pseudo-abundances. The curation view shows them per material (envelope and lines, a PCA
+# projection coloured by label, their positions on the image). Select bundles (box or lasso in the
+# projection, a tap on the image, or a whole material), reject or relabel them, and press
+# **retrain**: the maps below the view change to those of a network trained on the curated set.
+# The same steps in code: `view.select_material(0)`, `view.reject_selected()`, `view.retrain()`.
+
+# %%
+model = EGUNet("pw", P, epochs=EPOCHS, seed=0, progress=False).fit(cube)
+curation = bundle_curation(cube, model)
 
 # %% [markdown]
 # ## 7. Save
