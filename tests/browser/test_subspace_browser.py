@@ -19,7 +19,6 @@ from test_views_browser import _lab, _open_and_run_all, _shot
 pytestmark = pytest.mark.browser
 
 SETUP = """\
-from IPython.display import display
 from egu_widgets.cube.synthetic import make_demo
 from egu_widgets.classic.subspace import estimate_n_endmembers
 from egu_widgets.widgets import subspace_view
@@ -31,7 +30,7 @@ print("expected count", expected)
 VIEW = """\
 built = subspace_view(cube, display=False)
 built["widget"].add_class("egu-subspace")
-display(built["widget"])
+built["view"].show()  # loads BokehJS, then displays
 """
 COUNT_RGB = np.array([0x2C, 0xA0, 0x2C])  # the marker's colour (egu_widgets.widgets.subspace.COUNT_COLOUR)
 
