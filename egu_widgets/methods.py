@@ -178,14 +178,14 @@ def _egu_memory(cube: Any, n_endmembers: int, options: dict[str, Any], *, whole_
 
     ``whole_image``: the ss stream, whose steps pass every pixel of the image at once.
     """
-    from .engine.estimator import PRESETS
+    from .engine.estimator import _RUN_SETTINGS, PRESETS
 
-    hp = {**PRESETS.get(options.get("preset") or "default", PRESETS["default"])}
+    hp = {**_RUN_SETTINGS, **PRESETS.get(options.get("preset") or "default", PRESETS["default"])}
     hp.update({k: v for k, v in options.items() if v is not None})
     widths = sum(hp["encoder_widths"]) + sum(hp["decoder_widths"]) + cube.shape[2]
     batch = cube.shape[0] * cube.shape[1] if whole_image else hp["batch_size"]
     return egu_bytes(cube, n_endmembers, batch_size=batch, bundle_batch=hp["bundle_batch"],
-                     widths=widths, chunk_size=hp.get("chunk_size") or 262144)  # fmt: skip
+                     widths=widths, chunk_size=hp["chunk_size"])  # fmt: skip
 
 
 _CLASSIC = "egu_widgets.classic.adapters"
