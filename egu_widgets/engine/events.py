@@ -64,7 +64,8 @@ class TrainingEvent:
     message: str = ""  # why a run stopped or failed
     control: TrainingControl | None = field(default=None, repr=False, compare=False)
     # run description at "start" (method, sizes, device; "stopping": tol, check_every, patience,
-    # min_epochs, average, precision; tol None: no stopping rule, n_epochs epochs will run)
+    # min_epochs, average, precision; tol None: no stopping rule, n_epochs epochs will run); the
+    # trainer's final event gives {"stop": "converged" | "bound" | "requested" | ...}
     info: dict = field(default_factory=dict)
     # the run's per-epoch columns, shared by the trainer with every callback (None: not recorded)
     history: TrainingHistory | None = field(default=None, repr=False, compare=False)

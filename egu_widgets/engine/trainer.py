@@ -512,7 +512,8 @@ def train(
     if ema is not None:  # the answer is the averaged model
         _copy_into(params, ema)
     seconds = time.perf_counter() - start
-    emit(final_kind, message=reason, metrics={} if math.isnan(change) else {"change": change})
+    # info["stop"]: how the run ended, in TrainOutcome.stop's words, for displays of the rule
+    emit(final_kind, message=reason, metrics={} if math.isnan(change) else {"change": change}, info={"stop": stop})
     return TrainOutcome(
         epochs_done=epoch,
         steps_done=step,
