@@ -1,7 +1,8 @@
 """The ``egu-widgets`` command line: headless unmixing runs::
 
     egu-widgets unmix SOURCE [--truth TRUTH] [--endmembers P|auto] [--method METHOD] [--seed S]
-                     [--epochs N] [--device cpu|cuda] [-o KEY=VALUE ...] [--keep-partial] --out RESULT.nc
+                     [--epochs N] [--device cpu|cuda] [-o KEY=VALUE ...] [--keep-partial]
+                     [--chunks N [--scheduler threads|local|tcp://host:8786] [--workers N]] --out RESULT.nc
     egu-widgets demo [--out DIR] [--method METHOD] [--epochs N]
     egu-widgets datasets
     egu-widgets reproduce --out DIR [--fast]
@@ -13,6 +14,10 @@ unless ``--keep-partial`` asks for the model trained so far.
 
 Method options have one path: a flag (``--epochs 3``) and ``-o epochs=3`` are the same option;
 given both ways with different values they are refused rather than one silently winning.
+
+``--chunks N`` opens a netCDF or Zarr source lazily in N x N pixel chunks: the model is fitted on
+a stratified sample of the scene (:mod:`egu_widgets.engine.lazy_fit`) and the maps are computed
+and written chunk by chunk, on the dask scheduler ``--scheduler`` names.
 """
 
 from __future__ import annotations
@@ -192,6 +197,22 @@ def _build_parser() -> argparse.ArgumentParser:
         "--keep-partial",
         action="store_true",
         help="on Ctrl-C, write the model trained so far (marked partial) instead of nothing; exit status 130 either way",
+    )
+    un.add_argument(
+        "--chunks",
+        type=_whole("--chunks", 1),
+        metavar="N",
+        help="open a .nc or .zarr source lazily in N x N pixel chunks: fit on a sample, write the maps chunk by chunk",
+    )
+    un.add_argument(
+        "--scheduler",
+        default="threads",
+        metavar="threads|local|ADDRESS",
+        help="dask scheduler for --chunks: threads (default), local (a LocalCluster of --workers processes) "
+        "or an existing cluster's address, e.g. tcp://host:8786",
+    )
+    un.add_argument(
+        "--workers", type=_whole("--workers", 1), help="threads, or LocalCluster processes, for --scheduler"
     )
     un.add_argument(
         "--out",
@@ -447,6 +468,26 @@ def _auto_endmembers(cube, criterion: str) -> int:
     return int(said[criterion])
 
 
+@contextlib.contextmanager
+def _scheduler(scheduler: str, workers: int | None) -> Iterator[None]:
+    """The dask scheduler of a ``--chunks`` run (:func:`egu_widgets.chunked.use_scheduler`)."""
+    if scheduler == "threads" and workers is None:
+        yield
+        return
+    if scheduler not in ("threads", "local") and "://" not in scheduler:
+        raise InputError(
+            f"--scheduler {scheduler!r}: use threads, local, or a scheduler address such as tcp://host:8786"
+        )
+    from .chunked import use_scheduler
+
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(use_scheduler(scheduler, workers=workers))
+        except OSError as exc:  # no scheduler listening there, or the cluster cannot start
+            raise InputError(f"--scheduler {scheduler!r}: could not reach or start the dask scheduler ({exc})") from exc
+        yield
+
+
 def _cmd_unmix(args, watch: _InterruptWatch) -> int:
     from .cube import open_cube
     from .unmixing import unmix
@@ -465,26 +506,34 @@ def _cmd_unmix(args, watch: _InterruptWatch) -> int:
     elif "endmembers" in options:
         options["endmembers"] = _endmember_matrix(options["endmembers"])
     _check_method_options(args.method, options)
-    cube = open_cube(
-        args.source,
-        args.truth,
-        rows=args.rows,
-        cols=args.cols,
-        scale=args.scale,
-        invalid=args.invalid,
-        negative=args.negative,
-        layout=args.layout,
-        variable=args.variable,
-    )
-    n_endmembers = args.n_endmembers
-    if n_endmembers == "auto":
-        n_endmembers = _auto_endmembers(cube, args.endmembers_criterion)
-    result = unmix(cube, method=args.method, n_endmembers=n_endmembers, seed=seed, progress=not args.quiet, **options)
-    if watch.interrupted and not args.keep_partial:
-        reason = result.ds.attrs.get("stop_reason") or "interrupted"
-        print(f"interrupted: nothing was written ({reason}); --keep-partial keeps the partial result", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    getattr(result, writer)(out)
+    if args.chunks is None and (args.scheduler != "threads" or args.workers is not None):
+        raise InputError("--scheduler and --workers run the chunk-by-chunk path; give --chunks N too")
+    with _scheduler(args.scheduler, args.workers):
+        cube = open_cube(
+            args.source,
+            args.truth,
+            rows=args.rows,
+            cols=args.cols,
+            scale=args.scale,
+            invalid=args.invalid,
+            negative=args.negative,
+            layout=args.layout,
+            variable=args.variable,
+            **({} if args.chunks is None else {"chunks": {"y": args.chunks, "x": args.chunks}}),
+        )
+        n_endmembers = args.n_endmembers
+        if n_endmembers == "auto":
+            n_endmembers = _auto_endmembers(cube, args.endmembers_criterion)
+        result = unmix(
+            cube, method=args.method, n_endmembers=n_endmembers, seed=seed, progress=not args.quiet, **options
+        )
+        if watch.interrupted and not args.keep_partial:
+            reason = result.ds.attrs.get("stop_reason") or "interrupted"
+            print(
+                f"interrupted: nothing was written ({reason}); --keep-partial keeps the partial result", file=sys.stderr
+            )
+            return EXIT_INTERRUPTED
+        getattr(result, writer)(out)  # a lazy result: computed and written chunk by chunk
     print(
         f"{args.method} on {cube.name} ({cube.height}x{cube.width}x{cube.n_bands}, P={result.n_endmembers}): "
         f"{float(result.ds.attrs['seconds']):.2f} s"

@@ -183,9 +183,38 @@ def _egu_memory(cube: Any, n_endmembers: int, options: dict[str, Any], *, whole_
     hp = {**_RUN_SETTINGS, **PRESETS.get(options.get("preset") or "default", PRESETS["default"])}
     hp.update({k: v for k, v in options.items() if v is not None})
     widths = sum(hp["encoder_widths"]) + sum(hp["decoder_widths"]) + cube.shape[2]
+    streamed = 0
+    if getattr(cube.reflectance, "chunks", None) is not None:  # fitted on a sample (engine/lazy_fit.py)
+        streamed = _streaming_bytes(cube)
+        cube = _SampleShape(min(cube.shape[0] * cube.shape[1], int(hp["sample_pixels"])), cube.shape[2])
     batch = cube.shape[0] * cube.shape[1] if whole_image else hp["batch_size"]
-    return egu_bytes(cube, n_endmembers, batch_size=batch, bundle_batch=hp["bundle_batch"],
-                     widths=widths, chunk_size=hp["chunk_size"])  # fmt: skip
+    return streamed + egu_bytes(cube, n_endmembers, batch_size=batch, bundle_batch=hp["bundle_batch"],
+                                widths=widths, chunk_size=hp["chunk_size"])  # fmt: skip
+
+
+#: Float32 copies of one chunk that the chunk-by-chunk unmixing of a lazy cube holds per dask
+#: thread (the chunk read, its checked copy, the maps' inputs and outputs): bench_scale's peak RSS
+#: of whole-scene unmixing (docs/scale.md).
+_CHUNKS_PER_THREAD = 3
+
+
+class _SampleShape:
+    """What :func:`egu_bytes` reads of a cube (shape, valid mask), for a lazy cube's training sample."""
+
+    def __init__(self, n_pixels: int, n_bands: int):
+        self.shape = (1, int(n_pixels), int(n_bands))
+        self.valid_mask = np.ones((1, int(n_pixels)), dtype=bool)
+
+
+def _streaming_bytes(cube: Any) -> int:
+    """Memory of a lazy cube's chunks in flight while its maps are computed and written."""
+    import os
+
+    import dask
+
+    rows, cols, bands = (max(c) for c in cube.reflectance.data.chunks)
+    threads = dask.config.get("num_workers", None) or os.cpu_count() or 1
+    return int(_CHUNKS_PER_THREAD * threads * rows * cols * bands * 4)
 
 
 _CLASSIC = "egu_widgets.classic.adapters"

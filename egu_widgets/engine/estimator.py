@@ -112,7 +112,14 @@ VARIANT_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 #: Settings of a run that are not part of a preset, with their defaults.
-_RUN_SETTINGS: dict[str, Any] = {"eval_every": None, "num_threads": None, "chunk_size": 262144}
+_RUN_SETTINGS: dict[str, Any] = {
+    "eval_every": None,
+    "num_threads": None,
+    "chunk_size": 262144,
+    # A lazy cube's training sample (engine/lazy_fit.py; defaults measured in docs/scale.md).
+    "sample_pixels": 131072,
+    "sample_patches": 4096,
+}
 #: Hyperparameters accepted as keyword arguments (the presets' and the run settings).
 HYPERPARAMETERS = tuple(PRESETS["paper"]) + tuple(_RUN_SETTINGS)
 METHOD_VARIANTS = {"egu-pw": "pw", "egu-ss": "ss", "ae": "ae"}
@@ -170,6 +177,8 @@ def _check_hyperparameters(hp: dict) -> dict:
     for name in ("eval_every", "num_threads", "conv_width", "image_steps"):
         hp[name] = check_int(name, hp[name], 1, allow_none=True)
     hp["chunk_size"] = check_int("chunk_size", hp["chunk_size"], 1)
+    hp["sample_pixels"] = check_int("sample_pixels", hp["sample_pixels"], 1)
+    hp["sample_patches"] = check_int("sample_patches", hp["sample_patches"], 1)
     hp["bundle_mode"] = check_choice("bundle_mode", hp["bundle_mode"], sorted(BUNDLE_MODES))
     return hp
 
@@ -260,6 +269,14 @@ class EGUNet:
         picks them from the CPUs free for this process); torch's setting is restored afterwards.
     chunk_size : int, optional
         Pixels per inference pass (None: 262 144).
+    sample_pixels, sample_patches : int, optional
+        A lazy (dask-backed) cube is never loaded to fit: the network trains on about
+        ``sample_pixels`` pixels (for "ss", tiles with halos of as many pixels) and bundles come
+        from ``sample_patches`` patches, all drawn spatially stratified from the seed
+        (:mod:`~egu_widgets.engine.lazy_fit`); ``result_`` is then lazy. A lazy cube of at most
+        ``sample_pixels`` pixels and ``sample_patches`` patches is read whole and fitted as if
+        loaded. None: 131 072 and 4 096 (docs/scale.md measures the choice). In-memory cubes
+        ignore them.
     ensemble : int, optional
         K > 1 trains K members, with seeds drawn from ``seed`` (:mod:`~egu_widgets.engine.ensemble`),
         and makes this estimator their ensemble: ``transform`` and ``result_`` give the members'
@@ -332,6 +349,8 @@ class EGUNet:
         eval_every: int | None = None,
         num_threads: int | None = None,
         chunk_size: int | None = None,
+        sample_pixels: int | None = None,
+        sample_patches: int | None = None,
         ensemble: int | None = None,
     ):
         self.variant = variant
@@ -363,6 +382,8 @@ class EGUNet:
         self.eval_every = eval_every
         self.num_threads = num_threads
         self.chunk_size = chunk_size
+        self.sample_pixels = sample_pixels
+        self.sample_patches = sample_patches
         self.ensemble = ensemble
 
     # ------------------------------------------------------------------ parameters
@@ -520,12 +541,22 @@ class EGUNet:
         control: TrainingControl | None = None,
     ) -> np.ndarray:
         """``fit(cube, ...)`` then ``transform(cube)``, computed once: (N, P) float64."""
-        return self._fit(cube, bundles, callbacks, control)
+        abundances = self._fit(cube, bundles, callbacks, control)
+        return self.transform(cube) if abundances is None else abundances  # None: a lazy cube's fit
 
     def _fit(
-        self, cube: HyperCube, bundles: Any, callbacks: Sequence[CallbackLike] | None, control: TrainingControl | None
-    ) -> np.ndarray:
+        self,
+        cube: HyperCube,
+        bundles: Any,
+        callbacks: Sequence[CallbackLike] | None,
+        control: TrainingControl | None,
+        _sampled: bool = False,
+    ) -> np.ndarray | None:
         cube = self._check_cube(cube)
+        if not _sampled and cube.reflectance.chunks is not None:  # a lazy cube: fit on samples of it
+            from .lazy_fit import fit_lazy
+
+            return fit_lazy(self, cube, bundles, callbacks, control)
         if self.ensemble is not None and self.ensemble != 1:  # K members (engine/ensemble.py)
             from .ensemble import fit_ensemble
 
