@@ -2,6 +2,8 @@
 
     python benchmarks/bench_robustness.py [--scenes ...] [--methods ...] [--seeds 0 1 2]
                                           [--epochs N] [--threads 1] [--csv out.csv]
+                                          [--bundles '{"labeller": "nnls"}']
+    python benchmarks/bench_robustness.py --compare before.csv after.csv [--methods egu-pw]
 
 Prints one table of abundance RMSE (0-1 scale; x100 in parentheses) and one of mean SAD (degrees),
 scene x method, each cell the median over the seeds, then each method's median over the scenes.
@@ -9,12 +11,18 @@ scene x method, each cell the median over the seeds, then each method's median o
 settings unless ``--epochs`` is given (the table header says so); no ground truth is used in any
 fit. A default change is kept only if it improves the suite's median and worsens no scene by more
 than 0.005 (issue 17's rule), so run it before and after a change, on the same seeds.
+``--bundles`` passes bundle options (JSON) to egu-pw and egu-ss, e.g. ``'{"labeller": "nnls"}'``
+for the labels before issue 17's sum-to-one test; each run's line says which labeller was used.
+``--csv`` rows are written as the runs finish. ``--compare`` reads two such files (several runs
+each may be merged: give ``before.csv,more.csv``) and prints, per scene, the median RMSE over the
+seeds both files have, the difference and the rule's verdict.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import statistics
 import time
 
@@ -27,7 +35,7 @@ METHODS = ("vca-fcls", "nfindr-fcls", "sunsal", "fcls", "ae", "egu-pw", "egu-ss"
 DETERMINISTIC = {"fcls", "nfindr-fcls"}
 
 
-def run(scene_name: str, method: str, seed: int, epochs: int | None, threads: int | None):
+def run(scene_name: str, method: str, seed: int, epochs: int | None, threads: int | None, bundles=None):
     cube = make_scene(scene_name, seed=0)  # the scene is fixed; the seed is the method's
     options = {}
     if method in ("ae", "egu-pw", "egu-ss"):
@@ -35,11 +43,15 @@ def run(scene_name: str, method: str, seed: int, epochs: int | None, threads: in
             options["epochs"] = epochs
         if threads is not None:
             options["num_threads"] = threads
+    if bundles and method in ("egu-pw", "egu-ss"):
+        options["bundles"] = dict(bundles)
     start = time.perf_counter()
     if method == "sunsal":  # on VCA's endmembers, as in the reproduce table (with truth it would be an oracle)
         options["endmembers"] = unmix(cube, method="vca-fcls", seed=seed).endmembers.values
     result = unmix(cube, method=method, seed=seed, **options)
-    return result.rmse, result.sad, time.perf_counter() - start
+    labels = (result.config.get("bundles") or {}) if method in ("egu-pw", "egu-ss") else {}
+    how = f"{labels.get('labeller', '?')}/{labels.get('label_scale', '?')}" if labels else ""
+    return result.rmse, result.sad, time.perf_counter() - start, how
 
 
 def main(argv=None) -> None:
@@ -50,7 +62,19 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, help="EGU-Net/ae epochs (default: the methods' own)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the trained methods")
     parser.add_argument("--csv", help="also write every run to this CSV file")
+    parser.add_argument("--bundles", type=json.loads, help="bundle options for egu-pw/egu-ss, as JSON")
+    parser.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="compare two --csv files")
     args = parser.parse_args(argv)
+    if args.compare:
+        methods = args.methods if args.methods != list(METHODS) else ["egu-pw"]
+        compare(*args.compare, methods=methods)
+        return
+    writer = None
+    if args.csv:
+        fh = open(args.csv, "w", newline="")  # noqa: SIM115 (kept open while the runs go)
+        fields = ["scene", "method", "seed", "rmse", "sad", "seconds", "labels"]
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
 
     rows = []
     cells: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
@@ -58,16 +82,26 @@ def main(argv=None) -> None:
         for method in args.methods:
             seeds = args.seeds[:1] if method in DETERMINISTIC else args.seeds
             for seed in seeds:
-                rmse, sad, seconds = run(scene, method, seed, args.epochs, args.threads)
+                rmse, sad, seconds, how = run(scene, method, seed, args.epochs, args.threads, args.bundles)
                 cells.setdefault((scene, method), []).append((rmse, sad, seconds))
-                rows.append(dict(scene=scene, method=method, seed=seed, rmse=rmse, sad=sad, seconds=seconds))
-                print(f"# {scene} {method} seed {seed}: RMSE {rmse:.4f} SAD {sad:.2f} ({seconds:.1f} s)", flush=True)
+                rows.append(
+                    dict(scene=scene, method=method, seed=seed, rmse=rmse, sad=sad, seconds=seconds, labels=how)
+                )
+                if writer is not None:
+                    writer.writerow(rows[-1])
+                    fh.flush()
+                labelled = f", labels {how}" if how else ""
+                print(
+                    f"# {scene} {method} seed {seed}: RMSE {rmse:.4f} SAD {sad:.2f} ({seconds:.1f} s{labelled})",
+                    flush=True,
+                )
 
     def med(scene, method, k):
         return statistics.median(v[k] for v in cells[(scene, method)])
 
     epochs = f"{args.epochs} epochs" if args.epochs else "default epochs"
-    print(f"\nseeds {args.seeds}, {epochs}, {args.threads} torch thread(s); median over seeds\n")
+    bundles = f", bundles {json.dumps(args.bundles)}" if args.bundles else ""
+    print(f"\nseeds {args.seeds}, {epochs}, {args.threads} torch thread(s){bundles}; median over seeds\n")
     for title, k, fmt in (
         ("abundance RMSE, 0-1 scale (x100)", 0, lambda v: f"{v:.4f} ({100 * v:.2f})"),
         ("mean SAD, degrees", 1, lambda v: f"{v:.2f}"),
@@ -81,11 +115,53 @@ def main(argv=None) -> None:
         print("| **median over scenes** | " + " | ".join(f"**{fmt(v)}**" for v in overall) + " |\n")
     total = sum(r["seconds"] for r in rows)
     print(f"{len(rows)} runs, {total:.0f} s of fitting")
-    if args.csv:
-        with open(args.csv, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+    if writer is not None:
+        fh.close()
+
+
+def _read_rows(paths: str) -> dict[tuple[str, str, int], dict]:
+    """Rows of one or more --csv files (comma-separated paths), by (scene, method, seed); later wins."""
+    out = {}
+    for path in paths.split(","):
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                out[(row["scene"], row["method"], int(row["seed"]))] = row
+    return out
+
+
+def compare(before: str, after: str, methods: list[str]) -> None:
+    """Per scene: median RMSE over the seeds both files have, after − before, and the verdict."""
+    a, b = _read_rows(before), _read_rows(after)
+    for method in methods:
+        print(f"\n{method}: abundance RMSE, 0-1 scale (x100 in parentheses), median over the seeds run in both\n")
+        print("| scene | seeds | before | after | after − before | labels after |")
+        print("|---|---|---:|---:|---:|---|")
+        meds_a, meds_b, worst = [], [], 0.0
+        for scene in RECIPES:
+            seeds = sorted(k[2] for k in a if k[:2] == (scene, method) and (scene, method, k[2]) in b)
+            if not seeds:
+                continue
+            ra = statistics.median(float(a[(scene, method, s)]["rmse"]) for s in seeds)
+            rb = statistics.median(float(b[(scene, method, s)]["rmse"]) for s in seeds)
+            how = ", ".join(sorted({b[(scene, method, s)].get("labels", "") for s in seeds}))
+            meds_a.append(ra)
+            meds_b.append(rb)
+            worst = max(worst, rb - ra)
+            print(
+                f"| {scene} | {' '.join(map(str, seeds))} | {ra:.4f} ({100 * ra:.2f}) | {rb:.4f} ({100 * rb:.2f}) "
+                f"| {rb - ra:+.4f} | {how} |"
+            )
+        if not meds_a:
+            print("(no scene has runs in both files)")
+            continue
+        ma, mb = statistics.median(meds_a), statistics.median(meds_b)
+        print(
+            f"| **median over {len(meds_a)} scenes** | | **{ma:.4f} ({100 * ma:.2f})** | **{mb:.4f} ({100 * mb:.2f})** | {mb - ma:+.4f} | |"
+        )
+        kept = mb < ma and worst <= 0.005
+        print(
+            f"\nrule (median improves, no scene worse by more than 0.005): {'met' if kept else 'NOT met'}; worst change {worst:+.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..classic import nfindr, sunsal, vca, vca_batch
+from ..classic import fcls, nfindr, nnls_unmix, sunsal, vca, vca_batch
 from ..cube import HyperCube
 from ..errors import InputError
 from ..validation import check_choice, check_int, check_n_endmembers, seed_sequence
@@ -41,6 +41,9 @@ __all__ = [
     "SpectralBundles",
     "extract_bundles",
     "reference_endmembers",
+    "sum_to_one_statistic",
+    "ASC_THRESHOLD",
+    "LABELLERS",
     "BUNDLE_ARRAYS",
     "BUNDLE_MODES",
     "BUNDLE_OPTIONS",
@@ -53,15 +56,34 @@ PATCH_SNR = 30.0
 #: Option sets behind ``mode=``; explicit keyword arguments override them.
 BUNDLE_MODES: dict[str, dict[str, Any]] = {
     # The authors' released behaviour.
-    "faithful": dict(patch_size=5, stride=None, dedup=False, project=True, reference="vca", label_scale="none"),
+    "faithful": dict(
+        patch_size=5, stride=None, dedup=False, project=True, reference="vca", label_scale="none", labeller="nnls"
+    ),
 }
-# The authors' bundles, labelled against N-FINDR reference spectra scaled to a maximum of 1: the
-# best measured setting (see the module doc).
-BUNDLE_MODES["default"] = dict(BUNDLE_MODES["faithful"], reference="nfindr", label_scale="max")
+# The authors' bundles, labelled against N-FINDR reference spectra: by fully constrained least
+# squares in the data's units where the image obeys the sum-to-one model, else by non-negative
+# least squares against the spectra scaled to a maximum of 1 (see the module doc).
+BUNDLE_MODES["default"] = dict(BUNDLE_MODES["faithful"], reference="nfindr", label_scale="max", labeller="auto")
 
 #: Every keyword :func:`extract_bundles` accepts besides the cube and P (the estimator and
 #: ``run_egu`` use this list to tell bundle options from network hyperparameters).
-BUNDLE_OPTIONS = ("mode", "patch_size", "stride", "dedup", "project", "reference", "label_scale")
+BUNDLE_OPTIONS = ("mode", "patch_size", "stride", "dedup", "project", "reference", "label_scale", "labeller")
+
+#: How the labels are solved: ``"nnls"`` (non-negative least squares, rows divided by their sum:
+#: the authors'), ``"fcls"`` (fully constrained least squares: the sum-to-one constraint inside
+#: the fit), ``"auto"`` (``"fcls"`` in the data's units when :func:`sum_to_one_statistic` of the
+#: image is at most :data:`ASC_THRESHOLD`, else ``"nnls"`` with the requested ``label_scale``).
+LABELLERS = ("nnls", "fcls", "auto")
+
+#: ``labeller="auto"``'s limit on :func:`sum_to_one_statistic`, the median pixel's cost of the
+#: sum-to-one constraint in noise variances: 3.84, the 95 % point of χ² with one degree of
+#: freedom, i.e. "auto" drops the constraint when more than half of the pixels reject it at the
+#: 5 % level. Where the linear mixing model with sum-to-one abundances holds, the cost is about
+#: a χ² variable of one degree of freedom (median 0.45); per-pixel brightness variability that
+#: the noise does not hide, or a reference of mixed pixels, raise it (docs/bundles.md).
+ASC_THRESHOLD = 3.84
+#: Pixels :func:`sum_to_one_statistic` reads at most (evenly spaced over the valid ones).
+ASC_PIXELS = 16384
 
 #: The arrays of a bundle set, in the order :meth:`SpectralBundles.arrays` lists them.
 BUNDLE_ARRAYS = ("spectra", "labels", "reference", "patch_index", "pixel_index")
@@ -331,6 +353,58 @@ def _pseudo_abundances(spectra: np.ndarray, reference: np.ndarray) -> tuple[np.n
     return ab, int(dead.sum())
 
 
+def _constrained_abundances(spectra: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Fully constrained least squares (non-negative, summing to one inside the fit) against M."""
+    return fcls(np.asarray(spectra, dtype=np.float64), reference)
+
+
+def sum_to_one_statistic(pixels: np.ndarray, reference: np.ndarray, *, max_pixels: int = ASC_PIXELS) -> float:
+    """How strongly an image contradicts sum-to-one abundances of ``reference``, in noise variances.
+
+    For every pixel y the residual of fully constrained least squares (non-negative abundances
+    summing to one) is compared with that of non-negative least squares alone; the difference is
+    what the sum-to-one constraint costs that pixel. It is divided by a noise variance estimated
+    from the non-negative fit (the median residual over the degrees of freedom left, B − P), and
+    the median over the pixels is returned.
+
+    Where the linear mixing model with sum-to-one abundances holds (a synthetic mixture, a scene
+    without brightness changes), the cost is noise along one direction, so the statistic is
+    close to a χ² variable of one degree of freedom (median about 0.45). Per-pixel brightness
+    (scaling) variability, e.g. topography and shade in a real scene, breaks the constraint and
+    the statistic grows with the image's signal-to-noise ratio. It is the likelihood-ratio test
+    of the nested constraint, taken at the median pixel so that a few outliers do not decide.
+
+    Parameters
+    ----------
+    pixels : array (N, B)
+        The image's valid pixels.
+    reference : array (P, B)
+        The endmembers, in the pixels' units.
+    max_pixels : int
+        At most this many pixels, evenly spaced over the N, are used.
+
+    Returns
+    -------
+    float
+        The median cost in noise variances (0 when the non-negative fit is exact).
+    """
+    y = np.asarray(pixels, dtype=np.float64)
+    m = np.asarray(reference, dtype=np.float64)
+    if y.ndim != 2 or m.ndim != 2 or y.shape[1] != m.shape[1]:
+        raise InputError(f"pixels (N, B) and reference (P, B) must share B; got {y.shape} and {m.shape}")
+    if len(y) > max_pixels:
+        y = y[np.linspace(0, len(y) - 1, max_pixels).round().astype(np.int64)]
+    free = nnls_unmix(y, m)
+    tied = fcls(y, m)
+    r_free = ((y - free @ m) ** 2).sum(axis=1)
+    r_tied = ((y - tied @ m) ** 2).sum(axis=1)
+    dof = max(y.shape[1] - m.shape[0], 1)
+    noise = float(np.median(r_free)) / dof
+    if noise <= 0:
+        return 0.0
+    return float(np.median(np.maximum(r_tied - r_free, 0.0)) / noise)
+
+
 def _bundle_rngs(seed: int | None) -> tuple[Any, Any]:
     """Generators for the whole-image reference and the per-patch VCA, from the seed's "bundles" stream.
 
@@ -418,6 +492,7 @@ def extract_bundles(
     project: bool = _UNSET,
     reference: Any = _UNSET,
     label_scale: str = _UNSET,
+    labeller: str = _UNSET,
     seed: int | None = 0,
 ) -> SpectralBundles:
     """Build EGU-Net's spectral bundles from a cube (see the module doc).
@@ -449,6 +524,14 @@ def extract_bundles(
         ``"none"``: the reference spectra as they are (the authors'); ``"max"``: each scaled to a
         maximum of 1 before the least squares, so a material's brightness is divided out of its
         abundance (the convention of the Samson and Jasper Ridge ground truths).
+    labeller : {"nnls", "fcls", "auto"}
+        ``"nnls"``: non-negative least squares, each row divided by its sum (the authors');
+        ``"fcls"``: fully constrained least squares, the sum-to-one constraint inside the fit;
+        ``"auto"``: ``"fcls"`` against the reference in the data's units (``label_scale`` is
+        then not applied) when the image obeys the sum-to-one model
+        (:func:`sum_to_one_statistic` at most :data:`ASC_THRESHOLD`), else ``"nnls"`` with
+        ``label_scale``. ``config`` records what was used (``labeller``, ``label_scale``), what
+        was asked (``labeller_requested``, ``label_scale_requested``) and the statistic.
     seed : int or None
         The user's seed; VCA's random directions (whole image and patches) draw from its
         "bundles" stream. None: unseeded.
@@ -467,6 +550,7 @@ def extract_bundles(
             project=project,
             reference=reference,
             label_scale=label_scale,
+            labeller=labeller,
         ),
     )
     image, valid, _ = _image_of(cube)
@@ -484,6 +568,7 @@ def extract_bundles(
             f"the cube ({height}x{width} pixels) is smaller than one {size}x{size} patch; use a smaller patch_size"
         )
     check_choice("label_scale", opts["label_scale"], ("none", "max"))
+    check_choice("labeller", opts["labeller"], LABELLERS)
     if opts["dedup"] and opts["project"]:
         raise InputError("dedup=True compares image pixels, but project=True makes new spectra; set project=False")
     reference_rng, patch_rng = _bundle_rngs(seed)
@@ -505,17 +590,36 @@ def extract_bundles(
         spectra, patch_of, pixel_of = spectra[keep], patch_of[keep], pixel_of[keep]
 
     ref, ref_kind = reference_endmembers(cube, p, opts["reference"], seed=seed)
-    # The labels are computed against ``label_ref``; the reference is kept in the data's units.
+    labeller, label_scale, statistic = opts["labeller"], opts["label_scale"], None
+    if labeller == "auto":
+        # Sum-to-one abundances in the data's units where the image obeys that model; where it
+        # does not (brightness varies from pixel to pixel), shares of the spectra's shapes.
+        statistic = sum_to_one_statistic(image.reshape(-1, bands)[valid.ravel()], ref)
+        labeller, label_scale = ("fcls", "none") if statistic <= ASC_THRESHOLD else ("nnls", label_scale)
+    # The labels are computed against ``ref / units``; the reference is kept in the data's units.
     units = 1.0
-    if opts["label_scale"] == "max":
+    if label_scale == "max":
         # Each reference spectrum scaled to a maximum of 1: abundances then measure each
         # material's share with its brightness divided out, the convention of the Samson and
         # Jasper Ridge ground truths.
         units = np.maximum(ref.max(axis=1, keepdims=True), 1e-300)
-    labels, n_dead = _pseudo_abundances(spectra, ref / units)
+    if labeller == "fcls":
+        labels, n_dead = _constrained_abundances(spectra, ref / units), 0
+    else:
+        labels, n_dead = _pseudo_abundances(spectra, ref / units)
+    chosen = {}
+    if opts["labeller"] == "auto":
+        chosen = dict(
+            labeller_requested="auto",
+            label_scale_requested=opts["label_scale"],
+            sum_to_one_statistic=statistic,
+        )
     config = dict(
         mode=mode,
-        **{k: v for k, v in opts.items() if k != "reference"},
+        **{k: v for k, v in opts.items() if k not in ("reference", "labeller", "label_scale")},
+        label_scale=label_scale,
+        labeller=labeller,
+        **chosen,
         stride_used=stride,
         reference=ref_kind,
         seed=seed,

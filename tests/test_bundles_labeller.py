@@ -1,0 +1,140 @@
+"""Bundle labels: the ``labeller`` option ("nnls", "fcls", "auto") and the sum-to-one test behind "auto"."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from egu_widgets.classic import fcls
+from egu_widgets.cube import HyperCube
+from egu_widgets.cube.synthetic import demo_endmembers
+from egu_widgets.engine.bundles import (
+    ASC_THRESHOLD,
+    BUNDLE_MODES,
+    BUNDLE_OPTIONS,
+    _pseudo_abundances,
+    extract_bundles,
+    reference_endmembers,
+    sum_to_one_statistic,
+)
+from egu_widgets.errors import InputError
+
+P = 3
+
+
+def _scene(scaling: float = 0.0, snr_db: float = 40.0, seed: int = 0, size: int = 20, bands: int = 24) -> HyperCube:
+    """Three materials with pure corners; ``scaling``: each pixel's brightness × U(1 − s, 1 + s)."""
+    rng = np.random.default_rng(seed)
+    wl = np.linspace(400.0, 2500.0, bands)
+    em = demo_endmembers(bands, P, wl)
+    yy, xx = np.mgrid[0:size, 0:size]
+    centres = [(0, 0), (0, size - 1), (size - 1, size // 2)]
+    fields = np.stack([np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (0.18 * size * size)) for cy, cx in centres])
+    ab = fields**3 + 0.02 * rng.random(fields.shape)
+    ab /= ab.sum(axis=0, keepdims=True)
+    clean = np.einsum("phw,pb->hwb", ab, em)
+    if scaling:
+        clean *= rng.uniform(1 - scaling, 1 + scaling, size=(size, size))[..., None]
+    sigma = np.sqrt(np.mean(clean**2) / 10 ** (snr_db / 10))
+    noisy = np.clip(clean + rng.normal(0, sigma, clean.shape), 0, None)
+    return HyperCube.from_array(noisy, wavelengths=wl, endmembers=em, abundances=ab, name="labeller-scene")
+
+
+def test_statistic_is_noise_sized_for_sum_to_one_mixtures_and_large_under_scaling():
+    plain, scaled = _scene(), _scene(scaling=0.4)
+    for cube in (plain, scaled):
+        assert cube.n_true_endmembers == P
+    quiet = sum_to_one_statistic(plain.pixels, plain.true_endmembers)
+    loud = sum_to_one_statistic(scaled.pixels, scaled.true_endmembers)
+    # Noise along one direction: about a chi-square of one degree of freedom (median 0.45).
+    assert 0.0 <= quiet < 3.0
+    assert loud > 10 * ASC_THRESHOLD
+
+
+def test_statistic_uses_at_most_max_pixels_and_checks_shapes():
+    cube = _scene()
+    m = cube.true_endmembers
+    few = sum_to_one_statistic(cube.pixels, m, max_pixels=50)
+    assert np.isfinite(few) and few >= 0
+    assert sum_to_one_statistic(cube.pixels[:2] * 0, m) == 0.0  # an exact fit: no noise to compare with
+    with pytest.raises(InputError, match="must share B"):
+        sum_to_one_statistic(cube.pixels, m[:, :-1])
+
+
+def test_fcls_labeller_solves_the_constrained_problem():
+    cube = _scene()
+    b = extract_bundles(cube, P, seed=1, labeller="fcls", label_scale="none")
+    expected = fcls(b.spectra.astype(np.float64), b.reference)
+    np.testing.assert_allclose(b.labels, expected, atol=1e-6)
+    assert b.config["labeller"] == "fcls" and b.config["label_scale"] == "none"
+    assert "labeller_requested" not in b.config
+    # fcls with max-scaled spectra is what it says: the constrained fit against those spectra.
+    scaled = extract_bundles(cube, P, seed=1, labeller="fcls", label_scale="max")
+    units = b.reference.max(axis=1, keepdims=True)
+    np.testing.assert_allclose(scaled.labels, fcls(b.spectra.astype(np.float64), b.reference / units), atol=1e-6)
+
+
+def test_nnls_labeller_is_the_authors_normalised_least_squares():
+    cube = _scene(scaling=0.4)
+    b = extract_bundles(cube, P, seed=1, labeller="nnls", label_scale="max")
+    ref, _ = reference_endmembers(cube, P, "nfindr", seed=1)
+    expected, _ = _pseudo_abundances(b.spectra.astype(np.float64), ref / ref.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(b.labels, expected, atol=1e-6)
+
+
+def test_auto_picks_fcls_in_data_units_where_sum_to_one_holds():
+    cube = _scene()
+    auto = extract_bundles(cube, P, seed=1)
+    assert BUNDLE_MODES["default"]["labeller"] == "auto"
+    assert auto.config["labeller"] == "fcls" and auto.config["label_scale"] == "none"
+    assert auto.config["labeller_requested"] == "auto" and auto.config["label_scale_requested"] == "max"
+    assert auto.config["sum_to_one_statistic"] <= ASC_THRESHOLD
+    explicit = extract_bundles(cube, P, seed=1, labeller="fcls", label_scale="none")
+    np.testing.assert_array_equal(auto.labels, explicit.labels)
+    # the recorded options rebuild the same labels
+    opts = {k: auto.config[k] for k in BUNDLE_OPTIONS if k in auto.config}
+    again = extract_bundles(cube, P, seed=1, **opts)
+    np.testing.assert_array_equal(again.labels, auto.labels)
+
+
+def test_auto_keeps_nnls_and_the_requested_scale_under_brightness_variability():
+    cube = _scene(scaling=0.4)
+    auto = extract_bundles(cube, P, seed=1)
+    assert auto.config["sum_to_one_statistic"] > ASC_THRESHOLD
+    assert auto.config["labeller"] == "nnls" and auto.config["label_scale"] == "max"
+    explicit = extract_bundles(cube, P, seed=1, labeller="nnls", label_scale="max")
+    np.testing.assert_array_equal(auto.labels, explicit.labels)
+    unscaled = extract_bundles(cube, P, seed=1, label_scale="none")
+    assert unscaled.config["labeller"] == "nnls" and unscaled.config["label_scale"] == "none"
+
+
+def test_faithful_mode_keeps_the_authors_labeller():
+    cube = _scene()
+    b = extract_bundles(cube, P, mode="faithful", seed=1)
+    assert b.config["labeller"] == "nnls" and "sum_to_one_statistic" not in b.config
+    expected, _ = _pseudo_abundances(b.spectra.astype(np.float64), b.reference)
+    np.testing.assert_allclose(b.labels, expected, atol=1e-6)
+
+
+def test_unknown_labeller_is_refused():
+    with pytest.raises(InputError, match="labeller"):
+        extract_bundles(_scene(), P, labeller="sunsal")
+
+
+def test_estimator_passes_the_labeller_through():
+    from egu_widgets.engine import EGUNet
+
+    cube = _scene(size=15)
+    est = EGUNet(
+        "pw",
+        n_endmembers=P,
+        epochs=1,
+        batch_size=64,
+        encoder_widths=(16, 8, 4),
+        decoder_widths=(4, 8, 16),
+        num_threads=1,
+        progress=False,
+        bundles={"labeller": "nnls"},
+    ).fit(cube)
+    assert est.bundles_.config["labeller"] == "nnls"
+    assert est.result_.config["bundles"]["labeller"] == "nnls"
