@@ -121,6 +121,12 @@ def naive_steps(variant: str, pixels, image, bundles, labels, n_steps: int, comp
     """The naive training step, timed; ``compile``: its loss (so its backward too) under
     ``torch.compile``, which fuses batch norm, activations and dropout into generated C++ loops
     (the first step, ``Steps.first``, is the one that compiles)."""
+    return run_steps(naive_step(variant, pixels, image, bundles, labels, compile), n_steps)
+
+
+def naive_step(variant: str, pixels, image, bundles, labels, compile: bool = False) -> Callable[[int], None]:
+    """One naive training step as a function of the step index (a fresh model and optimiser),
+    for benchmarks that time naive steps at several moments (bench_convergence.py)."""
     torch.manual_seed(0)
     bands, p = pixels.shape[1], labels.shape[1]
     if variant == "pw":
@@ -156,7 +162,7 @@ def naive_steps(variant: str, pixels, image, bundles, labels, n_steps: int, comp
         opt.step()
         sched.step()
 
-    return run_steps(step, n_steps)
+    return step
 
 
 # ------------------------------------------------------------------ ours, step by step
