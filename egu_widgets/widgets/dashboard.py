@@ -1,5 +1,10 @@
 """Live training dashboard: progress, loss/metric/learning-rate curves, Stop, and a clear end state.
 
+A run that its stopping rule can end before its bound (``epochs="auto"``) shows the rule's
+progress instead of an epoch bar over the bound: the same line as the console bar
+(:class:`~egu_widgets.engine.progress.StoppingProgress`), a bar that fills as the change between
+checks comes down to ``tol`` (log scale), and the change on its own log axis with ``tol`` drawn.
+
 The dashboard is a training callback (``on_event``); it never reaches into the trainer. It is
 made of three parts, each testable alone:
 
@@ -94,6 +99,7 @@ class TrainingDashboard(View):
     ):
         super().__init__()
         from ..engine.history import TrainingHistory  # here, not at import: the engine package loads torch
+        from ..engine.progress import StoppingProgress
 
         holoviews()  # import the plotting stack now, on this thread, not in the training's first redraw
         self.mode = check_choice("mode", mode, _MODES)
@@ -108,6 +114,8 @@ class TrainingDashboard(View):
         self._lock = threading.RLock()  # guards the recorded state below
         self._flush_lock = threading.RLock()  # one redraw at a time
         self._own_history = TrainingHistory()  # for loops whose events carry no recorder
+        #: the stopping rule's progress, followed from the events (the console bar shows the same)
+        self.stopping = StoppingProgress()
         self._stop_requested = False
         self._control = None
         self._run: TrainingRun | None = None
@@ -184,6 +192,7 @@ class TrainingDashboard(View):
                 self.scheduler.start(event.elapsed)
                 self.status.info = dict(event.info)
             st = self.status
+            self.stopping.on_event(event)
             history = event.history
             if history is None:
                 history = self._own_history
@@ -196,10 +205,17 @@ class TrainingDashboard(View):
             st.epoch = int(event.epoch)
             st.n_epochs = int(event.n_epochs)
             st.elapsed = float(event.elapsed)
-            if event.losses or event.metrics or event.learning_rate is not None:
+            if event.is_final:  # repeats the last change at most: the last epoch's values stay
+                st.metrics.update(event.metrics)
+            elif event.losses or event.metrics or event.learning_rate is not None:
                 st.losses = dict(event.losses)
-                st.metrics = dict(event.metrics)
+                # metrics come every few epochs: each keeps its latest value until the next one
+                st.metrics = {**st.metrics, **event.metrics}
                 st.learning_rate = event.learning_rate
+            rule = self.stopping
+            st.tol = rule.tol
+            st.stopping = rule.text() if rule.active else ""
+            st.stopping_fraction = rule.fraction()
             if event.kind in ("start", "epoch"):
                 st.state = "stopping" if self._stop_requested else "running"
             elif event.kind == "end":

@@ -2,7 +2,8 @@
 
 :class:`DashboardLayout` builds the widgets once and draws a :class:`Frame` (what the dashboard
 recorded since the last redraw) into them. It knows nothing of threads, timing or training: the
-dashboard decides when to draw and hands it the frame.
+dashboard decides when to draw and hands it the frame. When the frame's status carries the stopping
+rule's text (``RunStatus.stopping``) the bar shows the rule's progress instead of epochs.
 
 The curves are drawn once with HoloViews; later epochs are appended to the Bokeh data sources of
 the curves (:class:`LivePanel`), which sends only the new points to the page instead of rendering
@@ -36,8 +37,18 @@ _STATE_STYLE = {
 STATES = tuple(_STATE_STYLE)
 _FINAL = ("finished", "stopped", "failed")
 _BAR_STYLE = {"finished": "success", "stopped": "warning", "stopping": "warning", "failed": "danger"}
-_METRIC_LABELS = {"rmse": "abundance RMSE", "sad": "SAD (deg)"}
+_METRIC_LABELS = {"rmse": "abundance RMSE", "sad": "SAD (deg)", "change": "change"}
 _METRIC_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
+#: the stopping rule's criterion: its own panel, log scale, with the tolerance as a dashed line
+_CHANGE = "metric:change"
+_CHANGE_COLOUR = "#8250df"
+_TOL_COLOUR = "#cf222e"
+#: the progress bar's resolution when it shows the stopping rule's progress (a fraction)
+_FRACTION_STEPS = 1000
+_RULE_TOOLTIP = (
+    "How far the change between checks has come from its first value down to tol (log scale); full once it is below tol"
+)
+_EPOCH_TOOLTIP = "Epochs done of those planned"
 _PLACEHOLDER = "<i>the curves appear after the first epoch</i>"
 #: why the total loss can rise at first (shown when the run reports a weight-decay term)
 WEIGHT_DECAY_NOTE = (
@@ -62,6 +73,13 @@ class RunStatus:
     message: str = ""
     error: str = ""
     info: dict = field(default_factory=dict)
+    #: the stopping rule's progress in words (StoppingProgress.text) when the rule can end the
+    #: run before its bound; empty: every epoch runs, the bar counts epochs
+    stopping: str = ""
+    #: the bar's fill while ``stopping`` is shown (StoppingProgress.fraction)
+    stopping_fraction: float = 0.0
+    #: the rule's tolerance, drawn on the change's panel (None: no rule)
+    tol: float | None = None
 
     def copy(self) -> RunStatus:
         """A copy that later events do not change."""
@@ -200,13 +218,23 @@ class DashboardLayout:
         wd, st = self.wdict, frame.status
         progress = wd["progress"]
         with progress.hold_sync(), wd["status"].hold_sync(), wd["values"].hold_sync():
-            progress.max = max(st.n_epochs, 1)
-            progress.value = min(st.epoch, progress.max)
             progress.bar_style = _BAR_STYLE.get(st.state, "info" if st.state == "running" else "")
-            parts = [f"epoch {st.epoch} of {st.n_epochs or '?'}", f"elapsed {format_duration(st.elapsed)}"]
-            if st.state in ("running", "stopping"):
-                left = remaining_seconds(st.elapsed, st.epoch, st.n_epochs)
-                parts.append(f"remaining ~{format_duration(left)}")
+            left = remaining_seconds(st.elapsed, st.epoch, st.n_epochs)
+            if st.stopping:  # the run ends when the rule says so: no bar over the upper bound
+                progress.max = _FRACTION_STEPS
+                fill = 1.0 if st.state == "finished" else st.stopping_fraction
+                progress.value = int(round(_FRACTION_STEPS * min(max(fill, 0.0), 1.0)))
+                progress.tooltip = _RULE_TOOLTIP
+                parts = [html.escape(st.stopping), f"elapsed {format_duration(st.elapsed)}"]
+                if st.state in ("running", "stopping") and left is not None:
+                    parts.append(f"at most ~{format_duration(left)} left")
+            else:
+                progress.max = max(st.n_epochs, 1)
+                progress.value = min(st.epoch, progress.max)
+                progress.tooltip = _EPOCH_TOOLTIP
+                parts = [f"epoch {st.epoch} of {st.n_epochs or '?'}", f"elapsed {format_duration(st.elapsed)}"]
+                if st.state in ("running", "stopping"):
+                    parts.append(f"remaining ~{format_duration(left)}")
             wd["status"].value = " · ".join(parts)
             values = [f"{html.escape(str(k))} {_fmt(v)}" for k, v in st.losses.items()]
             values += [f"{html.escape(_METRIC_LABELS.get(k, k))} {_fmt(v)}" for k, v in st.metrics.items()]
@@ -260,7 +288,7 @@ class DashboardLayout:
                 self.plots, self._panels, self.columns = None, {}, ()
                 self.wdict["plots"].children = (w.HTML(_PLACEHOLDER),)
         if frame.all_rows is not None:
-            self._build_plots(frame.all_rows, frame.status.n_epochs)
+            self._build_plots(frame.all_rows, frame.status.n_epochs, frame.status.tol)
             return True
         if self.plots is None:
             return False
@@ -300,17 +328,20 @@ class DashboardLayout:
             end = min(end, float(n_epochs))
         _set_range(x_range, 0.0, end)
 
-    def _build_plots(self, data: dict, n_epochs: int) -> None:
+    def _build_plots(self, data: dict, n_epochs: int, tol: float | None = None) -> None:
         """Draw the panels once with HoloViews; later epochs are streamed into their Bokeh sources.
 
         Rendering HoloViews elements again at every redraw (a ``Buffer`` and a ``DynamicMap``)
-        would cost far more than appending to each curve's ``ColumnDataSource``.
+        would cost far more than appending to each curve's ``ColumnDataSource``. The panels are
+        the losses, the metrics known from the truth, the stopping rule's change between checks
+        (log scale, with ``tol`` as a dashed line when the rule has one) and the learning rate.
         """
         hv = holoviews()
         self.columns = tuple(c for c in data if c != "epoch")
         groups = {
             "losses": [c for c in self.columns if c.startswith("loss:")],
-            "metrics": [c for c in self.columns if c.startswith("metric:")],
+            "metrics": [c for c in self.columns if c.startswith("metric:") and c != _CHANGE],
+            "change": [c for c in self.columns if c == _CHANGE],
             "learning rate": [c for c in self.columns if c == "lr"],
         }
         logy = self.logy
@@ -318,6 +349,7 @@ class DashboardLayout:
             losses = groups["losses"]
             finite = np.concatenate([data[c][np.isfinite(data[c])] for c in losses]) if losses else np.array([])
             logy = bool(finite.size) and bool((finite > 0).all())
+        tol_line = tol is not None and np.isfinite(tol) and tol > 0
         # no hover tool: the latest values are in the text line, and it makes building slower
         # each panel as wide as the cell allows, up to plot_width: three side by side fit a
         # narrow notebook (Bokeh stretches them over the output's width)
@@ -328,11 +360,15 @@ class DashboardLayout:
         for group, cols in groups.items():
             if not cols:
                 continue
-            log = group == "losses" and bool(logy)
+            log = (group == "losses" and bool(logy)) or group == "change"
+            title = group
             if group == "losses":
                 vdim = "loss"
             elif group == "metrics":
-                vdim = _METRIC_LABELS.get(cols[0][len("metric:") :], "metric") if len(cols) == 1 else "metric"
+                vdim = " / ".join(_METRIC_LABELS.get(c[len("metric:") :], c[len("metric:") :]) for c in cols)
+            elif group == "change":
+                vdim = "change (RMS)"
+                title = f"change between checks, tol {tol:g}" if tol_line else "change between checks"
             else:
                 vdim = "learning rate"
             # only the epochs that have this panel's values: metrics may be evaluated every few
@@ -342,10 +378,13 @@ class DashboardLayout:
                 hv.Curve((rows["epoch"], _for_axis(rows[c], log)), "epoch", vdim, label=c.split(":", 1)[-1])
                 for c in cols
             ]
-            if group == "metrics":
-                # metrics come every few epochs: markers show them from the first evaluation on
-                # (a line needs two points), in the curve's colour
-                colours = [_METRIC_COLOURS[i % len(_METRIC_COLOURS)] for i in range(len(cols))]
+            if group in ("metrics", "change"):
+                # metrics and the change come every few epochs: markers show them from the first
+                # value on (a line needs two points), in the curve's colour
+                if group == "change":
+                    colours = [_CHANGE_COLOUR]
+                else:
+                    colours = [_METRIC_COLOURS[i % len(_METRIC_COLOURS)] for i in range(len(cols))]
                 curves = [curve.opts(color=colour, backend="bokeh") for curve, colour in zip(curves, colours)]
                 curves += [
                     hv.Scatter((rows["epoch"], _for_axis(rows[c], log)), "epoch", vdim, label=c.split(":", 1)[-1]).opts(
@@ -353,18 +392,23 @@ class DashboardLayout:
                     )
                     for c, colour in zip(cols, colours)
                 ]
+            if group == "change" and tol_line:
+                curves.append(
+                    hv.HLine(float(tol)).opts(color=_TOL_COLOUR, line_dash="dashed", line_width=1.5, backend="bokeh")
+                )
             style = dict(common, logy=log, **({"color": "#6e7781"} if group == "learning rate" else {}))
             overlays.append(
                 hv.Overlay(curves).opts(
                     {
                         "Curve": style,
                         "Scatter": dict(common, logy=log, size=5, show_legend=False),
+                        "HLine": dict(common, logy=log),
                         "Overlay": dict(
-                            title=group,
+                            title=title,
                             legend_position="top_right",
                             legend_opts={"background_fill_alpha": 0.6, "label_text_font_size": "8pt", "spacing": 0},
                             logy=log,
-                            show_legend=group != "learning rate",
+                            show_legend=group in ("losses", "metrics"),
                         ),
                     },
                     backend="bokeh",
@@ -381,10 +425,12 @@ class DashboardLayout:
             for group, cols, log in specs:
                 plots = [curve_plots[c.split(":", 1)[-1]] for c in cols]
                 streamed = list(cols)
-                if group == "metrics":
+                if group in ("metrics", "change"):
                     plots += [marker_plots[c.split(":", 1)[-1]] for c in cols]
                     streamed += list(cols)
-                panels[group] = LivePanel(streamed, plots, log, _rows_with_values(data, cols), n_epochs)
+                # the tolerance stays in view: the change is read against it
+                keep = (float(tol),) if group == "change" and tol_line else ()
+                panels[group] = LivePanel(streamed, plots, log, _rows_with_values(data, cols), n_epochs, keep=keep)
             # one x range for every panel: metrics evaluated every few epochs end earlier than the
             # losses, and the panels still show the same epochs
             figures = [panel.figure for panel in panels.values()]
@@ -416,8 +462,9 @@ class LivePanel:
     :class:`DashboardLayout`.
     """
 
-    def __init__(self, columns: list, plots: list, log: bool, rows: dict, n_epochs: int):
+    def __init__(self, columns: list, plots: list, log: bool, rows: dict, n_epochs: int, keep: tuple = ()):
         self.columns = columns
+        self.keep = np.asarray(keep, dtype=np.float64)  # values the y axis always shows (a tolerance)
         self.sources = [p.handles["source"] for p in plots]
         # the value column, plus any copy HoloViews keeps for the hover tool (names sanitised)
         self.ycols = [[k for k in src.data if k != "epoch"] for src in self.sources]
@@ -438,7 +485,7 @@ class LivePanel:
         self._frame_y(rows)
 
     def _frame_y(self, rows: dict, force: bool = False) -> None:
-        values = np.concatenate([_for_axis(rows[c], self.log) for c in self.columns])
+        values = np.concatenate([_for_axis(rows[c], self.log) for c in self.columns] + [_for_axis(self.keep, self.log)])
         values = values[np.isfinite(values)]
         if not values.size:
             return
