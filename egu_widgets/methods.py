@@ -149,7 +149,11 @@ class _EguNetRun:
         from .engine import run_egu
 
         p = check_n_endmembers(
-            self.n_endmembers, n_bands=cube.n_bands, n_pixels=int(cube.valid_mask.sum()), default=cube.n_true_endmembers
+            self.n_endmembers,
+            n_bands=cube.n_bands,
+            # a lazy cube's valid map is a pass over the file; its fit checks P against its sample
+            n_pixels=cube.n_pixels if cube.reflectance.chunks is not None else int(cube.valid_mask.sum()),
+            default=cube.n_true_endmembers,
         )
         self.result_ = run_egu(
             cube,
@@ -212,7 +216,7 @@ def _streaming_bytes(cube: Any) -> int:
 
     import dask
 
-    rows, cols, bands = (max(c) for c in cube.reflectance.data.chunks)
+    rows, cols, bands = (max(c) for c in cube.reflectance.chunks)
     threads = dask.config.get("num_workers", None) or os.cpu_count() or 1
     return int(_CHUNKS_PER_THREAD * threads * rows * cols * bands * 4)
 

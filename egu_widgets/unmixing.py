@@ -78,7 +78,9 @@ def unmix(
     # Degenerate data (one spectrum everywhere, too few directions for P, values whose squares
     # leave float32) is refused here, before any method runs on it.
     p = n_endmembers if n_endmembers is not None else cube.n_true_endmembers
-    if not (isinstance(p, int) and not isinstance(p, bool) and 2 <= p <= min(cube.n_bands, cube.valid_mask.sum())):
+    # A lazy cube's valid map is a pass over the file: its pixel count bounds P here (its fit checks the sample).
+    n_valid = cube.n_pixels if cube.reflectance.chunks is not None else cube.valid_mask.sum()
+    if not (isinstance(p, int) and not isinstance(p, bool) and 2 <= p <= min(cube.n_bands, n_valid)):
         p = None  # a P the method itself refuses, with the more direct message
     check_usable(cube, p)
     # A run that cannot fit is refused now, with the lazy path, not killed by the kernel later.

@@ -20,6 +20,10 @@ pytest.importorskip("dask")
 pytest.importorskip("zarr")
 
 import dask.array as da
+from dask.callbacks import Callback
+
+from egu_widgets.cube.lazy import CHECK_PREFIX
+from egu_widgets.unmixing import unmix
 
 CHUNKS = {"y": 16, "x": 16}
 SMALL = dict(epochs=2, progress=False, num_threads=1)
@@ -168,7 +172,6 @@ def test_lazy_fit_of_a_zarr_store_round_trips(files, tmp_path):
 
 def test_unmix_takes_a_lazy_cube_and_estimates_the_sampled_fit(files):
     from egu_widgets.methods import get_method
-    from egu_widgets.unmixing import unmix
 
     result = unmix(open_cube(files / "c.nc", chunks=CHUNKS), "egu-pw", 3, **SAMPLED)
     assert hasattr(result.abundances.data, "dask")
@@ -233,6 +236,35 @@ def test_a_nan_chunk_found_mid_stream_names_its_range_and_writes_nothing(bad_fil
     assert not list(tmp_path.iterdir())
 
 
+class CheckedTasks(Callback):
+    """Counts the chunk checks (tasks of the cube's check layer) run inside the block: whole-chunk reads."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def _posttask(self, key, result, dsk, state, id):
+        name = key[0] if isinstance(key, tuple) else key
+        self.count += str(name).startswith(CHECK_PREFIX)
+
+
+def test_a_sampled_fit_of_a_masked_lazy_cube_reads_no_whole_chunk(bad_file, tmp_path):
+    path, _ = bad_file
+    with CheckedTasks() as counter:
+        EGUNet("pw", 3, **SAMPLED).fit(open_cube(path, chunks=CHUNKS, invalid="mask"))  # windows only
+    assert counter.count == 0
+    # unmix too (its usability check samples a cube of more than LAZY_SAMPLE pixels)
+    big = make_demo(136, 136, 6, 3, seed=2)
+    img = big.image.copy()
+    img[100, 7] = np.nan
+    xr.Dataset({"reflectance": (("y", "x", "band"), img)}).to_netcdf(tmp_path / "big.nc", engine="h5netcdf")
+    with CheckedTasks() as counter:
+        result = unmix(
+            open_cube(tmp_path / "big.nc", chunks={"y": 68, "x": 68}, invalid="mask"), "egu-pw", 3, **SAMPLED
+        )
+    assert counter.count == 0 and hasattr(result.abundances.data, "dask")
+
+
 def test_a_masked_nan_chunk_gives_nan_there_and_the_maps_elsewhere(bad_file, demo):
     path, (y, x) = bad_file
     est = EGUNet("pw", 3, **SAMPLED).fit(open_cube(path, chunks=CHUNKS, invalid="mask"))
@@ -278,3 +310,18 @@ def test_cli_refuses_a_scheduler_without_chunks(files, tmp_path, capsys):
         ["unmix", str(files / "c.nc"), "-m", "egu-pw", "--scheduler", "local", "--out", str(tmp_path / "m.zarr")]
     )
     assert code == 2 and "give --chunks N too" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # starts a LocalCluster of two processes
+def test_cli_on_a_local_cluster_writes_the_threaded_maps(files, tmp_path):
+    pytest.importorskip("dask.distributed")
+    from egu_widgets.cli import main
+
+    args = ["unmix", str(files / "c.nc"), "-m", "egu-pw", "-p", "3", "--chunks", "16", "--epochs", "2", "-q"]
+    sample = ["-o", "sample_pixels=256", "-o", "sample_patches=12", "-o", "num_threads=1"]
+    assert main([*args, *sample, "--out", str(tmp_path / "threads.zarr")]) == 0
+    cluster = ["--scheduler", "local", "--workers", "2"]
+    assert main([*args, *sample, *cluster, "--out", str(tmp_path / "local.zarr")]) == 0
+    threaded = UnmixingResult.open(tmp_path / "threads.zarr").abundances.values
+    clustered = UnmixingResult.open(tmp_path / "local.zarr").abundances.values
+    assert np.abs(threaded - clustered).max() <= 1e-6

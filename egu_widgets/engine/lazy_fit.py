@@ -33,7 +33,7 @@ import numpy as np
 from ..cube import HyperCube
 from ..cube.sampling import patch_grid, read_windows, sample_pixels, stratified_corners
 from ..errors import InputError
-from ..validation import check_int
+from ..validation import check_int, check_seed
 from .bundles import BUNDLE_MODES, BUNDLE_OPTIONS, SpectralBundles, extract_bundles, reference_endmembers
 
 __all__ = ["SAMPLE_HALO", "SAMPLE_TILE", "fit_lazy", "is_lazy_cube", "sampled_bundles", "training_cube"]
@@ -318,10 +318,11 @@ def fit_lazy(est: Any, cube: HyperCube, bundles: Any, callbacks: Sequence | None
             "ensemble on a crop held in memory and map it with abundance_maps"
         )
     t0 = time.perf_counter()
-    p = est._resolve(cube)
-    hp = est.hyperparameters_
+    hp = est.get_hyperparameters()
     n_pixels, n_patches = hp["sample_pixels"], hp["sample_patches"]
-    train, whole = training_cube(cube, est.variant, n_pixels, seed=est.seed_)
+    train, whole = training_cube(cube, est.variant, n_pixels, seed=check_seed(est.seed))
+    # Checked against the sample: a lazy cube's valid map would be a pass over the whole file.
+    p = est._resolve(train)
     spec = est.bundles if bundles is None else bundles
     bset = None
     if est.variant != "ae":
