@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from egu_widgets.cube.synthetic import make_demo  # noqa: E402
 from egu_widgets.engine import EGUNet  # noqa: E402
-from egu_widgets.engine.inference import PixelUnmixer  # noqa: E402
+from egu_widgets.engine.inference import PixelUnmixer, native_bfloat16  # noqa: E402
 from egu_widgets.errors import InputError  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -114,10 +114,19 @@ def test_pickles_for_dask_workers(fitted):
     np.testing.assert_array_equal(restored(cube.pixels), unmixer(cube.pixels))
 
 
+needs_bf16 = pytest.mark.skipif(
+    not native_bfloat16(torch.device("cpu")),
+    reason="this CPU has no bfloat16 hardware (AMX / AVX512-BF16): bfloat16 is refused here",
+)
+
+
+@needs_bf16
 def test_bfloat16_is_close_and_valid(fitted):
     cube, est = fitted
     exact = est.transform_array(cube.pixels)
     fast = est.transform_array(cube.pixels, precision="bfloat16")
+    np.testing.assert_array_equal(est.transform_array(cube.pixels, precision="bf16"), fast)  # training's spelling
+    assert est.pixel_unmixer("bf16").precision == "bfloat16"
     assert fast.dtype == np.float32
     assert np.all(fast >= 0) and np.allclose(fast.sum(axis=1), 1, atol=1e-5)
     # bfloat16 keeps 8 bits of mantissa: close to, not equal to, float32
@@ -142,3 +151,57 @@ def test_bad_input_is_explained(fitted):
         EGUNet("pw", 3).transform_array(cube.pixels)
     with pytest.raises(InputError, match="four layers"):
         PixelUnmixer([np.ones((2, 2))], [np.ones(2)])
+
+
+@needs_bf16
+def test_bfloat16_blocks_and_inputs_do_not_change_the_numbers(fitted):
+    """The bfloat16 path reuses its buffers from block to block: any block size, float64 or
+    read-only input gives the numbers of one whole-array pass."""
+    cube, est = fitted
+    state = est.pixel_unmixer("bfloat16").__getstate__()
+    whole = PixelUnmixer.__new__(PixelUnmixer)
+    whole.__setstate__(dict(state, block_size=10_000))
+    expected = whole(cube.pixels.astype(np.float32))
+    frozen = cube.pixels.copy()
+    frozen.flags.writeable = False
+    for block in (1, 7, 64, len(cube.pixels) - 1):
+        got = PixelUnmixer.__new__(PixelUnmixer)
+        got.__setstate__(dict(state, block_size=block))
+        for pixels in (cube.pixels, frozen):
+            np.testing.assert_array_equal(got(pixels), expected, err_msg=f"block_size={block}")
+
+
+def test_bfloat16_is_refused_where_it_would_be_emulated(fitted, monkeypatch):
+    """Without bfloat16 hardware torch emulates the products, far slower than float32: refused."""
+    from egu_widgets.engine import inference
+
+    cube, est = fitted
+    monkeypatch.setattr(inference, "native_bfloat16", lambda device: False)
+    with pytest.raises(InputError, match="bfloat16 in hardware.*use precision='float32'"):
+        est.transform_array(cube.pixels, precision="bfloat16")
+    with pytest.raises(InputError, match="bfloat16 in hardware"):
+        est.pixel_unmixer("bf16")
+    assert est.transform_array(cube.pixels).dtype == np.float32  # float32 is unaffected
+
+
+def test_every_input_layout_gives_the_float32_contiguous_numbers(fitted):
+    """float32 C-contiguous input is wrapped as it is; any other dtype, byte order, layout or a
+    read-only array is converted block by block into one reused buffer: the same numbers."""
+    cube, est = fitted
+    unmixer = est.pixel_unmixer(chunk_size=50)  # many blocks, the last one partial
+    pixels32 = np.ascontiguousarray(cube.pixels, dtype=np.float32)
+    expected = unmixer(pixels32)
+    frozen = pixels32.copy()
+    frozen.flags.writeable = False
+    strided = np.asfortranarray(pixels32)  # not C-contiguous (reshaped into a copy, as before)
+    inputs = {
+        "float64": pixels32.astype(np.float64),
+        "read-only float32": frozen,
+        "big-endian float32": pixels32.astype(">f4"),
+        "Fortran order": strided,
+    }
+    for name, pixels in inputs.items():
+        np.testing.assert_array_equal(unmixer(pixels), expected, err_msg=name)
+    counts = np.round(pixels32 * 1000).astype(np.uint16)  # integer input converts like astype(float32)
+    np.testing.assert_array_equal(unmixer(counts), unmixer(counts.astype(np.float32)))
+    assert frozen.flags.writeable is False and np.array_equal(frozen, pixels32)  # input left untouched
