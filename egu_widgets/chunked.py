@@ -57,7 +57,7 @@ def map_pixels(
         # block: (..., bands) with any leading chunk shape
         lead = block.shape[:-1]
         flat = np.ascontiguousarray(block.reshape(-1, block.shape[-1]), dtype=np.float32)
-        good = np.isfinite(flat).all(axis=1)
+        good = _finite_rows(flat)
         every = bool(good.all())
         out = np.asarray(fn(flat if every else flat[good]), dtype=dtype)
         n = flat.shape[0] if every else int(good.sum())
@@ -79,6 +79,15 @@ def map_pixels(
         dask_gufunc_kwargs={"output_sizes": {out_dim: n_out}},
     )
     return mapped.transpose(out_dim, "y", "x").rename(name)
+
+
+def _finite_rows(flat: np.ndarray, block: int = 1 << 22) -> np.ndarray:
+    """(n,) bool: which rows of ``flat`` (n, bands) are all finite, read a block of values at a time."""
+    good = np.empty(flat.shape[0], dtype=bool)
+    step = max(1, block // max(flat.shape[1], 1))
+    for start in range(0, flat.shape[0], step):
+        good[start : start + step] = np.isfinite(flat[start : start + step]).all(axis=1)
+    return good
 
 
 def fcls_chunked(cube: HyperCube, endmembers: np.ndarray) -> xr.DataArray:

@@ -16,6 +16,8 @@ Set the environment variable ``EGU_WIDGETS_MEMORY_CHECK=0`` to skip the check.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,12 +28,15 @@ from .errors import InputError
 __all__ = [
     "CHECK_ENV",
     "LAZY_HINT",
+    "ONE_PASS_PIXELS",
+    "STATISTICS_BLOCK",
     "available_bytes",
     "check_fits",
     "classic_bytes",
     "cube_bytes",
     "egu_bytes",
     "format_bytes",
+    "release_freed_memory",
 ]
 
 #: The environment variable that turns the check off ("0", "false", "no" or "off").
@@ -41,6 +46,14 @@ LAZY_HINT = (
     "open the cube lazily (open_cube(path, chunks={'y': 256})), fit on a part of it and map the whole "
     "with model.abundance_maps(lazy_cube)"
 )
+
+#: Pixels up to which an EGU-Net fit computes whole-image batch statistics (the RMSE monitor,
+#: the calibration of the batch norms) in one pass, as the authors do; larger images go through
+#: those passes in blocks of :data:`STATISTICS_BLOCK` pixels, with the statistics accumulated in
+#: float64, so that their activations never hold more than one block.
+ONE_PASS_PIXELS = 65536
+#: Pixels per block of those passes on larger images.
+STATISTICS_BLOCK = 16384
 
 # Measured constants (see docs/memory.md for the benchmark behind them).
 #: Classical methods: float64 numbers kept per pixel and endmember (abundances, b = M y, the
@@ -131,6 +144,31 @@ def egu_bytes(
     if _is_lazy(cube):
         total += cube_bytes(cube)
     return int(total)
+
+
+def release_freed_memory() -> bool:
+    """Hand memory that was freed but kept by the C allocator back to the system (glibc only).
+
+    glibc keeps freed blocks of its heap for reuse; after a phase that made many mid-sized
+    allocations (the bundle search, the training steps) that memory stays resident and adds to
+    the next phase's peak. ``malloc_trim(0)`` returns it (dask's workers do the same). Returns
+    whether it ran; a no-op off glibc.
+    """
+    global _LIBC
+    if _LIBC is None:
+        name = ctypes.util.find_library("c")
+        try:
+            libc = ctypes.CDLL(name) if name else None
+        except OSError:
+            libc = None
+        _LIBC = libc if libc is not None and hasattr(libc, "malloc_trim") else False
+    if _LIBC is False:
+        return False
+    _LIBC.malloc_trim(0)
+    return True
+
+
+_LIBC: Any = None
 
 
 def _read_int(path: Path) -> int | None:

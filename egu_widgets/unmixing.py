@@ -17,9 +17,27 @@ from .errors import InputError
 from .memory import check_fits
 from .methods import DEFAULT_METHOD, fit_estimator, get_method
 from .results import UnmixingResult
-from .validation import check_seed
+from .validation import check_n_endmembers, check_seed
 
 __all__ = ["unmix"]
+
+
+def _check_numeric_endmembers(endmembers: Any) -> Any:
+    """``endmembers`` unchanged when it reads as an array of numbers; else one InputError.
+
+    The methods check its shape against the cube; what cannot become numbers at all (a string, a
+    ragged list) is refused here, with what was given, instead of NumPy's bare ValueError.
+    """
+    try:
+        np.asarray(endmembers, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        shown = repr(endmembers)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise InputError(
+            f"endmembers must be a (P, bands) array of numbers; got {type(endmembers).__name__} {shown} ({exc}); "
+            "pass an array (CLI: --endmembers-from FILE)"
+        ) from None
+    return endmembers
 
 
 def unmix(
@@ -68,7 +86,7 @@ def unmix(
         return fit_estimator(method, cube, n_endmembers)
     spec = get_method(method)
     if endmembers is not None:
-        options["endmembers"] = endmembers
+        options["endmembers"] = _check_numeric_endmembers(endmembers)
     if lam is not None:
         options["lam"] = lam
     spec.check_options(options)
@@ -77,10 +95,11 @@ def unmix(
     cube = open_cube(cube)
     # Degenerate data (one spectrum everywhere, too few directions for P, values whose squares
     # leave float32) is refused here, before any method runs on it.
-    p = n_endmembers if n_endmembers is not None else cube.n_true_endmembers
     # A lazy cube's valid map is a pass over the file: its pixel count bounds P here (its fit checks the sample).
-    n_valid = cube.n_pixels if cube.reflectance.chunks is not None else cube.valid_mask.sum()
-    if not (isinstance(p, int) and not isinstance(p, bool) and 2 <= p <= min(cube.n_bands, n_valid)):
+    n_valid = cube.n_pixels if cube.reflectance.chunks is not None else int(cube.valid_mask.sum())
+    try:
+        p = check_n_endmembers(n_endmembers, n_bands=cube.n_bands, n_pixels=n_valid, default=cube.n_true_endmembers)
+    except InputError:
         p = None  # a P the method itself refuses, with the more direct message
     check_usable(cube, p)
     # A run that cannot fit is refused now, with the lazy path, not killed by the kernel later.

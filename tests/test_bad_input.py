@@ -425,3 +425,23 @@ def test_result_repr_never_raises():
     ds = xr.Dataset({"abundances": (("endmember", "pixel"), np.ones((2, 5)))}, attrs={"rmse": "n/a"})
     text = repr(UnmixingResult(ds))
     assert text.startswith("<UnmixingResult") and "pixel=5" in text
+
+
+# ---------------------------------------------------------------------------- method options
+@pytest.mark.parametrize(
+    "endmembers",
+    ["abc", [[0.1, 0.2], [0.3]], {"a": 1}, [["x"] * 12] * 3],
+    ids=["a string", "ragged rows", "a dict", "text entries"],
+)
+@pytest.mark.parametrize("method", ["fcls", "sunsal"])
+def test_endmembers_that_are_not_numbers_are_one_input_error(method, endmembers):
+    img, em, ab = scene()
+    cube = HyperCube.from_array(img, endmembers=em, abundances=ab)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InputError) as err:
+            from egu_widgets import unmix
+
+            unmix(cube, method, endmembers=endmembers)
+    assert "endmembers must be a (P, bands) array of numbers" in str(err.value)
+    assert "\n" not in str(err.value)

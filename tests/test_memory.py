@@ -233,3 +233,112 @@ def test_vca_and_fcls_never_copy_a_float32_image_whole(monkeypatch):
     finally:
         tracemalloc.stop()
     assert peak < 0.5 * pixels.nbytes
+
+
+# ---------------------------------------------------------------------------- EGU-Net's fit
+
+bundles_module = importlib.import_module("egu_widgets.engine.bundles")
+estimator_module = importlib.import_module("egu_widgets.engine.estimator")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(mode="default"), dict(mode="faithful"), dict(mode="faithful", stride=2, project=False, dedup=True)],
+    ids=["default", "faithful", "overlapping pixels"],
+)
+def test_bundles_searched_in_blocks_of_patches_equal_one_block(monkeypatch, options):
+    from egu_widgets.engine import extract_bundles
+
+    cube = make_demo(30, 30, 24, 3)
+    whole = extract_bundles(cube, 3, seed=5, **options).arrays()
+    monkeypatch.setattr(bundles_module, "_CHUNK_ELEMENTS", 25 * 24 * 7)  # blocks of 7 patches
+    blocks = extract_bundles(cube, 3, seed=5, **options).arrays()
+    for name, value in whole.items():
+        np.testing.assert_array_equal(blocks[name], value, err_msg=name)
+
+
+def test_bundle_extraction_never_copies_the_image_whole(monkeypatch):
+    from egu_widgets.engine import extract_bundles
+
+    monkeypatch.setattr(fcls_module, "_CHUNK_ELEMENTS", 1 << 16)
+    monkeypatch.setattr(bundles_module, "_CHUNK_ELEMENTS", 1 << 16)
+    cube = make_demo(80, 80, 224, 4)
+    assert np.shares_memory(bundles_module._image_of(cube)[0], cube.image)
+    tracemalloc.start()
+    try:
+        bundles = extract_bundles(cube, 4, mode="faithful", seed=0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Before: a float64 image, a float64 copy of all patches and its valid subset (six float32
+    # images); now the candidates (P spectra per 25 pixels, float64) and their labels.
+    assert peak < 0.8 * cube.image.nbytes
+    assert bundles.n_bundles == (80 // 5) ** 2 * 4
+
+
+def test_gram64_is_the_float64_product_and_reads_large_images_in_blocks(monkeypatch):
+    from egu_widgets.classic.vca import _gram64
+
+    pixels, _ = _mixtures(n=3000, b=50)
+    x64 = pixels.astype(np.float64)
+    np.testing.assert_array_equal(_gram64(pixels), x64.T @ x64)  # one block: the same product
+    monkeypatch.setattr(fcls_module, "_CHUNK_ELEMENTS", 50 * 128)
+    np.testing.assert_allclose(_gram64(pixels), x64.T @ x64, rtol=1e-13)
+
+
+def test_the_training_pixels_are_a_view_of_the_cube_unless_some_are_masked():
+    est = estimator_module.EGUNet("pw", 3, progress=False)
+    cube = make_demo(12, 12, 20, 3)
+    est._resolve(cube)
+    assert np.shares_memory(est._pixels_tensor(cube, valid_only=True).numpy(), cube.image)
+    image = cube.image.copy()
+    image[2, 3] = np.nan
+    masked = HyperCube.from_array(image, invalid="mask")
+    tensor = est._pixels_tensor(masked, valid_only=True)
+    assert tensor.shape == (143, 20) and not np.shares_memory(tensor.numpy(), masked.image)
+    readonly = make_demo(12, 12, 20, 3)
+    readonly.image.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch would warn on wrapping a read-only array
+        np.testing.assert_array_equal(est._pixels_tensor(readonly, valid_only=True).numpy(), readonly.pixels)
+
+
+def test_statistics_passes_are_whole_on_small_images_and_blocks_on_large(monkeypatch):
+    import torch
+
+    est = estimator_module.EGUNet("pw", 3, progress=False)
+    est._resolve(make_demo(8, 8, 20, 3))
+    assert len(est._statistics_chunks(torch.zeros(memory.ONE_PASS_PIXELS, 2))) == 1
+    chunks = est._statistics_chunks(torch.zeros(memory.ONE_PASS_PIXELS + 1, 2))
+    assert max(len(c) for c in chunks) <= memory.STATISTICS_BLOCK
+    assert sum(len(c) for c in chunks) == memory.ONE_PASS_PIXELS + 1
+    est.set_params(chunk_size=1000)._resolve(make_demo(8, 8, 20, 3))  # a smaller chunk_size bounds both
+    assert len(est._statistics_chunks(torch.zeros(1000, 2))) == 1
+    chunks = est._statistics_chunks(torch.zeros(1001, 2))
+    assert len(chunks) == 2 and sum(len(c) for c in chunks) == 1001
+
+
+def test_block_wise_statistics_give_the_one_pass_abundances(monkeypatch):
+    # The calibration and the monitor in blocks (float64 sums) against one pass (float32 batch
+    # statistics): the same abundances to float32 rounding.
+    cube = make_demo(24, 24, 20, 3)
+    kwargs = dict(epochs=2, batch_size=128, encoder_widths=(32, 16, 8), decoder_widths=(8, 16, 32), num_threads=1)
+    one = estimator_module.EGUNet("pw", 3, progress=False, **kwargs).fit(cube)
+    monkeypatch.setattr(estimator_module, "ONE_PASS_PIXELS", 100)
+    monkeypatch.setattr(estimator_module, "STATISTICS_BLOCK", 64)
+    blocks = estimator_module.EGUNet("pw", 3, progress=False, **kwargs).fit(cube)
+    np.testing.assert_allclose(blocks.transform(cube), one.transform(cube), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(blocks.history_["rmse"], one.history_["rmse"], rtol=1e-5)
+
+
+def test_release_freed_memory_runs_where_glibc_is():
+    assert memory.release_freed_memory() in (True, False)
+    assert memory.release_freed_memory() == memory.release_freed_memory()  # the same answer each time
+
+
+def test_finite_rows_in_blocks_equal_the_whole_check():
+    from egu_widgets.chunked import _finite_rows
+
+    x = np.random.default_rng(0).random((101, 7)).astype(np.float32)
+    x[[0, 13, 100], [6, 0, 3]] = [np.nan, np.inf, -np.inf]
+    np.testing.assert_array_equal(_finite_rows(x, block=21), np.isfinite(x).all(axis=1))

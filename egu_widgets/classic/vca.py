@@ -140,6 +140,19 @@ def _image_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return total / x.shape[0], gram
 
 
+def _gram64(x: np.ndarray) -> np.ndarray:
+    """The raw Gram matrix xᵀx (B, B) of (N, B) pixels in float64, without a float64 copy of them.
+
+    An image that fits one block of :data:`~egu_widgets.classic.fcls._CHUNK_ELEMENTS` values is
+    converted and multiplied whole (the same numbers as ``x.astype(float64).T @ x``); a larger one
+    is summed block by block, each block converted just before its product.
+    """
+    if _one_block(x.shape[0], x.shape[1]):
+        x64 = x.astype(np.float64, copy=False)
+        return x64.T @ x64
+    return _image_moments(x)[1]
+
+
 def _image_projected_data(x: np.ndarray, p: int, snr) -> np.ndarray:
     """:func:`_projected_data` of one (N, B) image with N > B, reading it block by block -> (1, N, P)."""
     n = x.shape[0]

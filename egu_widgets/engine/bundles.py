@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from ..classic import fcls, nfindr, nnls_unmix, sunsal, vca, vca_batch
+from ..classic.fcls import _CHUNK_ELEMENTS
+from ..classic.vca import _gram64
 from ..cube import HyperCube
 from ..errors import InputError
 from ..validation import check_choice, check_int, check_n_endmembers, seed_sequence
@@ -275,9 +277,14 @@ class SpectralBundles:
 
 
 def _image_of(cube: Any) -> tuple[np.ndarray, np.ndarray, HyperCube | None]:
-    """(H, W, B) float64 image, (H, W) validity mask, and the cube when one was given."""
+    """(H, W, B) float image, (H, W) validity mask, and the cube when one was given.
+
+    The image is the cube's own array (float32 or float64, not copied): the computations convert
+    the pixels they read to float64 a block at a time, which gives the numbers of a float64 copy
+    without holding one.
+    """
     if isinstance(cube, HyperCube):
-        return cube.image.astype(np.float64), cube.valid_mask, cube
+        return cube.image, cube.valid_mask, cube
     arr = np.asarray(cube)
     if arr.ndim != 3:
         raise InputError(f"bundles need a HyperCube or a (rows, cols, bands) array; got shape {arr.shape}")
@@ -285,7 +292,9 @@ def _image_of(cube: Any) -> tuple[np.ndarray, np.ndarray, HyperCube | None]:
         raise InputError(f"the image must hold floating-point reflectance; got dtype {arr.dtype}")
     if not np.isfinite(arr).all():
         raise InputError("the image has NaN or Inf values; build a HyperCube with invalid='mask' first")
-    return arr.astype(np.float64), np.ones(arr.shape[:2], dtype=bool), None
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    return arr, np.ones(arr.shape[:2], dtype=bool), None
 
 
 def _patch_grid(height: int, width: int, size: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -300,13 +309,22 @@ def _patch_grid(height: int, width: int, size: int, stride: int) -> tuple[np.nda
     return yy.ravel(), xx.ravel()
 
 
-def _gather_patches(image: np.ndarray, size: int, y0: np.ndarray, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(K, size², B) patch pixels (row-major inside the patch) and their (K, size²) image indices."""
-    width = image.shape[1]
+def _patch_pixel_ids(width: int, size: int, y0: np.ndarray, x0: np.ndarray) -> np.ndarray:
+    """(K, size²) row-major image indices of each patch's pixels (row-major inside the patch)."""
     dy, dx = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
     rows = y0[:, None] + dy.ravel()[None, :]
     cols = x0[:, None] + dx.ravel()[None, :]
-    return image[rows, cols], rows * width + cols
+    return rows * width + cols
+
+
+def _gather_patches(image: np.ndarray, pixel_ids: np.ndarray) -> np.ndarray:
+    """(K, n, B) float64 pixels of the patches whose (K, n) image indices are given."""
+    return image.reshape(-1, image.shape[2])[pixel_ids].astype(np.float64, copy=False)
+
+
+def _patch_block(n_pixels: int, n_bands: int) -> int:
+    """Patches per block of the candidate search: about ``_CHUNK_ELEMENTS`` float64 values."""
+    return max(1, _CHUNK_ELEMENTS // max(n_pixels * n_bands, 1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,17 +347,32 @@ def _project_top(patches: np.ndarray, chosen: np.ndarray, rank: int) -> np.ndarr
     return rows @ coeff
 
 
-def _candidates(patches, pixel_ids, n_endmembers, *, project, rng):
-    """VCA on every patch (one batched call): spectra (K·P, B), patch ids and pixel ids (flat)."""
-    _, idx = vca_batch(patches, n_endmembers, seed=rng, snr=PATCH_SNR)
-    if project:
-        chosen = _project_top(patches, idx, n_endmembers)
-        pix = np.full(idx.shape, -1)
-    else:
-        chosen = np.take_along_axis(patches, idx[:, :, None], axis=1)
-        pix = np.take_along_axis(pixel_ids, idx, axis=1)
-    patch_of = np.repeat(np.arange(len(patches)), n_endmembers)  # patch order, as in the paper
-    return chosen.reshape(-1, patches.shape[2]), patch_of, pix.reshape(-1)
+def _candidates(image, pixel_ids, n_endmembers, *, project, rng):
+    """VCA on every patch: spectra (K·P, B) float64, patch ids and pixel ids (flat).
+
+    The K patches (their (K, n) image indices ``pixel_ids``) are gathered and searched a block
+    of patches at a time, so no copy of all patches exists at once. Each patch's answer does not
+    depend on its block: the batched algebra works patch by patch, and the block calls draw
+    their random directions one after the other from ``rng``, the same numbers that one call for
+    all K patches draws.
+    """
+    k, n = pixel_ids.shape
+    bands = image.shape[2]
+    spectra = np.empty((k * n_endmembers, bands))
+    pix = np.full((k, n_endmembers), -1, dtype=pixel_ids.dtype)
+    step = _patch_block(n, bands)
+    for start in range(0, k, step):
+        ids = pixel_ids[start : start + step]
+        patches = _gather_patches(image, ids)
+        _, idx = vca_batch(patches, n_endmembers, seed=rng, snr=PATCH_SNR)
+        if project:
+            chosen = _project_top(patches, idx, n_endmembers)
+        else:
+            chosen = np.take_along_axis(patches, idx[:, :, None], axis=1)
+            pix[start : start + len(ids)] = np.take_along_axis(ids, idx, axis=1)
+        spectra[start * n_endmembers : (start + len(ids)) * n_endmembers] = chosen.reshape(-1, bands)
+    patch_of = np.repeat(np.arange(k), n_endmembers)  # patch order, as in the paper
+    return spectra, patch_of, pix.reshape(-1)
 
 
 def _pseudo_abundances(spectra: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, int]:
@@ -388,12 +421,13 @@ def sum_to_one_statistic(pixels: np.ndarray, reference: np.ndarray, *, max_pixel
     float
         The median cost in noise variances (0 when the non-negative fit is exact).
     """
-    y = np.asarray(pixels, dtype=np.float64)
+    y = np.asarray(pixels)
     m = np.asarray(reference, dtype=np.float64)
     if y.ndim != 2 or m.ndim != 2 or y.shape[1] != m.shape[1]:
         raise InputError(f"pixels (N, B) and reference (P, B) must share B; got {y.shape} and {m.shape}")
-    if len(y) > max_pixels:
+    if len(y) > max_pixels:  # the sample first, then float64: no float64 copy of the image
         y = y[np.linspace(0, len(y) - 1, max_pixels).round().astype(np.int64)]
+    y = y.astype(np.float64, copy=False)
     free = nnls_unmix(y, m)
     tied = fcls(y, m)
     r_free = ((y - free @ m) ** 2).sum(axis=1)
@@ -430,7 +464,7 @@ def reference_endmembers(
     b = image.shape[2]
     if isinstance(reference, str):
         if reference in ("vca", "vca-pixels", "nfindr"):
-            pixels = image.reshape(-1, b)[valid.ravel()]
+            pixels = image.reshape(-1, b) if valid.all() else image.reshape(-1, b)[valid.ravel()]
             finder = nfindr if reference == "nfindr" else vca
             em, _ = finder(pixels, n_endmembers, seed=_bundle_rngs(seed)[0])
             if reference == "vca-pixels":
@@ -438,7 +472,7 @@ def reference_endmembers(
             # The reference VCA returns its picks projected onto the data's top-P (uncentred)
             # singular subspace, i.e. with the noise outside the signal subspace removed; the
             # classic vca() returns the raw pixels. The projection lowers the labels' error.
-            _, vecs = np.linalg.eigh(pixels.T @ pixels)
+            _, vecs = np.linalg.eigh(_gram64(pixels))  # float64, block by block on large images
             top = vecs[:, ::-1][:, :n_endmembers]
             return (em @ top) @ top.T, reference
         if reference == "truth":
@@ -574,14 +608,14 @@ def extract_bundles(
     reference_rng, patch_rng = _bundle_rngs(seed)
 
     y0, x0 = _patch_grid(height, width, size, stride)
-    patches, pixel_ids = _gather_patches(image, size, y0, x0)
+    pixel_ids = _patch_pixel_ids(width, size, y0, x0)
     usable = valid.ravel()[pixel_ids].all(axis=1)  # a patch with a masked pixel is skipped whole
     if not usable.any():
         raise InputError("every patch contains invalid (masked) pixels; there is nothing to build bundles from")
     patch_numbers = np.flatnonzero(usable)
-    patches, pixel_ids = patches[usable], pixel_ids[usable]
+    pixel_ids = pixel_ids[usable]
 
-    spectra, patch_of, pixel_of = _candidates(patches, pixel_ids, p, project=bool(opts["project"]), rng=patch_rng)
+    spectra, patch_of, pixel_of = _candidates(image, pixel_ids, p, project=bool(opts["project"]), rng=patch_rng)
     patch_of = patch_numbers[patch_of]
     n_candidates = len(spectra)
     if opts["dedup"]:
@@ -594,7 +628,8 @@ def extract_bundles(
     if labeller == "auto":
         # Sum-to-one abundances in the data's units where the image obeys that model; where it
         # does not (brightness varies from pixel to pixel), shares of the spectra's shapes.
-        statistic = sum_to_one_statistic(image.reshape(-1, bands)[valid.ravel()], ref)
+        flat = image.reshape(-1, bands)
+        statistic = sum_to_one_statistic(flat if valid.all() else flat[valid.ravel()], ref)
         labeller, label_scale = ("fcls", "none") if statistic <= ASC_THRESHOLD else ("nnls", label_scale)
     # The labels are computed against ``ref / units``; the reference is kept in the data's units.
     units = 1.0

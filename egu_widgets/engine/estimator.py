@@ -28,6 +28,7 @@ import torch
 from .._atomic import atomic_path
 from ..cube import HyperCube
 from ..errors import CheckpointError, InputError
+from ..memory import ONE_PASS_PIXELS, STATISTICS_BLOCK, release_freed_memory
 from ..results import UnmixingResult, _jsonable
 from ..validation import (
     check_choice,
@@ -489,10 +490,17 @@ class EGUNet:
         return cube
 
     def _pixels_tensor(self, cube: HyperCube, valid_only: bool) -> torch.Tensor:
+        """The pixels (N, B) as a float32 tensor: on the CPU a view of the cube's array when every
+        pixel is valid (nothing writes into it), otherwise the valid pixels' copy."""
         pixels = cube.pixels
         if valid_only:
-            pixels = pixels[cube.valid_mask.ravel()]
-        return torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).to(self.device_)
+            valid = cube.valid_mask.ravel()
+            if not valid.all():
+                pixels = pixels[valid]
+        pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+        if not pixels.flags.writeable:  # torch warns on wrapping a read-only array
+            pixels = pixels.copy()
+        return torch.from_numpy(pixels).to(self.device_)
 
     def _image_tensor(self, cube: HyperCube) -> torch.Tensor:
         img = np.ascontiguousarray(cube.image.transpose(2, 0, 1), dtype=np.float32)[None]
@@ -501,6 +509,19 @@ class EGUNet:
     def _chunks(self, x: torch.Tensor) -> list[torch.Tensor]:
         n = max(1, -(-x.shape[0] // self.hyperparameters_["chunk_size"]))
         return list(x.tensor_split(n)) if n > 1 else [x]
+
+    def _statistics_chunks(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``x`` whole up to ONE_PASS_PIXELS rows (and ``chunk_size``), else blocks of STATISTICS_BLOCK.
+
+        For the passes that need whole-image batch statistics (the monitor, the calibration):
+        a small image gets them from one pass, a large one from float64 sums over blocks, whose
+        activations are those of one block.
+        """
+        size = self.hyperparameters_["chunk_size"]
+        if x.shape[0] <= min(size, ONE_PASS_PIXELS):
+            return [x]
+        n = -(-x.shape[0] // min(size, STATISTICS_BLOCK))
+        return list(x.tensor_split(n))
 
     def _resolve(self, cube: HyperCube) -> int:
         """Check every parameter against ``cube`` and store the resolved ones; returns P."""
@@ -571,6 +592,7 @@ class EGUNet:
         torch.set_num_threads(choose_num_threads(hp["num_threads"], torch_default=old_threads))
         try:
             bset = None if self.variant == "ae" else self._bundles_for(cube, p, bundles)
+            release_freed_memory()  # the bundle search's freed blocks, before training's own
             # Weights are drawn on the CPU (then moved), so CPU and GPU runs start from the same ones.
             init = self._torch_generator("init", torch.device("cpu"))
             # torch's layers draw default weights from the global stream before ours replace them:
@@ -653,6 +675,7 @@ class EGUNet:
                 precision=hp["precision"],
                 **schedule,
             )
+            release_freed_memory()  # the training steps' freed blocks, before the whole-image passes
             self.schedule_ = schedule
             self.model_, self.bundles_, self.outcome_ = model, bset, outcome
             self.n_bands_, self.n_endmembers_ = cube.n_bands, p
@@ -727,7 +750,7 @@ class EGUNet:
         from .. import metrics
 
         truth = cube.true_abundance_pixels[cube.valid_mask.ravel()]
-        chunks = self._chunks(pixels)
+        chunks = self._statistics_chunks(pixels)
 
         def evaluate() -> dict:
             model.eval()
@@ -753,17 +776,18 @@ class EGUNet:
         model = self.model_
         model.eval()
         pixels = self._pixels_tensor(cube, valid_only=True)
-        chunks = self._chunks(pixels)
-        calibrate(model.pixel_norms(), model.unmix, chunks)
-        if self.variant == "ss":
-            # The image stream's one batch is the whole image: one pass records every statistic
-            # on its path (the shared third layer's into model.image_bn3, so the pixel statistics
-            # above stay), after which eval mode reproduces that batch-statistics pass, in tiles too.
-            calibrate(model.image_norms(), model.image_stream, [self._image_tensor(cube)])
-        else:
-            with torch.no_grad():
+        chunks = self._statistics_chunks(pixels)
+        # No gradients: a pass that builds an autograd graph keeps every activation alive.
+        with torch.no_grad():
+            calibrate(model.pixel_norms(), model.unmix, chunks)
+            if self.variant == "ss":
+                # The image stream's one batch is the whole image: one pass records every statistic
+                # on its path (the shared third layer's into model.image_bn3, so the pixel statistics
+                # above stay), after which eval mode reproduces that batch-statistics pass, in tiles too.
+                calibrate(model.image_norms(), model.image_stream, [self._image_tensor(cube)])
+            else:
                 ab = torch.cat([model.unmix(c) for c in chunks])
-            calibrate(list(model.decoder.norms), model.decode, self._chunks(ab))
+                calibrate(list(model.decoder.norms), model.decode, self._statistics_chunks(ab))
 
     # ------------------------------------------------------------------ inference
     def _require_fitted(self) -> _EGUBase:

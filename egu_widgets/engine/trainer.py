@@ -116,8 +116,9 @@ class PixelObjective(_Objective):
     """pw and ae: shuffled pixel mini-batches, and the bundle set (or a batch of it) at every step.
 
     The authors split each epoch into ⌊N / 8000⌋ mini-batches of 8 000 pixels and drop the rest;
-    here the N valid pixels are split into max(1, round(N / batch_size)) near-equal batches, so
-    every pixel is used every epoch and images smaller than one batch still train.
+    here the N valid pixels are split into max(1, round(N / batch_size)) near-equal batches (at
+    most N // 2, so that no batch holds a single pixel), so every pixel is used every epoch and
+    images smaller than one batch still train.
     """
 
     def __init__(
@@ -135,7 +136,9 @@ class PixelObjective(_Objective):
         self.pixels = pixels
         self.generator = generator
         n = pixels.shape[0]
-        self.steps_per_epoch = max(1, int(round(n / max(int(batch_size), 1))))
+        # Near-equal batches of at least two pixels (batch norm needs two): a split that would
+        # leave a batch of one has one batch fewer, its pixels shared among the others.
+        self.steps_per_epoch = max(1, min(int(round(n / max(int(batch_size), 1))), n // 2))
         self._batches: tuple[torch.Tensor, ...] = ()
 
     def begin_epoch(self) -> int:
