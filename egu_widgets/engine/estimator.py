@@ -825,9 +825,10 @@ class EGUNet:
         """The trained endmember stream as a plain function (..., bands) array → (..., P) float32.
 
         Batch norms are folded into the linear layers (see :mod:`~egu_widgets.engine.inference`);
-        the result equals ``transform`` to float32 rounding. ``precision="bfloat16"`` does the matrix
-        products in bfloat16 (meant for GPUs; docs/engine.md gives its error and speed). The object
-        pickles, so it can be shipped to dask workers.
+        the result equals ``transform`` to float32 rounding. ``precision="bfloat16"`` (or ``"bf16"``)
+        does the matrix products in bfloat16, close to float32; it is refused on a CPU without
+        bfloat16 hardware, where torch would emulate it (docs/engine.md gives its error and speed).
+        The object pickles, so it can be shipped to dask workers.
         """
         model = self._require_fitted()
         if chunk_size is None:
