@@ -3,6 +3,7 @@
     python benchmarks/bench_bundles.py                          # all settings, Samson and Jasper Ridge, seeds 0-2
     python benchmarks/bench_bundles.py --settings faithful overlap --seeds 0
     python benchmarks/bench_bundles.py --timing-only            # extraction time on the paper's scene
+    python benchmarks/bench_bundles.py --labeller-bound         # each labeller applied to every pixel
 
 Each setting is a dict of :func:`egu_widgets.engine.extract_bundles` options (below). For every
 dataset × setting × seed it trains EGU-Net-pw with the default network settings on those bundles
@@ -10,6 +11,12 @@ and prints the abundance RMSE after alignment, the pseudo-labels' own quality (R
 spectrum's label against the true abundances of the pixel it came from, where it is one pixel),
 and seconds; then the median over seeds. The timing table is extraction seconds on egu-synthetic
 (200×200×224, P=5: the paper's scene size) for each setting.
+
+``--labeller-bound`` trains nothing: on the robustness suite and the three datasets it applies
+each way of labelling (against the whole-image N-FINDR reference of the seed) to every pixel and
+prints the abundance RMSE after alignment, i.e. what a network that learnt its labeller exactly
+would reach, with FCLS on the true endmembers as the oracle line, and the image's
+:func:`~egu_widgets.engine.bundles.sum_to_one_statistic` with the labeller ``"auto"`` picks.
 """
 
 from __future__ import annotations
@@ -54,6 +61,53 @@ def label_rmse(cube, bundles) -> float:
     return float(np.sqrt(np.mean((bundles.labels[keep][:, order] - truth) ** 2)))
 
 
+def labeller_bound(scenes, seeds) -> None:
+    """Print the labeller-bound table (see the module doc)."""
+    import statistics
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from robustness_scenes import RECIPES, make_scene
+
+    from egu_widgets import metrics
+    from egu_widgets.classic import fcls
+    from egu_widgets.engine.bundles import (
+        ASC_THRESHOLD,
+        _constrained_abundances,
+        _pseudo_abundances,
+        reference_endmembers,
+        sum_to_one_statistic,
+    )
+
+    print(f"labels of every pixel against the seed's N-FINDR reference; median over seeds {seeds} ({load_average()})")
+    print("abundance RMSE after alignment, 0-1 scale (x100 in parentheses)\n")
+    cols = ["fcls, data units", "nnls, data units", "nnls, max-scaled", "auto", "statistic", "auto picks", "oracle"]
+    print("| scene | " + " | ".join(cols) + " |")
+    print("|---|" + "---:|" * (len(cols) - 2) + "---|---:|")
+    for name in scenes:
+        cube = make_scene(name, seed=0) if name in RECIPES else open_cube(name)
+        p = cube.n_true_endmembers
+        pixels = cube.pixels[cube.valid_mask.ravel()].astype(np.float64)
+        truth = cube.true_abundance_pixels[cube.valid_mask.ravel()]
+        em = np.asarray(cube.true_endmembers)
+        runs = []
+        for seed in seeds:
+            ref, _ = reference_endmembers(cube, p, "nfindr", seed=seed)
+            units = ref.max(axis=1, keepdims=True)
+            stat = sum_to_one_statistic(pixels, ref)
+            est = [
+                _constrained_abundances(pixels, ref),
+                _pseudo_abundances(pixels, ref)[0],
+                _pseudo_abundances(pixels, ref / units)[0],
+            ]
+            est.append(est[0] if stat <= ASC_THRESHOLD else est[2])
+            runs.append([metrics.score(a, truth, ref, em)["rmse"] for a in est] + [stat, stat <= ASC_THRESHOLD])
+        med = [statistics.median(r[k] for r in runs) for k in range(5)]
+        picks = "/".join("fcls" if r[5] else "nnls-max" for r in runs)
+        oracle = metrics.score(fcls(pixels, em), truth, em, em)["rmse"]
+        cells = [f"{v:.4f} ({100 * v:.2f})" for v in med[:4]] + [f"{med[4]:.2f}", picks, f"{oracle:.4f}"]
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -64,7 +118,15 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timing-only", action="store_true")
     ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--labeller-bound", action="store_true", help="labellers on every pixel (no training)")
+    ap.add_argument("--scenes", nargs="+", help="--labeller-bound: scenes (default: the suite and the datasets)")
     args = ap.parse_args(argv)
+    if args.labeller_bound:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from robustness_scenes import RECIPES
+
+        labeller_bound(args.scenes or [*RECIPES, "samson", "jasper-ridge", "egu-synthetic"], args.seeds)
+        return 0
 
     if not args.timing_only:
         print(f"EGU-Net-pw, default network settings, seeds {args.seeds} ({load_average()})")

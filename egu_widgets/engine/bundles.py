@@ -14,8 +14,13 @@ EGU-Net never sees ground truth. It builds its own labelled set from the image:
 non-overlapping patches, P candidates per patch, VCA forced to its high-SNR branch (SNR = 30 dB),
 candidates taken as VCA's projections onto each patch's top-P subspace, and a whole-image VCA
 reference. ``mode="default"`` keeps those bundles but labels them against whole-image N-FINDR
-spectra, each scaled to a maximum of 1: what bounds EGU-Net's accuracy is the labeller, and this
-reference was the best measured (docs/bundles.md, with the command that regenerates the table).
+spectra: what bounds EGU-Net's accuracy is the labeller (docs/bundles.md, with the commands that
+regenerate the tables). How depends on the image (``labeller="auto"``): where it obeys the linear
+mixing model with sum-to-one abundances (:func:`sum_to_one_statistic`, a likelihood-ratio test of
+that constraint), by fully constrained least squares in the data's units; where per-pixel
+brightness breaks it (real scenes' illumination and topography), by non-negative least squares
+against the spectra each scaled to a maximum of 1, rows divided by their sums, so that the
+abundances are shares of the spectra's shapes.
 Overlapping patches (``stride``, ``dedup``) stay available; the authors' other ideas (per-patch
 endmember counts, k-means reduction) and a refined reference never beat the released behaviour
 there and are not offered.
