@@ -20,6 +20,8 @@ from egu_widgets.methods import get_method, method_names
 MiB = 2**20
 # The module (the package exports a function of the same name).
 fcls_module = importlib.import_module("egu_widgets.classic.fcls")
+vca_module = importlib.import_module("egu_widgets.classic.vca")
+moments = vca_module._image_moments
 
 
 def _mixtures(n=3000, b=50, p=4, seed=0, dtype=np.float32):
@@ -166,15 +168,34 @@ def test_block_wise_classical_methods_give_the_whole_array_answer(monkeypatch, d
     runs = {**sign_free, **signed}
     whole = {name: _as_tuple(run()) for name, run in sign_free.items()}
     by_size = {}
-    for rows in (128, 1001):  # 24 and 3 blocks
+    # 24 and 9 blocks (VCA computes up to _WHOLE_BLOCKS blocks whole: these images are larger)
+    for rows in (128, 334):
         monkeypatch.setattr(fcls_module, "_CHUNK_ELEMENTS", 50 * rows)
         by_size[rows] = {name: _as_tuple(run()) for name, run in runs.items()}
     for name in runs:
-        references = [by_size[1001][name]] + ([whole[name]] if name in sign_free else [])
+        references = [by_size[334][name]] + ([whole[name]] if name in sign_free else [])
         for reference in references:
             assert len(by_size[128][name]) == len(reference)
             for got, want in zip(by_size[128][name], reference):
                 np.testing.assert_allclose(got, want, rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_vca_computes_images_of_up_to_four_blocks_whole_as_before(monkeypatch):
+    # The one-product answer (LAPACK's eigenvector signs), which the block path's sign convention
+    # does not reproduce: kept for images up to _WHOLE_BLOCKS blocks (the reproduction's scenes).
+    from egu_widgets.classic.vca import _vca_core
+
+    pixels, _ = _mixtures()
+    monkeypatch.setattr(fcls_module, "_CHUNK_ELEMENTS", 50 * 750)  # 4 blocks: whole
+    em, idx = _vca_core(pixels.astype(np.float64)[None], 4, np.random.default_rng(3), None)
+    got_em, got_idx = vca(pixels, 4, seed=3)
+    np.testing.assert_array_equal(got_idx, idx[0])
+    np.testing.assert_array_equal(got_em, em[0])
+    monkeypatch.setattr(fcls_module, "_CHUNK_ELEMENTS", 50 * 749)  # just over 4 blocks: the block path
+    calls = []
+    monkeypatch.setattr(vca_module, "_image_moments", lambda x: calls.append(x.shape) or moments(x))
+    vca(pixels, 4, seed=3)
+    assert calls == [pixels.shape]
 
 
 def test_block_wise_vca_finds_planted_pure_pixels(monkeypatch):

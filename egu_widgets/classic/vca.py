@@ -25,23 +25,40 @@ Differences from the reference MATLAB code, all deliberate:
 - a pixel already chosen is never chosen again while there are others left, and degenerate data
   (identical pixels, rank smaller than P, all-zero pixels) are handled without division by zero.
 
-Memory: :func:`vca` on a whole image (more pixels than one block of
+Memory: :func:`vca` on a large image (more values than :data:`_WHOLE_BLOCKS` blocks of
 :data:`~egu_widgets.classic.fcls._CHUNK_ELEMENTS`) reads the pixels block by block, each converted
 to float64 only for its own products: the Gram matrix, the mean and the (N, P) coordinates are
 accumulated, and no (N, B) copy of the image (float64, centred or projected) is ever made. The
 block sums round differently from one product, so the eigenvectors' signs, which are arbitrary,
 are fixed there (:func:`_canonical_signs`): the answer then does not depend on the block size.
-Images that fit one block are computed whole, exactly as before.
+Smaller images are computed whole, exactly as before (a float64 copy and its centred copy).
 """
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
-from egu_widgets.classic.fcls import _as_pixel_matrix, _one_block, _row_blocks, _rows64
+from egu_widgets.classic.fcls import _as_pixel_matrix, _row_blocks, _rows64
 from egu_widgets.errors import InputError
 
+# The module itself (the package's name ``fcls`` is the function): its block size is read per call.
+_fcls = importlib.import_module("egu_widgets.classic.fcls")
+
 __all__ = ["vca", "vca_batch"]
+
+#: :func:`vca` computes an image of up to this many blocks of values (2**24 values, 128 MiB as
+#: float64, by default) whole, with one product per Gram matrix, as before the block path
+#: existed: the block path fixes the eigenvectors' signs by a convention, which is not the sign
+#: LAPACK gives the one-product Gram matrix, so it picks other (equally valid) vertices. The
+#: scenes of the reproduction table (egu-synthetic: 200x200x224 values) keep their answers.
+_WHOLE_BLOCKS = 4
+
+
+def _computed_whole(n: int, b: int) -> bool:
+    """Whether :func:`vca` computes an (n, b) image whole (see :data:`_WHOLE_BLOCKS`)."""
+    return n * b <= _WHOLE_BLOCKS * _fcls._CHUNK_ELEMENTS
 
 
 def _check_n_endmembers(n_endmembers, n_pixels: int, n_bands: int) -> int:
@@ -143,11 +160,11 @@ def _image_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _gram64(x: np.ndarray) -> np.ndarray:
     """The raw Gram matrix xᵀx (B, B) of (N, B) pixels in float64, without a float64 copy of them.
 
-    An image that fits one block of :data:`~egu_widgets.classic.fcls._CHUNK_ELEMENTS` values is
-    converted and multiplied whole (the same numbers as ``x.astype(float64).T @ x``); a larger one
-    is summed block by block, each block converted just before its product.
+    An image that :func:`vca` computes whole is converted and multiplied whole (the same numbers
+    as ``x.astype(float64).T @ x``); a larger one is summed block by block, each block converted
+    just before its product.
     """
-    if _one_block(x.shape[0], x.shape[1]):
+    if _computed_whole(x.shape[0], x.shape[1]):
         x64 = x.astype(np.float64, copy=False)
         return x64.T @ x64
     return _image_moments(x)[1]
@@ -189,7 +206,8 @@ def _projected_data(x: np.ndarray, p: int, snr) -> np.ndarray:
     del centred
 
     def raw_coordinates(high: np.ndarray) -> np.ndarray:
-        return _top_coordinates(gram[high], p, energy[high], None if small_is_pixels else x[high])
+        raw = None if small_is_pixels else (x if high.all() else x[high])  # no copy when all are high
+        return _top_coordinates(gram[high], p, energy[high], raw)
 
     return _scaled_projection(centred_coords, mean, energy, p, b, snr, raw_coordinates)
 
@@ -292,7 +310,7 @@ def _vca_core(x: np.ndarray, p: int, rng: np.random.Generator, snr) -> tuple[np.
 def _vca_image(x: np.ndarray, p: int, rng: np.random.Generator, snr) -> tuple[np.ndarray, np.ndarray]:
     """VCA of one (N, B) image of any float dtype; large images go block by block (see the module doc)."""
     n, b = x.shape
-    if n <= b or _one_block(n, b):
+    if n <= b or _computed_whole(n, b):
         endmembers, indices = _vca_core(x.astype(np.float64, copy=False)[None], p, rng, snr)
         return endmembers[0], indices[0]
     y = _image_projected_data(x, p, snr)
