@@ -114,6 +114,14 @@ def _bokeh_model_class():
                 self._egu_closed = True
                 super().close()
 
+            def _sync_model(self, model, content, buffers) -> None:
+                # The page sends back the events of every patch it applies (jupyter_bokeh 4.1), so
+                # each row streamed from here would be appended a second time; in these views data
+                # only flows from the kernel to the page, so streams and patches from it are dropped.
+                if content.get("kind") in ("ColumnsStreamed", "ColumnsPatched"):
+                    return
+                super()._sync_model(model, content, buffers)
+
         _BOKEH_MODEL = BokehPlotWidget
     return _BOKEH_MODEL
 
