@@ -119,6 +119,9 @@ def test_the_change_has_its_own_log_axis_with_the_tolerance_line():
     assert type(change.y_scale).__name__ == "LogScale" and type(rmse.y_scale).__name__ == "LinearScale"
     assert change.yaxis[0].axis_label == "change (RMS)" and "tol 0.005" in change.title.text
     assert rmse.yaxis[0].axis_label == "abundance RMSE"  # not "metric"
+    # a span under two decades still gets a label at every 1-2-5 tick, and one at tol
+    axis = change.yaxis[0]
+    assert {0.005, 0.01, 0.02, 0.05} <= set(axis.ticker.ticks) and axis.major_label_overrides[0.005] == "0.005"
     (line,) = _hlines(dash)
     assert line.handles["plot"] is change
     assert line.handles["glyph"].location == pytest.approx(0.005)

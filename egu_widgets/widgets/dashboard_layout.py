@@ -392,6 +392,11 @@ class DashboardLayout:
                     )
                     for c, colour in zip(cols, colours)
                 ]
+            extra = {}
+            if group == "change":
+                # Bokeh's log ticker labels a span under two decades linearly (0.05, 0.1 and
+                # nothing below): fixed 1-2-5 ticks, and the tolerance, label every decade shown
+                extra["yticks"] = _log_ticks(float(tol) if tol_line else None)
             if group == "change" and tol_line:
                 curves.append(
                     hv.HLine(float(tol)).opts(color=_TOL_COLOUR, line_dash="dashed", line_width=1.5, backend="bokeh")
@@ -405,6 +410,7 @@ class DashboardLayout:
                         "HLine": dict(common, logy=log),
                         "Overlay": dict(
                             title=title,
+                            **extra,
                             legend_position="top_right",
                             legend_opts={"background_fill_alpha": 0.6, "label_text_font_size": "8pt", "spacing": 0},
                             logy=log,
@@ -502,6 +508,13 @@ class LivePanel:
         else:
             pad = 0.2 * (hi - lo) or max(abs(hi) * 0.1, 1e-12)
             _set_range(self.y_range, lo - pad, hi + pad)
+
+
+def _log_ticks(tol: float | None) -> list[tuple[float, str]]:
+    """Ticks 1, 2, 5 times every power of ten from 1e-8 to 100, and ``tol``, with short labels."""
+    values = [m * 10.0**e for e in range(-8, 3) for m in (1, 2, 5)] + ([tol] if tol is not None else [])
+    by_label = {f"{v:g}": v for v in values}  # one tick per label: tol may equal a 1-2-5 tick
+    return sorted(((v, label) for label, v in by_label.items()), key=lambda tick: tick[0])
 
 
 def _fmt(value: Any) -> str:
