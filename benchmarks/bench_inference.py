@@ -73,7 +73,7 @@ def matmul_gflops(clock) -> float:
     """float32 matrix-multiply rate now (2048² products, torch's current threads), timed by ``clock``."""
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     a @ b
-    return 2 * 2048**3 / (best_of(lambda: [a @ b for _ in range(5)], 3, clock) / 5) / 1e9
+    return 2 * 2048**3 / (best_of(lambda: [a @ b for _ in range(2)], 3, clock) / 2) / 1e9
 
 
 def products_alone(unmixer: PixelUnmixer, pixels: np.ndarray, block: int):
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     seconds = {name: [] for name, *_ in paths}
     fractions = {name: [] for name, *_ in paths}
     rates = {name: [] for name, *_ in paths}
-    for _ in range(args.rounds):
+    for round_ in range(args.rounds):
         for name, n, fn in paths:
             before = matmul_gflops(clock)
             start = clock()
@@ -186,6 +186,8 @@ def main(argv=None) -> int:
             seconds[name].append(spent)
             rates[name].append(peak)
             fractions[name].append(n * flops_per_pixel / spent / 1e9 / peak)
+        done = ", ".join(f"{name} {f[-1]:.0%}" for name, f in fractions.items() if name.startswith(("pw", "ss, end")))
+        print(f"round {round_ + 1}: {done}", flush=True)
     print(
         f"\n{'path':<36} {'pixels':>9} {'seconds':>8} {'pixels/s':>12} {'matmul GFLOP/s':>15} {'matmul fraction':>22}"
     )
