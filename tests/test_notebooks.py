@@ -3,7 +3,9 @@ with their plain-text twins.
 
 Each notebook is executed in a fresh kernel of this interpreter with ``EGU_FAST=1`` and its
 outputs directed to a temporary folder (``EGU_OUTPUT``); any cell error fails the test. The
-checks on the executed notebooks look at what each one is for, not only that it ran.
+checks on the executed notebooks look at what each one is for, not only that it ran. The
+executions start early, in a background thread (see :class:`Executions`), so that the rest of the
+suite runs while the notebooks' kernels work.
 
 Every ``notebooks/0X_*.ipynb`` is a jupytext pair with ``notebooks/0X_*.py`` (py:percent): the
 ``.py`` is what reviewers read and diff, the ``.ipynb`` is what Binder and users open. After
@@ -13,9 +15,15 @@ the two disagree.
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -33,12 +41,17 @@ NAMES = [
     "04_reproduce_the_paper.ipynb",
 ]
 KERNEL = "egu-notebook-tests"
+#: Which notebook each execution test runs (tests/conftest.py starts the selected ones early).
+EXECUTES = {
+    "test_01_linear_mixing_basics": NAMES[0],
+    "test_02_egu_net_walkthrough": NAMES[1],
+    "test_03_explore_your_own_cube": NAMES[2],
+    "test_04_reproduce_the_paper": NAMES[3],
+}
 
 
-@pytest.fixture(scope="module")
-def kernel_env(tmp_path_factory):
-    """A kernel spec that runs *this* interpreter, whatever other kernels the machine has."""
-    root = tmp_path_factory.mktemp("jupyter")
+def write_kernel_spec(root: Path) -> Path:
+    """A kernel spec under ``root`` that runs *this* interpreter, whatever other kernels the machine has."""
     spec = root / "kernels" / KERNEL
     spec.mkdir(parents=True)
     (spec / "kernel.json").write_text(
@@ -71,21 +84,125 @@ print(f"{time.perf_counter() - start:.3f}")
 """
 
 
-def execute(name: str, workdir: Path, kernel_env: Path, monkeypatch) -> tuple[nbformat.NotebookNode, float]:
-    monkeypatch.setenv("EGU_FAST", "1")
-    monkeypatch.setenv("EGU_OUTPUT", str(workdir / "out"))
-    monkeypatch.setenv("JUPYTER_PATH", str(kernel_env))
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    executed = workdir / f"executed-{name}"
-    proc = subprocess.run(
-        [sys.executable, "-c", RUNNER, str(NOTEBOOKS / name), str(executed), str(workdir), KERNEL],
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"{name} failed to execute:\n{proc.stderr[-6000:]}")
-    return nbformat.read(executed, as_version=4), float(proc.stdout.strip().splitlines()[-1])
+class Executions:
+    """The notebooks executed one after another in a background thread, each in its own folder.
+
+    Executing a notebook is a separate process that mostly waits on its kernel, so the suite's
+    other tests can run meanwhile: :func:`background_start` (called by tests/conftest.py before
+    the first test outside tests/browser) starts the selected notebooks early, and each test
+    waits for its own. A test run on its own starts its notebook when it needs it.
+    """
+
+    def __init__(self):
+        self.root = Path(tempfile.mkdtemp(prefix="egu-notebook-tests-"))
+        self.kernel_env = write_kernel_spec(self.root / "jupyter")
+        self.queue: list[str] = []
+        self.done: dict[str, threading.Event] = {}
+        self.outcome: dict[str, tuple[int, str, str]] = {}
+        self.proc: subprocess.Popen | None = None
+        self.closed = False
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def workdir(self, name: str) -> Path:
+        return self.root / Path(name).stem
+
+    def request(self, names) -> None:
+        """Queue ``names`` (those not queued yet) and make sure the worker thread runs."""
+        with self.lock:
+            for name in names:
+                if name not in self.done:
+                    self.done[name] = threading.Event()
+                    self.queue.append(name)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._work, name="notebook-executions", daemon=True)
+                self.thread.start()
+
+    def _work(self) -> None:
+        while True:
+            with self.lock:
+                if self.closed or not self.queue:
+                    self.thread = None
+                    return
+                name = self.queue.pop(0)
+            try:
+                self.outcome[name] = self._execute(name)
+            except BaseException as exc:  # reported by the test that waits for it
+                self.outcome[name] = (1, "", f"{type(exc).__name__}: {exc}")
+            self.done[name].set()
+
+    def _execute(self, name: str) -> tuple[int, str, str]:
+        workdir = self.workdir(name)
+        workdir.mkdir(parents=True)
+        env = dict(
+            os.environ,
+            EGU_FAST="1",
+            EGU_OUTPUT=str(workdir / "out"),
+            JUPYTER_PATH=str(self.kernel_env),
+            MPLBACKEND="module://matplotlib_inline.backend_inline",
+        )
+        executed = workdir / f"executed-{name}"
+        with self.lock:
+            if self.closed:
+                return 1, "", "the test session ended before this notebook ran"
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", RUNNER, str(NOTEBOOKS / name), str(executed), str(workdir), KERNEL],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                start_new_session=True,
+            )
+        try:
+            out, err = self.proc.communicate(timeout=1500)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            out, err = self.proc.communicate()
+            err += "\n(killed after 1500 s)"
+        return self.proc.returncode, out, err
+
+    def result(self, name: str) -> tuple[nbformat.NotebookNode, float, Path]:
+        """Wait for ``name`` (starting it if nobody has) and return it executed, its seconds and its folder."""
+        self.request([name])
+        self.done[name].wait()
+        returncode, out, err = self.outcome[name]
+        if returncode != 0:
+            pytest.fail(f"{name} failed to execute:\n{err[-6000:]}")
+        workdir = self.workdir(name)
+        return nbformat.read(workdir / f"executed-{name}", as_version=4), float(out.strip().splitlines()[-1]), workdir
+
+    def close(self) -> None:
+        """Stop what still runs (a session ended early) and remove the folders."""
+        with self.lock:
+            self.closed = True
+            proc = self.proc
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_executions: Executions | None = None
+
+
+def _get_executions() -> Executions:
+    global _executions
+    if _executions is None:
+        _executions = Executions()
+        atexit.register(_executions.close)
+    return _executions
+
+
+def background_start(test_names) -> None:
+    """Start executing the notebooks of the selected tests ``test_names`` (hook for tests/conftest.py)."""
+    names = [EXECUTES[t] for t in test_names if t in EXECUTES]
+    if names:
+        _get_executions().request(names)
+
+
+def execute(name: str) -> tuple[nbformat.NotebookNode, float, Path]:
+    """``name`` executed in fast mode (``EGU_FAST=1``, outputs in ``<folder>/out``): notebook, seconds, folder."""
+    return _get_executions().result(name)
 
 
 def outputs(nb) -> tuple[str, int, list[str]]:
@@ -107,8 +224,8 @@ def outputs(nb) -> tuple[str, int, list[str]]:
     return "\n".join(text), images, mimes
 
 
-def test_01_linear_mixing_basics(tmp_path, kernel_env, monkeypatch):
-    nb, seconds = execute(NAMES[0], tmp_path, kernel_env, monkeypatch)
+def test_01_linear_mixing_basics():
+    nb, seconds, _ = execute(NAMES[0])
     text, images, _ = outputs(nb)
     assert "fast mode" in text
     assert "VCA + FCLS: abundance RMSE" in text
@@ -119,8 +236,8 @@ def test_01_linear_mixing_basics(tmp_path, kernel_env, monkeypatch):
     print(f"{NAMES[0]}: {seconds:.1f} s")
 
 
-def test_02_egu_net_walkthrough(tmp_path, kernel_env, monkeypatch):
-    nb, seconds = execute(NAMES[1], tmp_path, kernel_env, monkeypatch)
+def test_02_egu_net_walkthrough():
+    nb, seconds, _ = execute(NAMES[1])
     text, images, mimes = outputs(nb)
     assert "<SpectralBundles:" in text
     assert "<UnmixingResult egu-pw" in text and "<UnmixingResult ae" in text
@@ -130,10 +247,10 @@ def test_02_egu_net_walkthrough(tmp_path, kernel_env, monkeypatch):
     print(f"{NAMES[1]}: {seconds:.1f} s")
 
 
-def test_03_explore_your_own_cube(tmp_path, kernel_env, monkeypatch):
-    nb, seconds = execute(NAMES[2], tmp_path, kernel_env, monkeypatch)
+def test_03_explore_your_own_cube():
+    nb, seconds, workdir = execute(NAMES[2])
     text, _, mimes = outputs(nb)
-    out = tmp_path / "out"
+    out = workdir / "out"
     assert "the .mat and ENVI copies hold identical pixels: True" in text
     assert "suggested P = 4" in text  # the example scene has four materials
     assert "reopened identical: True" in text
@@ -148,7 +265,7 @@ def test_03_explore_your_own_cube(tmp_path, kernel_env, monkeypatch):
     print(f"{NAMES[2]}: {seconds:.1f} s")
 
 
-def test_04_reproduce_the_paper(tmp_path, kernel_env, monkeypatch):
+def test_04_reproduce_the_paper():
     from egu_widgets.cube.download import fetch
     from egu_widgets.errors import DatasetError
 
@@ -157,9 +274,9 @@ def test_04_reproduce_the_paper(tmp_path, kernel_env, monkeypatch):
             fetch(rel, download=False)
     except DatasetError as exc:
         pytest.skip(f"the real datasets are not available here: {exc}")
-    nb, seconds = execute(NAMES[3], tmp_path, kernel_env, monkeypatch)
+    nb, seconds, workdir = execute(NAMES[3])
     text, images, _ = outputs(nb)
-    table = (tmp_path / "out" / "fast" / "table.md").read_text()
+    table = (workdir / "out" / "fast" / "table.md").read_text()
     assert "FAST MODE" in table
     assert table.strip() in text  # shown inline
     for ds in ("egu-synthetic", "samson", "jasper-ridge"):
