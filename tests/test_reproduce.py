@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -47,13 +48,25 @@ def _require_data():
         pytest.skip(f"the real datasets are not available here: {exc}")
 
 
+# The fast mode with smaller crops and fewer epochs: every dataset, method, seed, figure and file
+# of a fast run, at a fraction of its training time (the fast mode's own settings are checked in
+# test_plans_and_their_validation, and notebook 04 runs it whole).
+FAST_CROP, FAST_EPOCHS = 16, 3
+
+
 @pytest.fixture(scope="module")
 def fast_run(tmp_path_factory):
     _require_data()
     out = tmp_path_factory.mktemp("reproduce") / "fast"
     lines: list[str] = []
-    report = reproduce(out, fast=True, log=lines.append)
+    report = reproduce(out, fast=True, crop=FAST_CROP, epochs=FAST_EPOCHS, log=lines.append)
     return out, report, lines
+
+
+def _copy_of(fast_run, out: Path) -> Path:
+    """A copy of the module's finished reproduction at ``out`` (an earlier run to replace)."""
+    shutil.copytree(fast_run[0], out)
+    return out
 
 
 def _csv_rows(path: Path) -> list[dict]:
@@ -85,7 +98,8 @@ def test_fast_table_has_every_method_and_dataset(fast_run):
     md = (out / "table.md").read_text()
     assert md == report.table_markdown
     assert "FAST MODE" in md.splitlines()[0]
-    assert "32×32 crops" in md and "20 epochs" in md and "seeds 0, 1" in md
+    assert f"{FAST_CROP}×{FAST_CROP} crops" in md and f"{FAST_EPOCHS} epochs" in md and "seeds 0, 1" in md
+    assert report.plan == plan_for(True, crop=FAST_CROP, epochs=FAST_EPOCHS)
     sections = md.split("\n## ")[1:]
     assert [s.split(" ", 1)[0] for s in sections] == list(DATASETS)
     for section in sections:
@@ -118,12 +132,12 @@ def test_fast_run_saves_every_result_and_they_match_the_table(fast_run):
             for seed in (0, 1):
                 res = UnmixingResult.open(out / "results" / ds / f"{method}-seed{seed}.nc")
                 assert res.method == method
-                assert res.abundances.sizes["y"] == res.abundances.sizes["x"] == 32
+                assert res.abundances.sizes["y"] == res.abundances.sizes["x"] == FAST_CROP
                 stored.append(res.rmse)
             table_values = [float(v) for v in rows[(ds, method)]["values"].split(";")]
             np.testing.assert_allclose(stored, table_values, rtol=1e-5)
     engine = UnmixingResult.open(out / "results" / "samson" / "egu-pw-seed0.nc")
-    assert len(engine.history["loss_total"]) == 20  # the fast mode's epochs, recorded with the result
+    assert len(engine.history["loss_total"]) == FAST_EPOCHS  # the plan's epochs, recorded with the result
 
 
 def test_fast_run_manifest_lists_exactly_the_files_written(fast_run):
@@ -168,10 +182,8 @@ def _tiny(out, **kw):
     )
 
 
-def test_an_interrupted_run_leaves_the_previous_reproduction_untouched(tmp_path, monkeypatch):
-    _require_data()
-    out = tmp_path / "rep"
-    _tiny(out)
+def test_an_interrupted_run_leaves_the_previous_reproduction_untouched(fast_run, tmp_path, monkeypatch):
+    out = _copy_of(fast_run, tmp_path / "rep")
     before = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert "table.md" in before
 
@@ -234,16 +246,15 @@ def test_a_diverged_training_is_kept_and_marked(tmp_path, monkeypatch):
     assert "| FCLS (VCA endmembers) |" in report.table_markdown
 
 
-def test_a_new_run_replaces_an_earlier_reproduction(tmp_path):
-    _require_data()
-    out = tmp_path / "rep"
-    _tiny(out)
+def test_a_new_run_replaces_an_earlier_reproduction(fast_run, tmp_path):
+    out = _copy_of(fast_run, tmp_path / "rep")
     (out / "stale.txt").write_text("from an older run")
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["files"].append("stale.txt")  # still recognised as a reproduction folder
     (out / "manifest.json").write_text(json.dumps(manifest))
     report = _tiny(out)
     assert not (out / "stale.txt").exists()
+    assert not (out / "results" / "jasper-ridge").exists()  # nothing of the earlier run is left
     assert (out / "table.md").read_text() == report.table_markdown
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
 
@@ -258,10 +269,8 @@ def test_refuses_to_replace_a_folder_that_is_not_a_reproduction(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
 
 
-def test_published_files_are_not_private(tmp_path):
-    _require_data()
-    out = tmp_path / "rep"
-    _tiny(out)
+def test_published_files_are_not_private(fast_run):
+    out = fast_run[0]
     umask = os.umask(0)
     os.umask(umask)
     assert (out.stat().st_mode & 0o777) == 0o777 & ~umask
