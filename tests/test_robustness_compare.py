@@ -1,0 +1,58 @@
+"""benchmarks/bench_robustness.py: the --compare report and the rule it states (no training)."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture()
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import bench_robustness
+
+    return bench_robustness
+
+
+def _write(path, rows):
+    fields = ["scene", "method", "seed", "rmse", "sad", "seconds", "labels"]
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for scene, seed, rmse in rows:
+            writer.writerow(dict(scene=scene, method="egu-pw", seed=seed, rmse=rmse, sad=1.0, seconds=1.0, labels="x"))
+
+
+def test_compare_reports_medians_over_common_seeds_and_the_verdict(bench, tmp_path, capsys):
+    before, after, extra = tmp_path / "b.csv", tmp_path / "a.csv", tmp_path / "more.csv"
+    _write(before, [("p3-20db", 0, 0.15), ("p3-20db", 1, 0.14), ("p6-40db", 0, 0.10), ("samson", 0, 0.05)])
+    _write(after, [("p3-20db", 0, 0.03), ("p3-20db", 1, 0.02), ("p3-20db", 2, 0.5), ("samson", 0, 0.30)])
+    _write(extra, [("p6-40db", 0, 0.104)])
+    bench.main(["--compare", str(before), f"{after},{extra}"])
+    out = capsys.readouterr().out
+    # seed 2 is only in "after": left out; p3 medians 0.145 -> 0.025
+    assert "| p3-20db | 0 1 | 0.1450 (14.50) | 0.0250 (2.50) | -0.1200 |" in out
+    assert "| p6-40db | 0 | 0.1000 (10.00) | 0.1040 (10.40) | +0.0040 |" in out
+    # a dataset is reported but outside the suite's median and the rule
+    assert "| samson | 0 |" in out
+    assert "median over 2 scenes" in out
+    assert "rule (median improves, no scene worse by more than 0.005): met; worst change +0.0040" in out
+
+
+def test_compare_says_when_the_rule_fails(bench, tmp_path, capsys):
+    before, after = tmp_path / "b.csv", tmp_path / "a.csv"
+    _write(before, [("p3-20db", 0, 0.15), ("p6-40db", 0, 0.10)])
+    _write(after, [("p3-20db", 0, 0.03), ("p6-40db", 0, 0.11)])
+    bench.main(["--compare", str(before), str(after)])
+    assert "NOT met; worst change +0.0100" in capsys.readouterr().out
+
+
+def test_bundles_option_is_json(bench):
+    assert sys.modules["bench_robustness"] is bench
+    with pytest.raises(SystemExit):
+        bench.main(["--bundles", "{not json", "--scenes", "p3-20db"])
