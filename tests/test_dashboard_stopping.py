@@ -74,7 +74,7 @@ def test_dashboard_shows_the_rules_progress_instead_of_an_epoch_bar():
     wd = dash.wdict
     status = wd["status"].value
     assert status.startswith(
-        "converging: change 0.0041 (tol 0.005, 1/3 quiet checks) epoch 37 (bound 200) · elapsed 0:04"
+        "converging: change 0.0041 (tol 0.005, 1/3 quiet checks) epoch 37 of at most 200 · elapsed 0:04"
     )
     assert "at most ~" in status and "left" in status and "remaining" not in status
     assert "epoch 37 of 200" not in status
@@ -86,7 +86,7 @@ def test_dashboard_shows_the_rules_progress_instead_of_an_epoch_bar():
 def test_dashboard_bar_fills_on_a_log_scale_towards_tol():
     dash = _feed(_dashboard(), {20: 0.05, 30: float(np.sqrt(0.05 * 0.005))}, last=33)
     assert dash.wdict["progress"].value == 500
-    assert "(tol 0.005, 0/3 quiet checks) epoch 33 (bound 200)" in dash.wdict["status"].value
+    assert "(tol 0.005, 0/3 quiet checks) epoch 33 of at most 200" in dash.wdict["status"].value
 
 
 def test_dashboard_ends_with_converged_or_the_bound():

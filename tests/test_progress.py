@@ -47,9 +47,11 @@ def _run(changes: dict, *, n_epochs=200, last=None, rule=RULE, final="end", info
 def test_console_line_says_how_the_rule_stands_instead_of_an_epoch_bar():
     changes = {20: 0.05, 30: 0.0041, 40: 0.0042, 50: 0.0033}
     frames = _run(changes, last=52, info_stop="converged")
-    at_37 = [f for f in frames if "epoch 37 (bound 200)" in f]
+    at_37 = [f for f in frames if "epoch 37 of at most 200" in f]
     assert at_37, frames
-    assert at_37[-1].startswith("egu-pw converging: change 0.0041 (tol 0.005, 1/3 quiet checks) epoch 37 (bound 200) [")
+    assert at_37[-1].startswith(
+        "egu-pw converging: change 0.0041 (tol 0.005, 1/3 quiet checks) epoch 37 of at most 200 ["
+    )
     assert "loss=" in at_37[-1] and "lr=0.01" in at_37[-1]
     assert any("change 0.0042 (tol 0.005, 2/3 quiet checks) epoch 45" in f for f in frames)
     # before the second check there is no change yet: the line says when the first one comes
@@ -180,7 +182,7 @@ def test_a_real_auto_run_prints_the_rules_progress_on_stderr(capsys):
     converging = [f for f in frames if f.startswith("egu-pw converging: change ")]
     assert converging, frames[:5]
     assert re.search(
-        r"\(tol 0\.005, [0-3]/3 quiet checks(, waiting for epoch \d+)?\) epoch \d+ \(bound 200\)", converging[-1]
+        r"\(tol 0\.005, [0-3]/3 quiet checks(, waiting for epoch \d+)?\) epoch \d+ of at most 200", converging[-1]
     )
     assert not any("/200" in f for f in frames)
     change = f"change {_change(outcome.change, 0.005)}, tol 0.005"

@@ -58,7 +58,7 @@ class StoppingProgress:
     >>> progress.on_event(TrainingEvent("start", 0, 200, 0.0, info={"stopping": rule}))
     >>> progress.on_event(TrainingEvent("epoch", 40, 200, 4.0, metrics={"change": 0.0041}))
     >>> progress.text()
-    'converging: change 0.0041 (tol 0.005, 1/3 quiet checks) epoch 40 (bound 200)'
+    'converging: change 0.0041 (tol 0.005, 1/3 quiet checks) epoch 40 of at most 200'
     """
 
     def __init__(self) -> None:
@@ -123,7 +123,7 @@ class StoppingProgress:
     def text(self) -> str:
         """One line on the rule's progress, or on how the run ended.
 
-        Running: ``converging: change 0.0041 (tol 0.005, 1/3 quiet checks) epoch 37 (bound 200)``;
+        Running: ``converging: change 0.0041 (tol 0.005, 1/3 quiet checks) epoch 37 of at most 200``;
         ended: ``converged at epoch 52 (change 0.0033, tol 0.005)``, ``reached the bound of 200
         epochs (…)``, ``stopped at epoch 37 (…)`` or ``failed at epoch 37 (…)``.
         """
@@ -133,7 +133,7 @@ class StoppingProgress:
             return f"reached the bound of {self.n_epochs} epochs ({self._figures()})"
         if self.outcome in ("stopped", "failed"):
             return f"{self.outcome} at epoch {self.epoch} ({self._figures()})"
-        where = f"epoch {self.epoch} (bound {self.n_epochs})"
+        where = f"epoch {self.epoch} of at most {self.n_epochs}"
         tol = f"tol {_num(self.tol)}" if self.tol is not None else "no tol"
         if not math.isfinite(self.change):
             first = 2 * self.check_every
@@ -166,7 +166,7 @@ class ConsoleProgress:
 
     A run whose stopping rule can end it early (:attr:`StoppingProgress.active`) gets no epoch
     bar over its upper bound: the line says how the rule stands instead, e.g. ``egu-pw
-    converging: change 0.0041 (tol 0.005, 1/3 quiet checks) epoch 37 (bound 200)``, and ends with
+    converging: change 0.0041 (tol 0.005, 1/3 quiet checks) epoch 37 of at most 200``, and ends with
     ``converged at epoch 52 (…)`` or ``reached the bound of 200 epochs (…)``.
 
     tqdm itself throttles redraws (``mininterval``, seconds), so a fast run does not spend its time

@@ -39,7 +39,7 @@ run = dashboard.run(EGUNet("pw", 3, epochs="auto", seed=0, progress=False).fit, 
 
 CONVERGING = re.compile(
     r"converging: change [0-9.e-]+ \(tol 0\.005, [0-3]/3 quiet checks(, waiting for epoch \d+)?\) "
-    r"epoch (\d+) \(bound 200\)"
+    r"epoch (\d+) of at most 200"
 )
 
 
