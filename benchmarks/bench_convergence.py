@@ -3,7 +3,7 @@
     python benchmarks/bench_convergence.py [--scenes egu-synthetic samson jasper-ridge]
                                            [--variant pw] [--seeds 0 1 2] [--threads 1]
                                            [--naive-steps 10] [--precision float32 bf16]
-                                           [--preset default] [--epochs N] [--tol T]
+                                           [--preset default] [--epochs N] [--tol T] [--lr LR]
                                            [--eval-every N] [--trajectory] [--breakdown]
                                            [--bundle-seed S]
 
@@ -156,6 +156,7 @@ def main(argv=None) -> int:
         "--eval-every", type=int, help="epochs between RMSE evaluations, for the swing (default: the fit's own)"
     )
     ap.add_argument("--tol", type=float, help="the stopping rule's tolerance (0: run to the bound)")
+    ap.add_argument("--lr", type=float, help="the learning rate instead of the preset's")
     ap.add_argument("--trajectory", action="store_true", help="also print each run's RMSE and change per check")
     ap.add_argument("--breakdown", action="store_true", help="also print where each fit's wall time went")
     ap.add_argument(
@@ -189,6 +190,7 @@ def main(argv=None) -> int:
                     precision=precision,
                     eval_every=args.eval_every,
                     tol=args.tol,
+                    lr=args.lr,
                 )
                 bundle_seed = seed if args.bundle_seed is None else args.bundle_seed
                 bundles = extract_bundles(cube, cube.n_true_endmembers, seed=bundle_seed)
