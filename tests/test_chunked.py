@@ -13,6 +13,15 @@ from egu_widgets.errors import InputError
 distributed = pytest.importorskip("dask.distributed")
 
 
+@pytest.fixture(scope="module")
+def cluster():
+    """Two worker processes on loopback, started once for the module (each test connects its own client)."""
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
+    ) as cluster:
+        yield cluster
+
+
 @pytest.fixture
 def cube_file(tmp_path):
     rng = np.random.default_rng(5)
@@ -31,15 +40,10 @@ def test_lazy_open_reads_nothing_up_front(cube_file):
     assert lazy.reflectance.data.chunks[0] == (10, 10, 10, 7)
 
 
-def test_chunked_fcls_on_local_cluster_equals_in_memory(cube_file):
+def test_chunked_fcls_on_local_cluster_equals_in_memory(cube_file, cluster):
     path, cube = cube_file
     expected = fcls(cube.pixels, cube.true_endmembers).T.reshape(3, 37, 29)
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
-        ) as cluster,
-        distributed.Client(cluster),
-    ):
+    with distributed.Client(cluster):
         lazy = open_cube(path, chunks={"y": 10, "x": 8})
         result = fcls_chunked(lazy, cube.true_endmembers)
         assert result.chunks is not None  # still lazy: nothing computed yet
@@ -66,19 +70,14 @@ def test_lazy_nan_cube_is_refused_when_its_chunk_is_read(tmp_path):
         fcls_chunked(lazy, np.full((2, 4), 0.5) + np.eye(2, 4)).compute()
 
 
-def test_egu_abundance_maps_on_local_cluster_equal_in_memory(cube_file, one_torch_thread):
+def test_egu_abundance_maps_on_local_cluster_equal_in_memory(cube_file, cluster, one_torch_thread):
     """A trained EGU-Net-pw applied lazily to a netCDF cube on a cluster gives the in-memory answer."""
     from egu_widgets.engine import EGUNet
 
     path, cube = cube_file
     est = EGUNet("pw", 3, epochs=3, seed=0, progress=False, num_threads=1).fit(cube)
     expected = est.transform(cube).T.reshape(3, 37, 29)
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
-        ) as cluster,
-        distributed.Client(cluster),
-    ):
+    with distributed.Client(cluster):
         lazy = open_cube(path, chunks={"y": 10, "x": 8})
         maps = est.abundance_maps(lazy)
         assert maps.chunks is not None  # nothing computed yet: the workers do it
