@@ -184,6 +184,15 @@ def test_bfloat16_is_refused_where_it_would_be_emulated(fitted, monkeypatch):
     assert est.transform_array(cube.pixels).dtype == np.float32  # float32 is unaffected
 
 
+def test_bfloat16_hardware_is_read_from_torchs_cpu_probes(monkeypatch):
+    """No AMX and no AVX512-BF16 reported: no native bfloat16, whatever oneDNN says."""
+    for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    assert native_bfloat16(torch.device("cpu")) is False
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert native_bfloat16(torch.device("cpu")) is bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def test_every_input_layout_gives_the_float32_contiguous_numbers(fitted):
     """float32 C-contiguous input is wrapped as it is; any other dtype, byte order, layout or a
     read-only array is converted block by block into one reused buffer: the same numbers."""

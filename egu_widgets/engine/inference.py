@@ -18,9 +18,10 @@ and the abundances are written straight into the output array.
 
 ``precision="bfloat16"`` (or ``"bf16"``, the training option's spelling) keeps the weights in
 bfloat16 and does the matrix products in it, with bias, activations and softmax in float32: close
-to but not equal to float32, and several times faster where the processor multiplies bfloat16 in
-hardware (AMX or AVX512-BF16). Elsewhere torch emulates the products, dozens of times slower than
-float32, so on such a CPU bfloat16 is refused with an error that says so (its error and speed:
+to but not equal to float32. Where the processor multiplies bfloat16 in hardware (AMX or
+AVX512-BF16) the products take a fraction of float32's time and the float32 passes around them
+are what remains; elsewhere torch emulates the products, several to dozens of times slower than
+float32, so there bfloat16 is refused with an error that says so (its error and speed:
 docs/engine.md, "Inference speed and precision").
 """
 
@@ -53,8 +54,12 @@ def native_bfloat16(device: torch.device) -> bool:
     if device.type != "cpu":
         return device.type != "cuda" or torch.cuda.is_bf16_supported()
     probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
-    hardware = any(probe is not None and probe() for probe in probes)
-    return hardware and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if not any(probe is not None and probe() for probe in probes):
+        return False
+    try:  # a torch built without oneDNN has no such operator
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _fold(linear, norm) -> tuple[np.ndarray, np.ndarray]:
