@@ -94,6 +94,9 @@ class Executions:
     """
 
     def __init__(self):
+        # The environment as it is now, before tests that run meanwhile change theirs (a test that
+        # points EGU_WIDGETS_DATA at an empty folder must not hide the datasets from notebook 4).
+        self.environ = dict(os.environ)
         self.root = Path(tempfile.mkdtemp(prefix="egu-notebook-tests-"))
         self.kernel_env = write_kernel_spec(self.root / "jupyter")
         self.queue: list[str] = []
@@ -135,7 +138,7 @@ class Executions:
         workdir = self.workdir(name)
         workdir.mkdir(parents=True)
         env = dict(
-            os.environ,
+            self.environ,
             EGU_FAST="1",
             EGU_OUTPUT=str(workdir / "out"),
             JUPYTER_PATH=str(self.kernel_env),
