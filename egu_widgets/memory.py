@@ -62,15 +62,19 @@ _CLASSIC_PER_PIXEL_ENDMEMBER = 6
 _CLASSIC_PER_PIXEL = 8
 #: Classical methods: the blocks read at a time (float64 copies and their products).
 _CLASSIC_FIXED = 256 * 2**20
-#: EGU-Net: float32 (N, B) arrays a fit holds beside the bundles (training tensor, shuffled
-#: batches, the bundle extraction's patches, the monitor's and the result's reconstructions); the
-#: benchmark measures 8 to 8.5 in all, bundles included, between 200² and 1 000² pixels.
-_EGU_CUBE_COPIES = 8.0
-#: EGU-Net: float32 numbers kept per sample and unit of width (forward activations, their
-#: gradients, batch-norm and dropout buffers).
+#: EGU-Net: float32 (N, B) arrays' worth that a fit holds beyond the parts below (the pixels
+#: are the cube's own array; what grows with the image is the allocator's retained blocks, the
+#: reference extraction's blocks and the (N, P) abundances): fitted to bench_memory's peaks
+#: from 500² to 1 500² pixels with the other terms, about 10 % high.
+_EGU_CUBE_COPIES = 0.25
+#: EGU-Net: float32 numbers kept per sample and unit of width in a training step (forward
+#: activations and their gradients, batch-norm and dropout buffers).
 _EGU_PER_ACTIVATION = 2.0
-#: EGU-Net: the torch runtime and allocator slack.
-_EGU_FIXED = 256 * 2**20
+#: EGU-Net: the torch runtime, one step's allocator slack and the fixed-size blocks.
+_EGU_FIXED = 320 * 2**20
+#: EGU-Net: bytes per value of the bundle spectra kept through training (float32; their float64
+#: candidates exist only before training, when nothing else is large).
+_EGU_PER_BUNDLE_VALUE = 4
 
 
 def cube_bytes(cube: Any) -> int:
@@ -114,6 +118,8 @@ def egu_bytes(
     widths: int,
     chunk_size: int = 262144,
     n_bundles: int | None = None,
+    patch_size: int = 5,
+    stride: int | None = None,
 ) -> int:
     """Memory an EGU-Net fit adds to a run on ``cube``.
 
@@ -124,23 +130,41 @@ def egu_bytes(
     batch_size, bundle_batch : pixels and bundles that go through one training step.
     widths : the sum of the layer widths one sample passes through in both streams (encoder,
         decoder, P and the bands).
-    chunk_size : pixels per block of the inference pass (no gradients: one pass of activations).
-    n_bundles : the bundles kept (float32 spectra); None takes one per valid pixel, the most.
+    chunk_size : the most pixels of one pass without gradients (the whole-image statistics are
+        computed in one pass up to :data:`ONE_PASS_PIXELS`, else in blocks of
+        :data:`STATISTICS_BLOCK`).
+    n_bundles : the bundles extracted; None counts P per patch of the ``patch_size`` tiling at
+        ``stride`` (None: non-overlapping patches, the default modes').
+    patch_size, stride : the bundle tiling, when ``n_bundles`` is None.
 
     Returns
     -------
     int
-        Bytes: float32 copies of the pixels, activations of one batch of pixels and one batch of
-        bundles, the bundles, and the torch runtime.
+        Bytes: the bundles while labelled, the activations of one training step and of one
+        statistics pass, a fraction of the cube for what grows with it, and the torch runtime;
+        plus the valid pixels' copy when some are masked and the cube when it is lazy.
     """
-    b = int(cube.shape[2])
+    h, w, b = (int(n) for n in cube.shape)
     n_valid = _n_valid(cube)
-    bundles = n_valid if n_bundles is None else int(n_bundles)
-    step = (min(int(batch_size), n_valid) + min(int(bundle_batch), bundles)) * (int(widths) + int(n_endmembers))
-    inference = min(int(chunk_size), n_valid) * (int(widths) + int(n_endmembers))
+    p = int(n_endmembers)
+    if n_bundles is None:
+        size = max(int(patch_size), 1)
+        step_px = size if stride is None else max(int(stride), 1)
+        n_patches = max((h - size) // step_px + 1, 0) * max((w - size) // step_px + 1, 0)
+        n_bundles = n_patches * min(p, size * size)
+    bundles = int(n_bundles)
+    width = int(widths) + p
+    step = (min(int(batch_size), n_valid) + min(int(bundle_batch), bundles)) * width
+    one_pass = n_valid <= min(int(chunk_size), ONE_PASS_PIXELS)
+    statistics = (n_valid if one_pass else min(int(chunk_size), STATISTICS_BLOCK, n_valid)) * width
     total = (
-        _EGU_CUBE_COPIES * n_valid * b * 4 + (_EGU_PER_ACTIVATION * step + inference) * 4 + bundles * b * 4 + _EGU_FIXED
+        _EGU_CUBE_COPIES * n_valid * b * 4
+        + (_EGU_PER_ACTIVATION * step + statistics) * 4
+        + bundles * b * _EGU_PER_BUNDLE_VALUE
+        + _EGU_FIXED
     )
+    if n_valid < h * w:  # the training pixels: a copy of the valid ones
+        total += n_valid * b * 4
     if _is_lazy(cube):
         total += cube_bytes(cube)
     return int(total)
