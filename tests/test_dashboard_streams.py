@@ -1,8 +1,8 @@
 """The dashboard's streamed curves stay as recorded when the page sends its events back.
 
 jupyter_bokeh's page replays the events of each patch it applies to the kernel; a stream echoed
-back would append every row a second time (seen in the browser: 239 rows for 130 epochs). The
-widget drops streams and patches coming from the page; other page events still arrive.
+back would append every row a second time (docs/dashboard.md). The widget drops streams and
+patches coming from the page; other page events still arrive.
 """
 
 from __future__ import annotations
