@@ -10,6 +10,12 @@ fit the available memory are skipped and say so.
 
     python benchmarks/bench_memory.py                      # all methods, 200² 500² 1000² 1500²
     python benchmarks/bench_memory.py --methods vca-fcls --sizes 500
+    python benchmarks/bench_memory.py --methods egu-pw --sizes 500 --phases
+
+``--phases`` (EGU-Net methods) also reports, for each phase of the fit (the usability check, the
+bundle search and its reference, training, the calibration, the abundances, the result), the
+resident memory at its end and its peak, both less the RSS before the run and in cube float32
+sizes (S): a thread samples VmRSS every 2 ms and the phases are the engine's functions, wrapped.
 """
 
 from __future__ import annotations
@@ -58,7 +64,56 @@ def _make_cube(side: int, seed: int = 0):
     return HyperCube.from_array(image, wavelengths=wavelengths, endmembers=em, abundances=abundances)
 
 
-def _child(method: str, side: int, epochs: int) -> None:
+#: (module, object, attribute) of the functions ``--phases`` times, in the order a fit calls them.
+_PHASES = (
+    ("egu_widgets.unmixing", None, "check_usable"),
+    ("egu_widgets.engine.bundles", None, "_candidates"),
+    ("egu_widgets.engine.bundles", None, "reference_endmembers"),
+    ("egu_widgets.engine.bundles", None, "sum_to_one_statistic"),
+    ("egu_widgets.engine.estimator", "EGUNet", "_bundles_for"),
+    ("egu_widgets.engine.estimator", None, "train"),
+    ("egu_widgets.engine.estimator", "EGUNet", "_calibrate"),
+    ("egu_widgets.engine.estimator", "EGUNet", "transform"),
+    ("egu_widgets.results", "UnmixingResult", "from_arrays"),
+)
+
+
+def _track_phases(cube_bytes: int) -> list:
+    """Wrap the phase functions; returns the list that collects (name, end RSS, peak RSS) in bytes."""
+    import importlib
+    import threading
+
+    records: list = []
+    state = {"peak": 0}
+
+    def sample() -> None:
+        while True:
+            state["peak"] = max(state["peak"], _rss_kib() * 1024)
+            time.sleep(0.002)
+
+    threading.Thread(target=sample, daemon=True).start()
+    for module_name, owner, name in _PHASES:
+        module = importlib.import_module(module_name)
+        holder = getattr(module, owner) if owner else module
+        if not hasattr(holder, name):
+            continue
+        original = getattr(holder, name)
+
+        def wrapped(*args, _original=original, _name=name, **kwargs):
+            outer = state["peak"]
+            state["peak"] = _rss_kib() * 1024
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                time.sleep(0.005)  # one more sample
+                records.append((_name, _rss_kib() * 1024, state["peak"]))
+                state["peak"] = max(outer, state["peak"])
+
+        setattr(holder, name, staticmethod(wrapped) if owner and isinstance(original, staticmethod) else wrapped)
+    return records
+
+
+def _child(method: str, side: int, epochs: int, phases: bool = False) -> None:
     """Build the cube, reset the peak counter, run ``method``, print one JSON line."""
     from egu_widgets import unmix
 
@@ -68,6 +123,7 @@ def _child(method: str, side: int, epochs: int) -> None:
 
         torch.set_num_threads(1)
     cube = _make_cube(side)
+    records = _track_phases(side * side * BANDS * 4) if phases else None
     before = _rss_kib()
     try:
         with open("/proc/self/clear_refs", "w") as fh:  # resets VmHWM and ru_maxrss to the current RSS
@@ -79,6 +135,13 @@ def _child(method: str, side: int, epochs: int) -> None:
     start = time.perf_counter()
     result = unmix(cube, method, seed=0, **options)
     seconds = time.perf_counter() - start
+    if records is not None:
+        cube_f32 = side * side * BANDS * 4
+        print(f"  phases of {method} at {side}x{side} (RSS less the RSS before the run, in cube sizes S):")
+        for name, end, peak in records:
+            print(
+                f"    {name:<22} peak {(peak - before * 1024) / cube_f32:5.2f} S   end {(end - before * 1024) / cube_f32:5.2f} S"
+            )
     print(json.dumps({"seconds": seconds, "rss_before_kib": before, "reset": reset, "rmse": result.rmse}))
 
 
@@ -101,10 +164,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--phases", action="store_true", help="EGU-Net: the peak and end RSS of each phase")
     parser.add_argument("--child", nargs=2, metavar=("METHOD", "SIDE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        _child(args.child[0], int(args.child[1]), args.epochs)
+        _child(args.child[0], int(args.child[1]), args.epochs, args.phases)
         return
 
     from egu_widgets.memory import available_bytes, format_bytes
@@ -131,9 +195,13 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
             cmd = [sys.executable, __file__, "--child", method, str(side), "--epochs", str(args.epochs)]
+            if args.phases:
+                cmd.append("--phases")
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
             out = proc.stdout.read()
             _, status, usage = os.wait4(proc.pid, 0)
+            for line in out.strip().splitlines()[:-1]:  # the phases, when asked for
+                print(line)
             proc.returncode = os.waitstatus_to_exitcode(status)
             if proc.returncode != 0:
                 print(f"{label}  failed (exit {proc.returncode})")
