@@ -138,3 +138,33 @@ def test_estimator_passes_the_labeller_through():
     ).fit(cube)
     assert est.bundles_.config["labeller"] == "nnls"
     assert est.result_.config["bundles"]["labeller"] == "nnls"
+
+
+def test_pixel_labels_add_evenly_spaced_image_pixels_labelled_by_the_same_rule():
+    cube = _scene()
+    plain = extract_bundles(cube, P, seed=1)
+    more = extract_bundles(cube, P, seed=1, pixel_labels=50)
+    k = plain.n_bundles
+    assert more.n_bundles == k + 50 and more.config["pixel_labels"] == 50
+    np.testing.assert_array_equal(more.spectra[:k], plain.spectra)
+    np.testing.assert_array_equal(more.labels[:k], plain.labels)
+    assert (more.patch_index[k:] == -1).all()
+    ids = more.pixel_index[k:]
+    assert len(np.unique(ids)) == 50 and ids.min() == 0 and ids.max() == cube.height * cube.width - 1
+    np.testing.assert_allclose(more.spectra[k:], cube.pixels[ids].astype(np.float32))
+    expected = fcls(cube.pixels[ids].astype(np.float64), more.reference)  # "auto" chose fcls on this scene
+    np.testing.assert_allclose(more.labels[k:], expected, atol=1e-5)
+    every = extract_bundles(cube, P, seed=1, pixel_labels=10**6)  # more than the image: every valid pixel once
+    assert every.n_bundles == k + cube.height * cube.width
+    assert BUNDLE_MODES["default"]["pixel_labels"] == 0 and BUNDLE_MODES["faithful"]["pixel_labels"] == 0
+
+
+def test_pixel_labels_skip_masked_pixels_and_refuse_negative_counts():
+    image = _scene().image.copy()
+    image[0, :5] = np.nan
+    cube = HyperCube.from_array(image, invalid="mask")
+    b = extract_bundles(cube, P, seed=1, pixel_labels=10**6)
+    ids = b.pixel_index[b.patch_index == -1]
+    assert len(ids) == cube.height * cube.width - 5 and not np.isin(ids, np.arange(5)).any()
+    with pytest.raises(InputError, match="pixel_labels"):
+        extract_bundles(_scene(), P, pixel_labels=-1)

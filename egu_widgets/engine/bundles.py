@@ -64,7 +64,14 @@ PATCH_SNR = 30.0
 BUNDLE_MODES: dict[str, dict[str, Any]] = {
     # The authors' released behaviour.
     "faithful": dict(
-        patch_size=5, stride=None, dedup=False, project=True, reference="vca", label_scale="none", labeller="nnls"
+        patch_size=5,
+        stride=None,
+        dedup=False,
+        project=True,
+        reference="vca",
+        label_scale="none",
+        labeller="nnls",
+        pixel_labels=0,
     ),
 }
 # The authors' bundles, labelled against N-FINDR reference spectra: by fully constrained least
@@ -74,7 +81,17 @@ BUNDLE_MODES["default"] = dict(BUNDLE_MODES["faithful"], reference="nfindr", lab
 
 #: Every keyword :func:`extract_bundles` accepts besides the cube and P (the estimator and
 #: ``run_egu`` use this list to tell bundle options from network hyperparameters).
-BUNDLE_OPTIONS = ("mode", "patch_size", "stride", "dedup", "project", "reference", "label_scale", "labeller")
+BUNDLE_OPTIONS = (
+    "mode",
+    "patch_size",
+    "stride",
+    "dedup",
+    "project",
+    "reference",
+    "label_scale",
+    "labeller",
+    "pixel_labels",
+)
 
 #: How the labels are solved: ``"nnls"`` (non-negative least squares, rows divided by their sum:
 #: the authors'), ``"fcls"`` (fully constrained least squares: the sum-to-one constraint inside
@@ -532,6 +549,7 @@ def extract_bundles(
     reference: Any = _UNSET,
     label_scale: str = _UNSET,
     labeller: str = _UNSET,
+    pixel_labels: int = _UNSET,
     seed: int | None = 0,
 ) -> SpectralBundles:
     """Build EGU-Net's spectral bundles from a cube (see the module doc).
@@ -571,6 +589,10 @@ def extract_bundles(
         (:func:`sum_to_one_statistic` at most :data:`ASC_THRESHOLD`), else ``"nnls"`` with
         ``label_scale``. ``config`` records what was used (``labeller``, ``label_scale``), what
         was asked (``labeller_requested``, ``label_scale_requested``) and the statistic.
+    pixel_labels : int
+        Also add this many image pixels (evenly spaced over the valid ones; all of them when there
+        are fewer), labelled by the same rule, so that the endmember stream is taught mixed
+        pixels as well as the patches' extreme ones (0: the bundles alone, the authors').
     seed : int or None
         The user's seed; VCA's random directions (whole image and patches) draw from its
         "bundles" stream. None: unseeded.
@@ -590,6 +612,7 @@ def extract_bundles(
             reference=reference,
             label_scale=label_scale,
             labeller=labeller,
+            pixel_labels=pixel_labels,
         ),
     )
     image, valid, _ = _image_of(cube)
@@ -608,6 +631,7 @@ def extract_bundles(
         )
     check_choice("label_scale", opts["label_scale"], ("none", "max"))
     check_choice("labeller", opts["labeller"], LABELLERS)
+    n_pixel_labels = check_int("pixel_labels", opts["pixel_labels"], 0)
     if opts["dedup"] and opts["project"]:
         raise InputError("dedup=True compares image pixels, but project=True makes new spectra; set project=False")
     reference_rng, patch_rng = _bundle_rngs(seed)
@@ -627,6 +651,14 @@ def extract_bundles(
         _, first = np.unique(np.where(pixel_of >= 0, pixel_of, -1 - np.arange(len(pixel_of))), return_index=True)
         keep = np.sort(first)
         spectra, patch_of, pixel_of = spectra[keep], patch_of[keep], pixel_of[keep]
+    if n_pixel_labels:
+        valid_ids = np.flatnonzero(valid.ravel())
+        if n_pixel_labels < len(valid_ids):
+            valid_ids = valid_ids[np.linspace(0, len(valid_ids) - 1, n_pixel_labels).round().astype(np.int64)]
+        extra = image.reshape(-1, bands)[valid_ids].astype(np.float64)
+        spectra = np.concatenate([spectra, extra])
+        patch_of = np.concatenate([patch_of, np.full(len(valid_ids), -1)])
+        pixel_of = np.concatenate([pixel_of, valid_ids])
 
     ref, ref_kind = reference_endmembers(cube, p, opts["reference"], seed=seed)
     labeller, label_scale, statistic = opts["labeller"], opts["label_scale"], None
