@@ -65,11 +65,12 @@ _CLASSIC_FIXED = 256 * 2**20
 #: EGU-Net: float32 (N, B) arrays' worth that a fit holds beyond the parts below (the pixels
 #: are the cube's own array; what grows with the image is the allocator's retained blocks, the
 #: reference extraction's blocks and the (N, P) abundances): fitted to bench_memory's peaks
-#: from 500² to 1 500² pixels with the other terms, about 10 % high.
+#: from 500² to 1 500² pixels with the other terms, 10 to 25 % high.
 _EGU_CUBE_COPIES = 0.25
 #: EGU-Net: float32 numbers kept per sample and unit of width in a training step (forward
-#: activations and their gradients, batch-norm and dropout buffers).
-_EGU_PER_ACTIVATION = 2.0
+#: activations and their gradients, batch-norm and dropout buffers, and the allocator's
+#: fragmentation across steps, which bench_memory sees vary from run to run).
+_EGU_PER_ACTIVATION = 3.0
 #: EGU-Net: the torch runtime, one step's allocator slack and the fixed-size blocks.
 _EGU_FIXED = 320 * 2**20
 #: EGU-Net: bytes per value of the bundle spectra kept through training (float32; their float64
