@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from . import validation
 from .cube import check_usable, open_cube
 from .errors import InputError
 from .memory import check_fits
 from .methods import DEFAULT_METHOD, fit_estimator, get_method
 from .results import UnmixingResult
-from .validation import check_n_endmembers, check_seed
+from .validation import check_seed
 
 __all__ = ["unmix"]
 
@@ -98,7 +99,9 @@ def unmix(
     # A lazy cube's valid map is a pass over the file: its pixel count bounds P here (its fit checks the sample).
     n_valid = cube.n_pixels if cube.reflectance.chunks is not None else int(cube.valid_mask.sum())
     try:
-        p = check_n_endmembers(n_endmembers, n_bands=cube.n_bands, n_pixels=n_valid, default=cube.n_true_endmembers)
+        p = validation.check_n_endmembers(
+            n_endmembers, n_bands=cube.n_bands, n_pixels=n_valid, default=cube.n_true_endmembers
+        )
     except InputError:
         p = None  # a P the method itself refuses, with the more direct message
     check_usable(cube, p)
