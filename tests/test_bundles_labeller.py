@@ -168,3 +168,11 @@ def test_pixel_labels_skip_masked_pixels_and_refuse_negative_counts():
     assert len(ids) == cube.height * cube.width - 5 and not np.isin(ids, np.arange(5)).any()
     with pytest.raises(InputError, match="pixel_labels"):
         extract_bundles(_scene(), P, pixel_labels=-1)
+
+
+def test_a_lazy_fit_refuses_pixel_labels():
+    from egu_widgets.engine.lazy_fit import sampled_bundles
+
+    cube = _scene()
+    with pytest.raises(InputError, match="pixel_labels is not available"):
+        sampled_bundles(cube, P, 4, cube.pixels[:50], seed=0, options={"mode": "default", "pixel_labels": 10})

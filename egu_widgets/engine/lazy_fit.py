@@ -232,6 +232,8 @@ def sampled_bundles(
     if mode not in BUNDLE_MODES:
         raise InputError(f"bundle mode {mode!r} is not one of {sorted(BUNDLE_MODES)}")
     resolved = dict(BUNDLE_MODES[mode], **opts)
+    if resolved.get("pixel_labels"):  # its extra pixels would come from the mosaic, not the scene
+        raise InputError("pixel_labels is not available when fitting a lazy cube; load the cube or set pixel_labels=0")
     size = check_int("patch_size", resolved["patch_size"], 1)
     stride = resolved["stride"]
     stride = size if stride is None else check_int("stride", stride, 1, what="a whole number (or None)")
