@@ -295,7 +295,7 @@ def test_bundle_extraction_never_copies_the_image_whole(monkeypatch):
 
     monkeypatch.setattr(fcls_module, "_CHUNK_ELEMENTS", 1 << 16)
     monkeypatch.setattr(bundles_module, "_CHUNK_ELEMENTS", 1 << 16)
-    cube = make_demo(80, 80, 224, 4)
+    cube = make_demo(80, 80, 120, 4)
     assert np.shares_memory(bundles_module._image_of(cube)[0], cube.image)
     tracemalloc.start()
     try:
