@@ -315,7 +315,8 @@ def _interrupt_a_training(tmp_path, *extra):
     reader.start()
     deadline = time.monotonic() + 120
     try:
-        while not re.search(rb"\b[1-9]\d*/100000\b", err.getvalue()):  # the bar shows a finished epoch
+        # the bar shows a finished epoch: "3/100000", or with a stopping rule "epoch 3 of at most 100000"
+        while not re.search(rb"\b[1-9]\d*/100000\b|epoch [1-9]\d* (of at most|\(bound) 100000", err.getvalue()):
             assert proc.poll() is None and time.monotonic() < deadline, err.getvalue().decode()
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
