@@ -550,6 +550,8 @@ class EGUNet:
         A stopped, interrupted or diverged run still yields a model and ``result_``
         (``result_.partial`` is True and ``result_.ds.attrs["stop_reason"]`` says why).
         Raises InputError for a parameter out of range (checked here, not in the constructor).
+        A lazy (dask-backed) cube is never loaded: the fit draws its training set from stratified
+        samples of it (``sample_pixels``, ``sample_patches``) and ``result_`` stays lazy.
         """
         self._fit(cube, bundles, callbacks, control)
         return self
