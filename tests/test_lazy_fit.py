@@ -184,8 +184,8 @@ def test_unmix_takes_a_lazy_cube_and_estimates_the_sampled_fit(files):
     spec = get_method("egu-pw")
     lazy_estimate = spec.estimate_memory(big, 5, {})
     whole = big.isel(y=slice(0, 3000))  # the same shape, but estimated as if loaded
-    assert lazy_estimate < 6 * 2**30
-    assert lazy_estimate < spec.estimate_memory(_Loaded(whole), 5, {}) / 4
+    assert lazy_estimate < 2.5 * 2**30  # bench_scale measures 1.82 GiB for this fit and its maps
+    assert lazy_estimate < spec.estimate_memory(_Loaded(whole), 5, {})
 
 
 class _Loaded:
