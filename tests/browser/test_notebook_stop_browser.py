@@ -16,12 +16,30 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def walkthrough(tmp_path_factory):
-    """Notebook 02 served by its own JupyterLab, in fast mode with a long enough training to Stop."""
+def walkthrough(tmp_path_factory, chromium):
+    """Notebook 02 served by its own JupyterLab (its kernel's environment is its own), in fast mode
+    with a long enough training to Stop."""
     nb = REPO / "notebooks" / "02_egu_net_walkthrough.ipynb"
     env = {"EGU_FAST": "1", "EGU_EPOCHS": "3000", "OMP_NUM_THREADS": "1"}
     for served in _lab(tmp_path_factory, {nb: nb.name}, env):
-        yield from _open_and_run_all(served)
+        yield from _open_and_run_all(served, chromium)
+
+
+# how many epochs (at the pace measured before the click) Stop may take beyond its 3 s
+STOP_EPOCHS = 5
+
+
+def _seconds_per_epoch(status, epochs: int = 3) -> float:
+    """The page's own pace: seconds per epoch shown, over ``epochs`` epochs after the next update.
+
+    Measured from one update of the epoch line to a later one, so it includes the round trip
+    from the kernel to the page that a Stop also makes.
+    """
+    start = _epoch(status.text_content())
+    _wait(lambda: _epoch(status.text_content()) > start, 60, "the next epoch")
+    t0, first = time.time(), _epoch(status.text_content())
+    last = _wait(lambda: (e := _epoch(status.text_content())) >= first + epochs and e, 120, "a few more epochs")
+    return (time.time() - t0) / (last - first)
 
 
 def test_stop_works_in_notebook_02_under_run_all(walkthrough):
@@ -35,12 +53,21 @@ def test_stop_works_in_notebook_02_under_run_all(walkthrough):
     assert "running" in dash.locator(".egu-state").text_content()
     prompts = [t.strip() for t in page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()]
     assert prompts.count("[*]:") >= 2, f"later cells should be queued behind the run: {prompts}"
+    per_epoch = _seconds_per_epoch(status)
     clicked = time.time()
     dash.locator("button.egu-stop").click()
     _wait(lambda: "stopped" in dash.locator(".egu-state").text_content(), 30, "the stopped state")
     took = time.time() - clicked
     stopped_at = _epoch(status.text_content())
-    assert took <= 3.0, f"training ended {took:.1f} s after the click"
+    # Stop must take effect within 3 s plus the time of a few epochs at the pace this page showed
+    # just before the click: on an idle machine that is about 3 s, on a loaded one it grows with
+    # the measured slowness; a Stop that waited for the queued cell (issue 15) would run on
+    # for the whole training instead
+    limit = 3.0 + STOP_EPOCHS * per_epoch
+    assert took <= limit, (
+        f"training ended {took:.1f} s after the click, over {limit:.1f} s "
+        f"(3 s + {STOP_EPOCHS} epochs at {per_epoch:.2f} s each, measured just before)"
+    )
     assert stopped_at < 3000
     # the notebook went on, with the partial model
     _wait(

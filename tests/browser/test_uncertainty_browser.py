@@ -11,7 +11,7 @@ import time
 
 import nbformat
 import pytest
-from test_views_browser import ARTIFACTS, _lab, _open_and_run_all, _shot, _wait
+from test_views_browser import ARTIFACTS, _open_and_run_all, _served, _shot, _wait
 
 pytestmark = pytest.mark.browser
 
@@ -31,14 +31,14 @@ view = abundance_inspector(result, cube)["view"]
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def page(tmp_path_factory, shared_lab, chromium):
     source = tmp_path_factory.mktemp("notebook") / "uncertainty.ipynb"
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(SETUP), nbformat.v4.new_code_cell(VIEW)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, source)
-    for lab in _lab(tmp_path_factory, {source: "uncertainty.ipynb"}):
-        yield from _open_and_run_all(lab)
+    for lab in _served(shared_lab, "uncertainty", {source: "uncertainty.ipynb"}):
+        yield from _open_and_run_all(lab, chromium)
 
 
 def test_spread_toggle_changes_the_maps(page):

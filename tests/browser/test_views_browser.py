@@ -12,6 +12,7 @@ dashboard: ``egu`` (EGU-Net, the default when the engine is installed) or ``nmf`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -65,7 +66,7 @@ if _reason is not None:
         raise RuntimeError(f"browser tests are required (EGU_REQUIRE_BROWSER=1) but {_reason}")
     pytest.skip(_reason, allow_module_level=True)
 
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Page  # noqa: E402
 
 
 def _free_port() -> int:
@@ -83,21 +84,25 @@ def _engine() -> str:
 
 # ---------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """A JupyterLab server on 127.0.0.1 with fresh settings, serving a copy of the notebook."""
-    yield from _lab(
-        tmp_path_factory, {HERE / "views.ipynb": "views.ipynb", HERE / "fake_training.py": "fake_training.py"}
+def lab(shared_lab):
+    """The session's JupyterLab server, serving a copy of the notebook in a folder of its own."""
+    yield from _served(
+        shared_lab, "views", {HERE / "views.ipynb": "views.ipynb", HERE / "fake_training.py": "fake_training.py"}
     )
 
 
-def _lab(tmp_path_factory, files: dict, extra_env: dict | None = None):
-    """Start JupyterLab serving ``files`` ({source: name}); the first one's kernel is started."""
+def _lab(tmp_path_factory, files: dict, extra_env: dict | None = None, start_kernel: bool = True):
+    """Start JupyterLab serving ``files`` ({source: name}); the first one's kernel is started.
+
+    With ``start_kernel=False`` (and possibly no files) it only serves: :func:`_served` adds a
+    module's notebook to it later, in a subfolder, with a kernel of its own.
+    """
     base = tmp_path_factory.mktemp("lab")
     root = base / "root"
     root.mkdir()
     for source, name in files.items():
         shutil.copy(source, root / name)
-    notebook = next(iter(files.values()))
+    notebook = next(iter(files.values()), None)
     port, token = _free_port(), "egu-browser-test"
     env = dict(os.environ)
     env.update(
@@ -143,24 +148,49 @@ def _lab(tmp_path_factory, files: dict, extra_env: dict | None = None):
                     raise RuntimeError(
                         f"JupyterLab did not start:\n{(base / 'server.log').read_text()[-3000:]}"
                     ) from None
-                time.sleep(0.5)
-        # Start the notebook's kernel through the REST API before the page opens: the page then
-        # attaches to it instead of racing its own start-up (JupyterLab asks which kernel to use
-        # when cells are run before its session is ready).
-        request = urllib.request.Request(
-            f"{url}/api/sessions?token={token}",
-            data=json.dumps(
-                {"path": notebook, "name": notebook, "type": "notebook", "kernel": {"name": "python3"}}
-            ).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=60) as r:
-            json.load(r)
-        yield {"url": url, "token": token, "root": root, "notebook": notebook}
+                time.sleep(0.2)
+        lab = {"url": url, "token": token, "root": root, "notebook": notebook}
+        if start_kernel:
+            _start_session(lab, notebook)
+        yield lab
     finally:
         _stop_server(proc, url, token)
         log.close()
+
+
+def _start_session(lab: dict, notebook: str) -> str:
+    """Start ``notebook``'s kernel through the REST API before its page opens; return the session id.
+
+    The page then attaches to that kernel instead of racing its own start-up (JupyterLab asks
+    which kernel to use when cells are run before its session is ready).
+    """
+    request = urllib.request.Request(
+        f"{lab['url']}/api/sessions?token={lab['token']}",
+        data=json.dumps(
+            {"path": notebook, "name": notebook, "type": "notebook", "kernel": {"name": "python3"}}
+        ).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=60) as r:
+        return json.load(r)["id"]
+
+
+def _served(lab: dict, folder: str, files: dict):
+    """Serve ``files`` ({source: name}) from ``folder`` of a running server; the first one's
+    kernel is started, and shut down when the caller is done with it."""
+    target = Path(lab["root"]) / folder
+    target.mkdir()
+    for source, name in files.items():
+        shutil.copy(source, target / name)
+    notebook = f"{folder}/{next(iter(files.values()))}"
+    session = _start_session(lab, notebook)
+    try:
+        yield {**lab, "notebook": notebook}
+    finally:
+        request = urllib.request.Request(f"{lab['url']}/api/sessions/{session}?token={lab['token']}", method="DELETE")
+        with contextlib.suppress(OSError):  # the server is gone: stopping it shut its kernels down
+            urllib.request.urlopen(request, timeout=60).close()
 
 
 def _stop_server(proc: subprocess.Popen, url: str, token: str) -> None:
@@ -182,17 +212,17 @@ def _stop_server(proc: subprocess.Popen, url: str, token: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def page(lab):
+def page(lab, chromium):
     """The notebook open in Chromium with every cell run (training keeps going in the background)."""
-    yield from _open_and_run_all(lab)
+    yield from _open_and_run_all(lab, chromium)
 
 
-def _open_and_run_all(lab):
+def _open_and_run_all(lab, browser):
+    """Open ``lab``'s notebook in a new page (a fresh context) of ``browser`` and run all cells."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1800})
+    pg = browser.new_page(viewport={"width": 1400, "height": 1800})
+    try:
         pg.set_default_timeout(60_000)
         pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -201,11 +231,10 @@ def _open_and_run_all(lab):
         pg.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
         _run_all_cells(pg)
         pg.console_errors = errors  # type: ignore[attr-defined]
-        try:
-            yield pg
-        finally:
-            pg.screenshot(path=str(ARTIFACTS / f"{Path(lab['notebook']).stem}-end.png"), full_page=True)
-            browser.close()
+        yield pg
+    finally:
+        pg.screenshot(path=str(ARTIFACTS / f"{Path(lab['notebook']).stem}-end.png"), full_page=True)
+        pg.context.close()
 
 
 def _run_all_cells(pg: Page) -> None:
@@ -226,7 +255,7 @@ def _run_all_cells(pg: Page) -> None:
                 return
             if time.time() - clicked > 15 and not any("*" in t for t in texts):
                 break  # idle, with cells that never ran: ask again
-            time.sleep(0.5)
+            time.sleep(0.2)
         pg.keyboard.press("Escape")
     pg.screenshot(path=str(ARTIFACTS / "run-all-failed.png"), full_page=True)
     raise AssertionError(f"the notebook's cells did not all run: prompts {prompts.all_text_contents()}")
