@@ -141,7 +141,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     un = sub.add_parser("unmix", help="unmix a cube and write the result (.nc, or .tif where GeoTIFF is available)")
-    un.add_argument("source", help=f"dataset name ({', '.join(dataset_names())}) or a file (.mat, ENVI .hdr, .nc)")
+    un.add_argument(
+        "source", help=f"dataset name ({', '.join(dataset_names())}) or a file (.mat, ENVI .hdr, .nc, .zarr)"
+    )
     un.add_argument("--truth", help=".mat file with truth 'A' and/or 'M' (for scoring, and for --method fcls)")
     un.add_argument(
         "--endmembers",
@@ -508,6 +510,11 @@ def _cmd_unmix(args, watch: _InterruptWatch) -> int:
     _check_method_options(args.method, options)
     if args.chunks is None and (args.scheduler != "threads" or args.workers is not None):
         raise InputError("--scheduler and --workers run the chunk-by-chunk path; give --chunks N too")
+    if args.chunks is not None and args.truth:
+        raise InputError(
+            "--truth needs the cube in memory and --chunks keeps it on disk; drop --truth to fit and write the"
+            " maps chunk by chunk (score them afterwards on a crop that fits in memory), or drop --chunks"
+        )
     with _scheduler(args.scheduler, args.workers):
         cube = open_cube(
             args.source,
