@@ -60,9 +60,9 @@ def test_stop_works_in_notebook_02_under_run_all(walkthrough):
     took = time.time() - clicked
     stopped_at = _epoch(status.text_content())
     # Stop must take effect within 3 s plus the time of a few epochs at the pace this page showed
-    # just before the click: on an idle machine that is about 3 s, on a loaded one it grows with
-    # the measured slowness; a Stop that waited for the queued cell (issue 15) would run on
-    # for the whole training instead
+    # just before the click: the limit stays near 3 s while epochs come quickly and grows with
+    # the slowness of a loaded machine; a Stop that waited for the queued cell (issue 15) would
+    # let the whole training run instead
     limit = 3.0 + STOP_EPOCHS * per_epoch
     assert took <= limit, (
         f"training ended {took:.1f} s after the click, over {limit:.1f} s "
