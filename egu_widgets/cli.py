@@ -453,14 +453,23 @@ def _endmember_matrix(value: Any):
     return matrix
 
 
-def _auto_endmembers(cube, criterion: str) -> int:
-    """P by ``criterion``; prints it with what every criterion says."""
+def _auto_endmembers(cube, criterion: str, sample: int | None = None, seed: int = 0) -> int:
+    """P by ``criterion``; prints it with what every criterion says.
+
+    With ``sample`` (a ``--chunks`` run) the criteria judge that many valid pixels spread over the
+    scene, read window by window, so that counting the materials never loads a lazy cube.
+    """
     from .classic.subspace import CRITERIA, estimate_n_endmembers
 
+    data = cube
+    if sample is not None:
+        from .cube.sampling import sample_pixels
+
+        data = sample_pixels(cube, sample, seed=seed)[0]
     said = {}
     for name in CRITERIA:
         try:
-            said[name] = estimate_n_endmembers(cube, name).n_endmembers
+            said[name] = estimate_n_endmembers(data, name).n_endmembers
         except EguError:
             if name == criterion:
                 raise
@@ -530,7 +539,12 @@ def _cmd_unmix(args, watch: _InterruptWatch) -> int:
         )
         n_endmembers = args.n_endmembers
         if n_endmembers == "auto":
-            n_endmembers = _auto_endmembers(cube, args.endmembers_criterion)
+            sample = None
+            if args.chunks is not None:
+                from .engine.estimator import _RUN_SETTINGS
+
+                sample = int(options.get("sample_pixels") or _RUN_SETTINGS["sample_pixels"])
+            n_endmembers = _auto_endmembers(cube, args.endmembers_criterion, sample, seed)
         result = unmix(
             cube, method=args.method, n_endmembers=n_endmembers, seed=seed, progress=not args.quiet, **options
         )

@@ -88,3 +88,22 @@ def test_a_nan_block_masked_on_the_command_line_is_nan_there_only(scene, tmp_pat
     assert np.isnan(maps[:, inside]).all()
     assert np.isfinite(maps[:, ~inside]).all()
     np.testing.assert_allclose(maps[:, ~inside].sum(0), 1.0, atol=1e-5)
+
+
+def test_auto_endmembers_on_a_lazy_scene_counts_on_a_sample_not_the_whole_cube(scene, tmp_path, monkeypatch, capsys):
+    import egu_widgets.classic.subspace as subspace
+
+    seen = []
+    estimate = subspace.estimate_n_endmembers
+
+    def spy(data, criterion="hysime", **options):
+        seen.append(data)
+        return estimate(data, criterion, **options)
+
+    monkeypatch.setattr(subspace, "estimate_n_endmembers", spy)
+    out = tmp_path / "maps.zarr"
+    args = ["unmix", str(scene / "scene.nc"), "-m", "egu-pw", "-p", "auto", "--chunks", "16", "--epochs", "1", "-q"]
+    assert main([*args, *SAMPLE, "--out", str(out)]) == 0
+    assert "endmembers: P = " in capsys.readouterr().out
+    # every criterion judged the fit's sample of 256 pixels, never the 1 600 pixels of the scene
+    assert seen and all(isinstance(d, np.ndarray) and d.shape == (256, 16) for d in seen)
