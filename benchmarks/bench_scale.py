@@ -484,7 +484,7 @@ def main(argv=None) -> None:
             start = time.perf_counter()
             write_scene(args.fit_side, path)
             print(f"<!-- scene written in {time.perf_counter() - start:.0f} s -->")
-            fit_rows(path, work, args.chunk, args.memory_side, sweep, extra)
+            fit_rows(path, work, args.chunk, args.memory_side, sweep, extra, tuple(args.parts))
         finally:
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)
