@@ -132,23 +132,29 @@ def _history_of(source: Any) -> dict[str, np.ndarray]:
     return {str(k): np.asarray(v, dtype=np.float64).ravel() for k, v in history.items()}
 
 
-def training_figure(source: Any, *, logy: Any = "auto", panel_size: tuple[float, float] = (3.6, 2.6)):
+def training_figure(
+    source: Any, *, logy: Any = "auto", tol: float | None = None, panel_size: tuple[float, float] = (3.6, 2.6)
+):
     """Training curves per epoch from ``result.history`` (or a dict): losses, metrics, learning rate.
 
     Keys starting with ``loss`` go to the loss panel (log scale when all positive and
-    ``logy="auto"``), ``lr``/``learning_rate`` to the learning-rate panel, the rest (``rmse``,
-    ``sad``...) to the metrics panel. Empty panels are left out. Epochs without a value (NaN:
-    metrics are evaluated every few epochs) are skipped, and such curves are drawn with markers.
+    ``logy="auto"``), ``lr``/``learning_rate`` to the learning-rate panel, the stopping rule's
+    ``change`` to a log panel of its own with its tolerance as a dashed line (``tol``: None reads
+    it from the result's configuration), the rest (``rmse``, ``sad``...) to the metrics panel.
+    Empty panels are left out. Epochs without a value (NaN: metrics are evaluated every few
+    epochs) are skipped, and such curves are drawn with markers.
     """
     history = {k: v for k, v in _history_of(source).items() if v.size}
     if not history:
         raise InputError("there is no training history to plot (classical methods record none)")
     losses = {k: v for k, v in history.items() if k.startswith("loss")}
     rates = {k: v for k, v in history.items() if k in ("lr", "learning_rate")}
-    metrics = {k: v for k, v in history.items() if k not in losses and k not in rates}
-    panels = [
-        (name, group) for name, group in (("losses", losses), ("metrics", metrics), ("learning rate", rates)) if group
-    ]
+    stopping = {k: v for k, v in history.items() if k == "change" and np.isfinite(v).any()}
+    metrics = {k: v for k, v in history.items() if k not in losses and k not in rates and k != "change"}
+    if tol is None:
+        tol = ((getattr(source, "config", None) or {}).get("hyperparameters") or {}).get("tol")
+    groups = (("losses", losses), ("metrics", metrics), ("change between checks", stopping), ("learning rate", rates))
+    panels = [(name, group) for name, group in groups if group]
     fig = new_figure(panel_size[0] * len(panels), panel_size[1])
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (name, group) in zip(axes, panels):
@@ -165,9 +171,17 @@ def training_figure(source: Any, *, logy: Any = "auto", panel_size: tuple[float,
             use_log = logy is True or (logy == "auto" and finite.size and (finite > 0).all())
             if use_log:
                 ax.set_yscale("log")
+        if name == "change between checks":
+            positive = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in group.values()])
+            if positive.size:
+                ax.set_yscale("log")
+            if tol:  # None or 0: no rule, nothing to compare with
+                ax.axhline(float(tol), color="#d62728", linestyle="--", linewidth=1.0, label=f"tol {float(tol):g}")
+                ax.legend(fontsize=7)
+            ax.set_ylabel("change (RMS)", fontsize=8)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(which="both", labelsize=7)  # a log axis under a decade labels its minor ticks
         ax.grid(alpha=0.3)
         if len(group) > 1 or name == "metrics":
             ax.legend(fontsize=7)
