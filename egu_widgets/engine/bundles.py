@@ -32,6 +32,7 @@ Random choices come from the seed's ``"bundles"`` stream (:mod:`egu_widgets.vali
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,7 @@ __all__ = [
     "extract_bundles",
     "reference_endmembers",
     "sum_to_one_statistic",
+    "resolve_bundle_options",
     "ASC_THRESHOLD",
     "LABELLERS",
     "BUNDLE_ARRAYS",
@@ -535,6 +537,28 @@ class _Unset:
 
 
 _UNSET: Any = _Unset()
+
+
+def resolve_bundle_options(spec: Any, default_mode: str) -> dict:
+    """An estimator's ``bundles=`` (None, a mode name or a dict) as :func:`extract_bundles` options.
+
+    None takes ``default_mode``; unknown options are refused with the known ones named.
+    """
+    if spec is None:
+        opts: dict = {"mode": default_mode}
+    elif isinstance(spec, str):
+        opts = {"mode": spec}
+    elif isinstance(spec, Mapping):
+        opts = dict(spec)
+        opts.setdefault("mode", default_mode)
+    else:
+        raise InputError(
+            f"bundles= takes None, a mode name, a dict of options or SpectralBundles; got {type(spec).__name__}"
+        )
+    unknown = sorted(set(opts) - set(BUNDLE_OPTIONS) - {"seed"})
+    if unknown:
+        raise InputError(f"unknown bundle option(s) {unknown}; known: {', '.join(BUNDLE_OPTIONS)}")
+    return opts
 
 
 def extract_bundles(

@@ -19,7 +19,7 @@ import io
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,14 @@ from ..validation import (
     seed_int,
     seed_sequence,
 )
-from .bundles import BUNDLE_MODES, BUNDLE_OPTIONS, CHECKPOINT_PREFIX, SpectralBundles, extract_bundles
+from .bundles import (
+    BUNDLE_MODES,
+    BUNDLE_OPTIONS,
+    CHECKPOINT_PREFIX,
+    SpectralBundles,
+    extract_bundles,
+    resolve_bundle_options,
+)
 from .events import CallbackLike, TrainingControl
 from .inference import PixelUnmixer
 from .networks import _EGUBase, batch_statistics, build_model, calibrate
@@ -454,20 +461,7 @@ class EGUNet:
         if isinstance(spec, SpectralBundles):
             b = spec
         else:
-            if spec is None:
-                opts: dict = {"mode": self.hyperparameters_["bundle_mode"]}
-            elif isinstance(spec, str):
-                opts = {"mode": spec}
-            elif isinstance(spec, Mapping):
-                opts = dict(spec)
-                opts.setdefault("mode", self.hyperparameters_["bundle_mode"])
-            else:
-                raise InputError(
-                    f"bundles= takes None, a mode name, a dict of options or SpectralBundles; got {type(spec).__name__}"
-                )
-            unknown = sorted(set(opts) - set(BUNDLE_OPTIONS) - {"seed"})
-            if unknown:
-                raise InputError(f"unknown bundle option(s) {unknown}; known: {', '.join(BUNDLE_OPTIONS)}")
+            opts = resolve_bundle_options(spec, self.hyperparameters_["bundle_mode"])
             opts.setdefault("seed", self.seed_)
             b = extract_bundles(cube, p, **opts)
         if b.n_bands != cube.n_bands:

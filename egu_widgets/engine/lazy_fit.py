@@ -34,7 +34,7 @@ from ..cube import HyperCube
 from ..cube.sampling import patch_grid, read_windows, sample_pixels, stratified_corners
 from ..errors import InputError
 from ..validation import check_int, check_seed
-from .bundles import BUNDLE_MODES, BUNDLE_OPTIONS, SpectralBundles, extract_bundles, reference_endmembers
+from .bundles import BUNDLE_MODES, SpectralBundles, extract_bundles, reference_endmembers, resolve_bundle_options
 
 __all__ = ["SAMPLE_HALO", "SAMPLE_TILE", "fit_lazy", "is_lazy_cube", "sampled_bundles", "training_cube"]
 
@@ -168,25 +168,6 @@ def training_cube(cube: HyperCube, variant: str, n_pixels: int, *, seed: Any) ->
     )
     ds = sample.ds.assign(valid=(("y", "x"), valid.astype(np.int8)))
     return HyperCube(ds, validate=False), False
-
-
-def _bundle_options(spec: Any, default_mode: str) -> dict:
-    """``bundles=`` as :meth:`EGUNet._bundles_for` reads it: the options of :func:`extract_bundles`."""
-    if spec is None:
-        opts: dict = {"mode": default_mode}
-    elif isinstance(spec, str):
-        opts = {"mode": spec}
-    elif isinstance(spec, Mapping):
-        opts = dict(spec)
-        opts.setdefault("mode", default_mode)
-    else:
-        raise InputError(
-            f"bundles= takes None, a mode name, a dict of options or SpectralBundles; got {type(spec).__name__}"
-        )
-    unknown = sorted(set(opts) - set(BUNDLE_OPTIONS) - {"seed"})
-    if unknown:
-        raise InputError(f"unknown bundle option(s) {unknown}; known: {', '.join(BUNDLE_OPTIONS)}")
-    return opts
 
 
 def _auto_labeller(resolved: Mapping[str, Any], pixels: np.ndarray, reference: np.ndarray) -> dict:
@@ -331,7 +312,7 @@ def fit_lazy(est: Any, cube: HyperCube, bundles: Any, callbacks: Sequence | None
         if isinstance(spec, SpectralBundles):
             bset = spec
         else:
-            opts = _bundle_options(spec, hp["bundle_mode"])
+            opts = resolve_bundle_options(spec, hp["bundle_mode"])
             source = train if whole else cube
             pixels = train.pixels[train.valid_mask.ravel()]
             bset = sampled_bundles(source, p, n_patches, pixels, seed=est.seed_, options=opts)
