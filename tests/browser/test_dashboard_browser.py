@@ -15,9 +15,8 @@ from __future__ import annotations
 import re
 import time
 
-import nbformat
 import pytest
-from test_views_browser import _open_and_run_all, _served, _shot, _wait
+from test_views_browser import _notebook_page, _shot, _wait
 
 pytestmark = pytest.mark.browser
 
@@ -45,13 +44,7 @@ CONVERGING = re.compile(
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory, shared_lab, chromium):
-    source = tmp_path_factory.mktemp("notebook") / "dashboard_auto.ipynb"
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(SETUP), nbformat.v4.new_code_cell(RUN)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, source)
-    for lab in _served(shared_lab, "dashboard", {source: "dashboard_auto.ipynb"}):
-        yield from _open_and_run_all(lab, chromium)
+    yield from _notebook_page(tmp_path_factory, shared_lab, chromium, "dashboard", "dashboard_auto.ipynb", [SETUP, RUN])
 
 
 def test_dashboard_shows_the_stopping_rules_progress(page):

@@ -11,10 +11,9 @@ import io
 import re
 import time
 
-import nbformat
 import numpy as np
 import pytest
-from test_views_browser import _open_and_run_all, _served, _shot
+from test_views_browser import _notebook_page, _shot
 
 pytestmark = pytest.mark.browser
 
@@ -37,13 +36,7 @@ COUNT_RGB = np.array([0x2C, 0xA0, 0x2C])  # the marker's colour (egu_widgets.wid
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory, shared_lab, chromium):
-    source = tmp_path_factory.mktemp("notebook") / "subspace.ipynb"
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(SETUP), nbformat.v4.new_code_cell(VIEW)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, source)
-    for lab in _served(shared_lab, "subspace", {source: "subspace.ipynb"}):
-        yield from _open_and_run_all(lab, chromium)
+    yield from _notebook_page(tmp_path_factory, shared_lab, chromium, "subspace", "subspace.ipynb", [SETUP, VIEW])
 
 
 def test_eigenvalue_view_renders_with_the_count(page):

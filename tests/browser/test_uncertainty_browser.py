@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import time
 
-import nbformat
 import pytest
-from test_views_browser import ARTIFACTS, _open_and_run_all, _served, _shot, _wait
+from test_views_browser import ARTIFACTS, _notebook_page, _shot, _wait
 
 pytestmark = pytest.mark.browser
 
@@ -32,13 +31,7 @@ view = abundance_inspector(result, cube)["view"]
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory, shared_lab, chromium):
-    source = tmp_path_factory.mktemp("notebook") / "uncertainty.ipynb"
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(SETUP), nbformat.v4.new_code_cell(VIEW)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, source)
-    for lab in _served(shared_lab, "uncertainty", {source: "uncertainty.ipynb"}):
-        yield from _open_and_run_all(lab, chromium)
+    yield from _notebook_page(tmp_path_factory, shared_lab, chromium, "uncertainty", "uncertainty.ipynb", [SETUP, VIEW])
 
 
 def test_spread_toggle_changes_the_maps(page):

@@ -176,6 +176,20 @@ def _start_session(lab: dict, notebook: str) -> str:
         return json.load(r)["id"]
 
 
+def _notebook_page(tmp_path_factory, shared_lab, browser, folder: str, name: str, cells: list[str]):
+    """A notebook of code ``cells`` written as ``name``, served from ``folder`` of the shared
+    server, opened in ``browser`` and run: yields the page (a module fixture's body)."""
+    import nbformat
+
+    source = tmp_path_factory.mktemp("notebook") / name
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(cell) for cell in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, source)
+    for lab in _served(shared_lab, folder, {source: name}):
+        yield from _open_and_run_all(lab, browser)
+
+
 def _served(lab: dict, folder: str, files: dict):
     """Serve ``files`` ({source: name}) from ``folder`` of a running server; the first one's
     kernel is started, and shut down when the caller is done with it."""
