@@ -541,9 +541,9 @@ def _cmd_unmix(args, watch: _InterruptWatch) -> int:
         if n_endmembers == "auto":
             sample = None
             if args.chunks is not None:
-                from .engine.estimator import _RUN_SETTINGS
+                from .engine import resolve_hyperparameters
 
-                sample = int(options.get("sample_pixels") or _RUN_SETTINGS["sample_pixels"])
+                sample = resolve_hyperparameters(sample_pixels=options.get("sample_pixels"))["sample_pixels"]
             n_endmembers = _auto_endmembers(cube, args.endmembers_criterion, sample, seed)
         result = unmix(
             cube, method=args.method, n_endmembers=n_endmembers, seed=seed, progress=not args.quiet, **options
