@@ -2,7 +2,7 @@
 
     python benchmarks/bench_robustness.py [--scenes ...] [--methods ...] [--seeds 0 1 2]
                                           [--epochs N] [--threads 1] [--csv out.csv]
-                                          [--bundles '{"labeller": "nnls"}']
+                                          [--bundles '{"labeller": "nnls"}'] [--params '{"lr": 0.05}']
     python benchmarks/bench_robustness.py --compare before.csv after.csv [--methods egu-pw]
 
 Prints one table of abundance RMSE (0-1 scale; x100 in parentheses) and one of mean SAD (degrees),
@@ -13,6 +13,8 @@ fit. A default change is kept only if it improves the suite's median and worsens
 than 0.005 (issue 17's rule), so run it before and after a change, on the same seeds.
 ``--bundles`` passes bundle options (JSON) to egu-pw and egu-ss, e.g. ``'{"labeller": "nnls"}'``
 for the labels before issue 17's sum-to-one test; each run's line says which labeller was used.
+``--params`` passes estimator hyperparameters (JSON) to ae, egu-pw and egu-ss, to measure a
+candidate default against the current one.
 ``--csv`` rows are written as the runs finish. ``--compare`` reads two such files (several runs
 each may be merged: give ``before.csv,more.csv``) and prints, per scene, the median RMSE over the
 seeds both files have, the difference and the rule's verdict.
@@ -38,7 +40,7 @@ DATASETS = ("samson", "jasper-ridge", "egu-synthetic")
 DETERMINISTIC = {"fcls", "nfindr-fcls"}
 
 
-def run(scene_name: str, method: str, seed: int, epochs: int | None, threads: int | None, bundles=None):
+def run(scene_name: str, method: str, seed: int, epochs: int | None, threads: int | None, bundles=None, params=None):
     # the scene is fixed; the seed is the method's
     cube = open_cube(scene_name) if scene_name in DATASETS else make_scene(scene_name, seed=0)
     options = {}
@@ -47,6 +49,7 @@ def run(scene_name: str, method: str, seed: int, epochs: int | None, threads: in
             options["epochs"] = epochs
         if threads is not None:
             options["num_threads"] = threads
+        options.update(params or {})
     if bundles and method in ("egu-pw", "egu-ss"):
         options["bundles"] = dict(bundles)
     start = time.perf_counter()
@@ -67,6 +70,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the trained methods")
     parser.add_argument("--csv", help="also write every run to this CSV file")
     parser.add_argument("--bundles", type=json.loads, help="bundle options for egu-pw/egu-ss, as JSON")
+    parser.add_argument("--params", type=json.loads, help="estimator hyperparameters for ae/egu-pw/egu-ss, as JSON")
     parser.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="compare two --csv files")
     args = parser.parse_args(argv)
     if args.compare:
@@ -86,7 +90,7 @@ def main(argv=None) -> None:
         for method in args.methods:
             seeds = args.seeds[:1] if method in DETERMINISTIC else args.seeds
             for seed in seeds:
-                rmse, sad, seconds, how = run(scene, method, seed, args.epochs, args.threads, args.bundles)
+                rmse, sad, seconds, how = run(scene, method, seed, args.epochs, args.threads, args.bundles, args.params)
                 cells.setdefault((scene, method), []).append((rmse, sad, seconds))
                 rows.append(
                     dict(scene=scene, method=method, seed=seed, rmse=rmse, sad=sad, seconds=seconds, labels=how)
@@ -105,6 +109,7 @@ def main(argv=None) -> None:
 
     epochs = f"{args.epochs} epochs" if args.epochs else "default epochs"
     bundles = f", bundles {json.dumps(args.bundles)}" if args.bundles else ""
+    bundles += f", params {json.dumps(args.params)}" if args.params else ""
     print(f"\nseeds {args.seeds}, {epochs}, {args.threads} torch thread(s){bundles}; median over seeds\n")
     for title, k, fmt in (
         ("abundance RMSE, 0-1 scale (x100)", 0, lambda v: f"{v:.4f} ({100 * v:.2f})"),
