@@ -32,6 +32,8 @@ set-up, the result). ``--precision`` runs each fit once per precision.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import statistics
 import sys
 import time
@@ -157,6 +159,7 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--tol", type=float, help="the stopping rule's tolerance (0: run to the bound)")
     ap.add_argument("--lr", type=float, help="the learning rate instead of the preset's")
+    ap.add_argument("--params", type=json.loads, default={}, help="other EGUNet hyperparameters, as JSON")
     ap.add_argument("--trajectory", action="store_true", help="also print each run's RMSE and change per check")
     ap.add_argument("--breakdown", action="store_true", help="also print where each fit's wall time went")
     ap.add_argument(
@@ -191,6 +194,7 @@ def main(argv=None) -> int:
                     eval_every=args.eval_every,
                     tol=args.tol,
                     lr=args.lr,
+                    **args.params,
                 )
                 bundle_seed = seed if args.bundle_seed is None else args.bundle_seed
                 bundles = extract_bundles(cube, cube.n_true_endmembers, seed=bundle_seed)
@@ -207,8 +211,9 @@ def main(argv=None) -> int:
                 clock.burst(args.naive_steps - before)
                 out = est.outcome_
                 steps_per_epoch = round(out.steps_done / max(out.epochs_done, 1))
-                naive = statistics.median(clock.wall) * steps_per_epoch * 200
-                naive_cpu = statistics.median(clock.cpu) * steps_per_epoch * 200
+                # --naive-steps 0: no naive loop (its step is pw's; an ss fit is read by its seconds)
+                naive = statistics.median(clock.wall or [math.nan]) * steps_per_epoch * 200
+                naive_cpu = statistics.median(clock.cpu or [math.nan]) * steps_per_epoch * 200
                 ratio, cpu_ratio = seconds / naive, cpu_seconds / naive_cpu
                 rmse = est.result_.rmse
                 rmses.append(rmse)

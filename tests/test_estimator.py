@@ -239,6 +239,77 @@ def test_image_steps_sets_the_whole_image_steps_per_epoch(cube):
     assert _one_epoch(cube, "ss", preset="paper", conv_width=6, batch_size=40).outcome_.steps_done == 3
 
 
+def _window_shapes(est: EGUNet, cube) -> list[tuple[int, int]]:
+    """Fit ``est`` and record the (height, width) of every image the convolutional stream trained on."""
+    from egu_widgets.engine.networks import SpatialSpectralEGUNet
+
+    shapes = []
+    original = SpatialSpectralEGUNet.image_stream
+
+    def recording(self, image):
+        if self.training:
+            shapes.append(tuple(image.shape[-2:]))
+        return original(self, image)
+
+    SpatialSpectralEGUNet.image_stream = recording
+    try:
+        est.fit(cube)
+    finally:
+        SpatialSpectralEGUNet.image_stream = original
+    return shapes
+
+
+def test_image_crop_trains_ss_on_random_windows_of_that_side(cube):
+    kw = {**TINY, "conv_width": 6, "epochs": 3, "image_steps": 4}
+    shapes = _window_shapes(EGUNet("ss", P, seed=0, image_crop=8, **kw), cube)  # the cube is 12×10
+    assert shapes == [(8, 8)] * 12
+    # Windows fall at different places: the run differs from the whole-image one.
+    whole = EGUNet("ss", P, seed=0, **kw).fit(cube)
+    cropped = EGUNet("ss", P, seed=0, image_crop=8, **kw).fit(cube)
+    assert not np.array_equal(whole.transform(cube), cropped.transform(cube))
+    # ... and the same seed draws the same windows (one thread: bit-identical).
+    again = EGUNet("ss", P, seed=0, image_crop=8, **kw).fit(cube)
+    np.testing.assert_array_equal(cropped.transform(cube), again.transform(cube))
+    assert cropped.get_config()["hyperparameters"]["image_crop"] == 8
+
+
+def test_image_crop_is_clipped_to_the_image_and_a_larger_one_is_the_whole_image(cube):
+    kw = {**TINY, "conv_width": 6, "epochs": 2, "image_steps": 2}
+    assert set(_window_shapes(EGUNet("ss", P, seed=0, image_crop=11, **kw), cube)) == {(11, 10)}
+    whole = EGUNet("ss", P, seed=0, **kw).fit(cube).transform(cube)
+    larger = EGUNet("ss", P, seed=0, image_crop=64, **kw).fit(cube).transform(cube)
+    np.testing.assert_array_equal(whole, larger)  # no window drawn: the authors' step exactly
+
+
+def test_image_crop_is_checked_and_paper_keeps_the_whole_image():
+    assert resolve_hyperparameters("ss", "paper")["image_crop"] is None
+    for bad in (0, -8, 2.5, "64"):
+        with pytest.raises(InputError, match="image_crop"):
+            resolve_hyperparameters("ss", image_crop=bad)
+
+
+def test_a_window_without_valid_pixels_adds_no_reconstruction_term():
+    from egu_widgets.engine.networks import SpatialSpectralEGUNet
+    from egu_widgets.engine.trainer import ImageObjective
+
+    torch.manual_seed(0)
+    model = SpatialSpectralEGUNet(16, P, encoder_widths=(12, 8, 4), decoder_widths=(4, 8, 12), conv_width=6)
+    image = torch.rand(1, 16, 16, 16)
+    valid = torch.zeros(1, 1, 16, 16)
+    objective = ImageObjective(
+        model,
+        image,
+        valid=valid,
+        crop=8,
+        generator=torch.Generator().manual_seed(0),
+        bundle_weight=1.0,
+        reconstruction_weight=1.0,
+        weight_decay=0.0,
+    )
+    total, reconstruction, _, _ = objective.losses(0)
+    assert torch.isfinite(total) and reconstruction == 0
+
+
 def test_batch_size_sets_the_steps_of_pw(cube):
     assert _one_epoch(cube, batch_size=30).outcome_.steps_done == 4
     assert _one_epoch(cube, batch_size=1000).outcome_.steps_done == 1

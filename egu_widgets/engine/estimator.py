@@ -98,6 +98,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         bundle_mode="faithful",
         conv_width=None,  # ss: first convolution's width; None = encoder_widths[0], as the authors
         image_steps=None,  # ss: whole-image steps per epoch; None = round(N / batch_size), as the authors
+        image_crop=None,  # ss: side of the random window each step trains on; None = the whole image, as the authors
         bundle_batch=8000,  # bundles per step when there are more (the authors' scenes have at most 8 000)
         average=None,  # decay per step of the weights' moving average; None: the last weights
         tol=None,  # stopping rule's tolerance on the probe's change; None: run all epochs
@@ -182,7 +183,7 @@ def _check_hyperparameters(hp: dict) -> dict:
         hp[name] = check_int_sequence(name, hp[name], n)
     if any(k % 2 == 0 for k in hp["kernels"]):
         raise InputError(f"kernels must be odd (so that 'same' padding is symmetric); got {hp['kernels']}")
-    for name in ("eval_every", "num_threads", "conv_width", "image_steps"):
+    for name in ("eval_every", "num_threads", "conv_width", "image_steps", "image_crop"):
         hp[name] = check_int(name, hp[name], 1, allow_none=True)
     hp["chunk_size"] = check_int("chunk_size", hp["chunk_size"], 1)
     hp["sample_pixels"] = check_int("sample_pixels", hp["sample_pixels"], 1)
@@ -246,10 +247,10 @@ class EGUNet:
     encoder_widths, decoder_widths, kernels, bn_eps : optional
         Hidden widths (three each), the ss convolution kernels (two odd sizes) and the batch-norm
         epsilon; None: the preset's.
-    conv_width, image_steps : int, optional
-        ss only: the first convolution's width and the whole-image steps per epoch; None: the
-        preset's (the default preset's light ss uses 64 and 1; "paper": the encoder's first width
-        and round(N / batch_size)).
+    conv_width, image_steps, image_crop : int, optional
+        ss only: the first convolution's width, the image steps per epoch and the side of the
+        random square window of the image each step trains on; None: the preset's ("paper": the
+        encoder's first width, round(N / batch_size) and the whole image).
     bundle_weight, reconstruction_weight : float, optional
         Weights of the bundle (cross-entropy) and reconstruction (squared error) losses.
     bundle_mode : str, optional
@@ -346,6 +347,7 @@ class EGUNet:
         kernels: Sequence[int] | None = None,
         conv_width: int | None = None,
         image_steps: int | None = None,
+        image_crop: int | None = None,
         bn_eps: float | None = None,
         bundle_weight: float | None = None,
         reconstruction_weight: float | None = None,
@@ -379,6 +381,7 @@ class EGUNet:
         self.kernels = kernels
         self.conv_width = conv_width
         self.image_steps = image_steps
+        self.image_crop = image_crop
         self.bn_eps = bn_eps
         self.bundle_weight = bundle_weight
         self.reconstruction_weight = reconstruction_weight
@@ -615,7 +618,15 @@ class EGUNet:
                     vmask = torch.from_numpy(valid.astype(np.float32))[None, None].to(device)
                 steps = hp["image_steps"] or max(1, int(round(pixels.shape[0] / hp["batch_size"])))
                 objective = ImageObjective(
-                    model, self._image_tensor(cube), xb, yb, valid=vmask, steps_per_epoch=steps, **weights
+                    model,
+                    self._image_tensor(cube),
+                    xb,
+                    yb,
+                    valid=vmask,
+                    steps_per_epoch=steps,
+                    crop=hp["image_crop"],
+                    generator=self._torch_generator("batches", torch.device("cpu"), child=2),
+                    **weights,
                 )
             else:
                 objective = PixelObjective(

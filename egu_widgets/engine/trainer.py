@@ -156,10 +156,14 @@ class PixelObjective(_Objective):
 
 
 class ImageObjective(_Objective):
-    """ss: the whole image through the convolutional stream at every step, as the authors do.
+    """ss: the image through the convolutional stream at every step.
 
-    ``steps_per_epoch`` keeps the authors' schedule: their epoch is ⌊N / 8000⌋ steps (each on the
-    whole image), and the learning rate decays per step.
+    ``crop=None`` feeds the whole image, as the authors do. ``crop=s`` feeds a random s × s window
+    of it instead (clipped to the image), a fresh one each step from ``generator``: the
+    convolutional stream's cost per step then no longer grows with the scene, as a pixel batch's
+    does not in "pw"; batch statistics are the window's while training and the whole image's
+    afterwards (the estimator calibrates them). ``steps_per_epoch`` is the schedule's epoch in
+    steps (the authors': round(N / 8000) whole-image steps); the learning rate decays per step.
     """
 
     def __init__(
@@ -171,23 +175,43 @@ class ImageObjective(_Objective):
         *,
         valid: torch.Tensor | None = None,
         steps_per_epoch: int = 1,
+        crop: int | None = None,
+        generator: torch.Generator | None = None,
         **weights,
     ):
         super().__init__(model, bundles, labels, **weights)
         self.image = image  # (1, B, H, W)
         self.valid = valid  # (1, 1, H, W) float mask, or None when every pixel is valid
         self.steps_per_epoch = max(1, int(steps_per_epoch))
+        h, w = image.shape[-2:]
+        self.window = None if crop is None else (min(int(crop), h), min(int(crop), w))
+        if self.window == (h, w):
+            self.window = None  # the window is the image: no drawing, the authors' step exactly
+        self.generator = generator  # a CPU generator: window corners never need a device sync
 
     def begin_epoch(self) -> int:
         return self.steps_per_epoch
 
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This step's image (and valid mask): the whole image, or a random window of it."""
+        if self.window is None:
+            return self.image, self.valid
+        (h, w), (wh, ww) = self.image.shape[-2:], self.window
+        top = int(torch.randint(h - wh + 1, (1,), generator=self.generator))
+        left = int(torch.randint(w - ww + 1, (1,), generator=self.generator))
+        rows, cols = slice(top, top + wh), slice(left, left + ww)
+        valid = None if self.valid is None else self.valid[..., rows, cols]
+        return self.image[..., rows, cols], valid
+
     def losses(self, step: int) -> torch.Tensor:
-        _, reconstruction = self.model.image_stream(self.image)
-        err = (reconstruction - self.image).pow(2)
-        if self.valid is None:
+        image, valid = self._batch()
+        _, reconstruction = self.model.image_stream(image)
+        err = (reconstruction - image).pow(2)
+        if valid is None:
             rec = err.mean()
         else:
-            rec = (err * self.valid).sum() / (self.valid.sum() * self.image.shape[1])
+            # A window can hold no valid pixel; it then adds no reconstruction term (not a NaN).
+            rec = (err * valid).sum() / (valid.sum().clamp_min(1) * image.shape[1])
         return self._combine(rec)
 
 
