@@ -252,7 +252,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--methods",
         type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
-        help="comma-separated subset of vca-fcls,sunsal,ae,egu-pw,egu-ss",
+        help="comma-separated subset of vca-fcls,nfindr-fcls,sunsal,ae,egu-pw,egu-ss",
     )
     rep.add_argument(
         "--seeds", type=lambda t: [int(x) for x in t.split(",") if x.strip()], help="comma-separated seeds"

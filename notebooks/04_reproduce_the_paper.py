@@ -19,13 +19,14 @@
 # `reproduce()` (or `egu-widgets reproduce --out DIR` in a terminal) unmixes the three scenes of
 # the EGU-Net paper's comparison — the synthetic scene (the paper's 200 × 200 abundance maps mixed
 # with five USGS spectra at 30 dB), Samson and Jasper Ridge — with FCLS and SUnSAL on VCA
-# endmembers, the `ae` ablation, EGU-Net-pw and EGU-Net-ss, over several seeds, and writes a table
+# endmembers, FCLS on N-FINDR endmembers, the `ae` ablation, EGU-Net-pw and EGU-Net-ss, over
+# several seeds, and writes a table
 # (median and range over seeds), the figures and every result.
 #
 # * **Fast mode** (`EGU_FAST=1`, or `FAST = True` below): cropped scenes, 20 epochs, 2 seeds —
 #   a few minutes; it shows that everything runs, not the paper's numbers.
-# * **Full mode**: whole scenes, 3 seeds, every method's default settings (200 epochs) — under
-#   an hour on two CPU cores; the table header records what ran and how long it took. A finished full run is reused when you open this notebook again; set `RERUN = True` to
+# * **Full mode**: whole scenes, 3 seeds, every method's default settings (EGU-Net stops when it has
+#   converged, after at most 200 epochs) — about half an hour on two CPU cores; the table header records what ran and how long it took. A finished full run is reused when you open this notebook again; set `RERUN = True` to
 #   redo it.
 #
 # The datasets are read from the data folder or downloaded once (see the README).

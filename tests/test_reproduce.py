@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -387,3 +388,12 @@ def test_cli_reproduce_reports_bad_input_on_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_reproduce_help_names_every_comparison_method(capsys):
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    # argparse wraps the help at hyphens ("nfindr-\n fcls"): join those back first.
+    help_text = re.sub(r"-\s+", "-", " ".join(capsys.readouterr().out.split()))
+    listed = help_text.split("comma-separated subset of ")[2].split()[0]
+    assert listed.split(",") == list(METHODS)

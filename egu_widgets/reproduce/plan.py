@@ -28,8 +28,8 @@ __all__ = [
 
 #: The paper's scenes, in table order (the dataset registry marks them).
 DATASETS = paper_datasets()
-#: The comparison's rows, in table order: two classical baselines, the ablation, EGU-Net twice.
-METHODS = ("vca-fcls", "sunsal", "ae", "egu-pw", "egu-ss")
+#: The comparison's rows, in table order: three classical baselines, the ablation, EGU-Net twice.
+METHODS = ("vca-fcls", "nfindr-fcls", "sunsal", "ae", "egu-pw", "egu-ss")
 #: How the comparison runs a method when that differs from the registry's general case.
 _SETUPS = {"sunsal": "VCA endmembers"}  # the same endmembers as vca-fcls, see run._run_one
 

@@ -36,8 +36,8 @@ def _run_one(scene: Scene, method: str, seed: int, plan: Plan) -> UnmixingResult
     from ..unmixing import unmix
 
     cube = scene.cube
-    if method == "vca-fcls":
-        return unmix(cube, method="vca-fcls", seed=seed)
+    if method in ("vca-fcls", "nfindr-fcls"):
+        return unmix(cube, method=method, seed=seed)
     if method == "sunsal":
         # The same VCA endmembers as vca-fcls with this seed (vca is deterministic for a seed);
         # the run's time counts VCA as well as SUnSAL.
