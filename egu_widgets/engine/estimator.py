@@ -103,6 +103,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         average=None,  # decay per step of the weights' moving average; None: the last weights
         tol=None,  # stopping rule's tolerance on the probe's change; None: run all epochs
         precision="float32",  # or "bf16": bfloat16 autocast in the training passes
+        relabel=0,  # relabelling rounds after training (engine/relabel.py); 0: none, as the authors
     ),
 }
 # Ours: the authors' network settings; bundles labelled against N-FINDR spectra (bundles.py);
@@ -136,6 +137,7 @@ _VARIANT_METHODS = {v: k for k, v in METHOD_VARIANTS.items()}
 _CHECKPOINT_FORMAT = "egu_widgets.EGUNet"
 _CHECKPOINT_VERSION = 1
 _REFERENCE_KEY = "__reference_endmembers__"
+_INITIAL_REFERENCE_KEY = "__initial_reference_endmembers__"
 
 
 def _resolve_device(device: Any) -> torch.device:
@@ -168,6 +170,7 @@ def _check_hyperparameters(hp: dict) -> dict:
     hp["average"] = check_float("average", hp["average"], 0, 1, max_inclusive=False, allow_none=True)
     hp["tol"] = check_float("tol", hp["tol"], 0, allow_none=True)
     hp["precision"] = check_choice("precision", hp["precision"], ("float32", "bf16"))
+    hp["relabel"] = check_int("relabel", hp["relabel"], 0, what="a whole number of rounds")
     if hp["epochs"] == "auto" and hp["tol"] is None:
         raise InputError(
             "epochs='auto' ends when the stopping rule says so, and this preset has no rule (tol=None); "
@@ -206,7 +209,12 @@ def resolve_hyperparameters(variant: str = "pw", preset: str = "default", **over
     hp = dict(PRESETS[preset], **_RUN_SETTINGS)
     hp.update(VARIANT_PRESETS[preset].get(variant, {}))
     hp.update({k: v for k, v in overrides.items() if v is not None})
-    return _check_hyperparameters(hp)
+    hp = _check_hyperparameters(hp)
+    if variant == "ae" and hp["relabel"]:
+        raise InputError(
+            f"relabel={hp['relabel']} relabels spectral bundles, and 'ae' trains without any; use relabel=0"
+        )
+    return hp
 
 
 class EGUNet:
@@ -269,6 +277,12 @@ class EGUNet:
         row. It never reads ground truth. 0: never stop early; "paper": None, no rule.
     precision : {"float32", "bf16"}, optional
         "bf16" runs the training passes under bfloat16 autocast (opt-in; docs/convergence.md).
+    relabel : int, optional
+        Relabelling rounds (:mod:`~egu_widgets.engine.relabel`): after training, endmembers fitted
+        to the image on the network's abundances replace reference spectra where they lower the
+        labelling rule's residual, the bundles are labelled again against them and training
+        continues from the current weights. ``endmembers_`` are then the last round's spectra,
+        ``initial_reference_`` the first labels' reference. 0 (both presets): none.
     eval_every : int, optional
         Epochs between RMSE evaluations when the cube has truth (None: about 25 over the epoch
         bound, and one at the epoch where the stopping rule ends the run). The monitor scores the
@@ -356,6 +370,7 @@ class EGUNet:
         average: float | None = None,
         tol: float | None = None,
         precision: str | None = None,
+        relabel: int | None = None,
         eval_every: int | None = None,
         num_threads: int | None = None,
         chunk_size: int | None = None,
@@ -390,6 +405,7 @@ class EGUNet:
         self.average = average
         self.tol = tol
         self.precision = precision
+        self.relabel = relabel
         self.eval_every = eval_every
         self.num_threads = num_threads
         self.chunk_size = chunk_size
@@ -682,11 +698,22 @@ class EGUNet:
                 precision=hp["precision"],
                 **schedule,
             )
+            initial_reference = None if bset is None else np.array(bset.reference, dtype=np.float64)
+            if hp["relabel"]:  # label again against endmembers fitted to the network (engine/relabel.py)
+                from .relabel import relabel_rounds
+
+                again = dict(lr=hp["lr"], lr_decay=hp["lr_decay"], callbacks=callbacks, control=control)
+                again.update(evaluate=evaluate, info=info, probe=probe, average=hp["average"] or None)
+                again.update(tol=hp["tol"], precision=hp["precision"], **schedule)
+                outcome, bset = relabel_rounds(
+                    self, model, objective, bset, pixels, outcome, rounds=hp["relabel"], train_options=again
+                )
             release_freed_memory()  # the training steps' freed blocks, before the whole-image passes
             self.schedule_ = schedule
             self.model_, self.bundles_, self.outcome_ = model, bset, outcome
             self.n_bands_, self.n_endmembers_ = cube.n_bands, p
             self.reference_ = None if bset is None else np.array(bset.reference, dtype=np.float64)
+            self.initial_reference_ = initial_reference  # before any relabelling
             self._image_batch_statistics = False
             self._calibrate(cube)
             abundances = self.transform(cube)
@@ -899,7 +926,8 @@ class EGUNet:
 
         EGU-Net ("pw", "ss"): the reference endmembers the bundle labels were computed against;
         output p is trained to be the abundance of reference spectrum p. "ae": the decoder's
-        spectra (it has no reference).
+        spectra (it has no reference). With ``relabel`` rounds, the spectra of the last round's
+        labels (``initial_reference_`` keeps the first reference).
         """
         self._require_fitted()
         if self.reference_ is not None:
@@ -976,6 +1004,9 @@ class EGUNet:
         config = json.dumps(self.get_config(), sort_keys=True, default=_jsonable)
         if self.reference_ is not None:  # kept beside the weights, covered by the digest
             state = dict(state, **{_REFERENCE_KEY: torch.from_numpy(np.ascontiguousarray(self.reference_))})
+        initial = getattr(self, "initial_reference_", None)
+        if initial is not None and self.reference_ is not None and not np.array_equal(initial, self.reference_):
+            state = dict(state, **{_INITIAL_REFERENCE_KEY: torch.from_numpy(np.ascontiguousarray(initial))})
         if getattr(self, "bundles_", None) is not None and self.bundles_.curated:  # the curated set goes with it
             arrays = self.bundles_.arrays().items()
             state = dict(state, **{CHECKPOINT_PREFIX + k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays})
@@ -1038,6 +1069,7 @@ class EGUNet:
             n_bands, p = int(cfg["n_bands"]), int(cfg["n_endmembers"])
             state = dict(state)
             reference = state.pop(_REFERENCE_KEY, None)
+            initial = state.pop(_INITIAL_REFERENCE_KEY, None)
             saved = {
                 k[len(CHECKPOINT_PREFIX) :]: state.pop(k).numpy()
                 for k in list(state)
@@ -1064,6 +1096,7 @@ class EGUNet:
         # that stream then runs on the whole image with batch statistics, as it did.
         est._image_batch_statistics = legacy
         est.reference_ = None if reference is None else reference.double().numpy()
+        est.initial_reference_ = est.reference_ if initial is None else initial.double().numpy()
         return est
 
     def __repr__(self) -> str:

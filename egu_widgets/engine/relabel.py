@@ -1,0 +1,280 @@
+"""Relabelling: the bundles labelled again against endmembers that fit the trained network, then a fine-tune.
+
+EGU-Net's bundles are labelled against reference spectra (whole-image N-FINDR by default), and
+the network ends close to its labeller applied to every pixel (docs/bundles.md). Where the
+scene has no pure pixels those reference spectra are themselves mixtures, so the labels are
+wrong in a way no amount of training removes. One relabelling round (``EGUNet(relabel=1)``):
+
+1. the trained network's abundances A of the image's valid pixels (whole-image batch-norm
+   statistics, as the result reads them);
+2. the endmembers that best reconstruct the image from them, M = argmin ‖Y − A M‖ with M ≥ 0
+   (:func:`~egu_widgets.classic.endmember_fit.fit_endmembers`);
+3. per spectrum, the fitted one replaces the current one only where that lowers the image's
+   residual under the labelling rule the bundles were made with (FCLS in the data's units, or
+   NNLS, whose cone does not depend on the spectra's scale); an all-zero or non-finite fit (a
+   material the others explain) keeps the current spectrum. The residual is read on a fixed,
+   evenly spaced sample of pixels. This is the guard that keeps a good reference: least squares
+   on abundances with errors pulls the spectra towards the image's mean, which raises the
+   residual of the pixels near a vertex;
+4. the same bundle spectra are labelled against the accepted spectra with that same rule, and
+   training continues from the current (averaged) weights: a fresh Adam, the run's own learning
+   rate schedule restarted, the stopping rule as in the first run.
+
+The estimator's ``reference_`` (and so ``endmembers_`` and the result's endmembers) becomes the
+last round's spectra; ``initial_reference_`` keeps the reference of the first labels, and the
+bundles' ``config["relabel"]`` records each round (spectra replaced, their angles to the
+previous ones, the residuals, the fine-tune's steps and how it ended).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..classic import fcls, nnls_unmix
+from ..classic.endmember_fit import fit_endmembers
+from ..errors import InputError
+from ..validation import seed_sequence
+from .bundles import (
+    ASC_PIXELS,
+    ASC_THRESHOLD,
+    SpectralBundles,
+    _constrained_abundances,
+    _pseudo_abundances,
+    sum_to_one_statistic,
+)
+from .networks import calibrate
+from .trainer import TrainOutcome, train
+
+#: The fine-tune's first learning rate as a fraction of the run's ``lr`` (the run's decay per
+#: step follows); chosen by measurement (docs/bundles.md, "Relabelling against fitted endmembers").
+LR_FACTOR = 1.0
+#: The fitted spectra are taken only if they lower the labelling rule's residual on the image by
+#: at least this fraction (docs/bundles.md, "Relabelling against fitted endmembers").
+MIN_GAIN = 0.05
+
+__all__ = ["relabel_rounds", "labeller_residual", "accept_endmembers", "relabelled_bundles", "network_abundances"]
+
+
+def _rule(bundles: SpectralBundles) -> tuple[str, str]:
+    """(labeller, label_scale) the bundles were labelled with, from their config."""
+    labeller = bundles.config.get("labeller")
+    label_scale = bundles.config.get("label_scale", "none")
+    if labeller not in ("nnls", "fcls") or label_scale not in ("none", "max"):
+        raise InputError(
+            "relabel needs bundles whose config names the labelling rule (labeller 'nnls' or 'fcls', "
+            f"label_scale 'none' or 'max'); these have labeller={labeller!r}, label_scale={label_scale!r}. "
+            "Build them with extract_bundles, or set relabel=0"
+        )
+    return labeller, label_scale
+
+
+def _units(reference: np.ndarray, label_scale: str) -> np.ndarray | float:
+    """What the labels divide the spectra by: each one's maximum with ``"max"``, else 1."""
+    if label_scale == "max":
+        return np.maximum(reference.max(axis=1, keepdims=True), 1e-300)
+    return 1.0
+
+
+def labeller_residual(pixels: np.ndarray, endmembers: np.ndarray, labeller: str) -> float:
+    """Mean squared residual per pixel of the labelling rule's unmixing of ``pixels`` (N, B).
+
+    ``labeller="fcls"``: fully constrained least squares against ``endmembers`` as given (the
+    data's units); ``"nnls"``: non-negative least squares, whose residual is the same for any
+    positive scaling of the spectra (so ``label_scale`` does not enter).
+    """
+    m = np.asarray(endmembers, dtype=np.float64)
+    y = np.asarray(pixels, dtype=np.float64)
+    ab = fcls(y, m) if labeller == "fcls" else nnls_unmix(y, m)
+    return float(((y - ab @ m) ** 2).sum(axis=1).mean())
+
+
+def _angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spectral angle (degrees) between matching rows; NaN where a row is all zeros."""
+    na = np.linalg.norm(a, axis=1)
+    nb = np.linalg.norm(b, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = (a * b).sum(axis=1) / (na * nb)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def accept_endmembers(
+    pixels: np.ndarray, current: np.ndarray, fitted: np.ndarray, labeller: str, min_gain: float | None = None
+) -> tuple[np.ndarray, dict]:
+    """The spectra to label against next: ``fitted`` where it explains the image better, else ``current``.
+
+    The fitted set (its all-zero or non-finite rows, materials the others explain, replaced by
+    the current ones) is taken only if it lowers the labelling rule's residual on ``pixels`` by
+    at least the fraction ``min_gain`` (None: :data:`MIN_GAIN`); otherwise ``current`` is kept
+    whole. In a taken set each fitted row whose current one gives a lower residual goes back to
+    the current one. Returns the (P, B) spectra and a record (rows replaced, degenerate and
+    reverted rows, the fitted rows' angles to the current ones, the residuals).
+    """
+    gain = MIN_GAIN if min_gain is None else float(min_gain)
+    current = np.array(current, dtype=np.float64)
+    fitted = np.asarray(fitted, dtype=np.float64)
+    usable = np.isfinite(fitted).all(axis=1) & (np.abs(np.nan_to_num(fitted)) > 0).any(axis=1)
+    candidate = np.where(usable[:, None], np.nan_to_num(fitted), current)
+    before = labeller_residual(pixels, current, labeller)
+    after = labeller_residual(pixels, candidate, labeller)
+    replaced, reverted = [int(p) for p in np.flatnonzero(usable)], []
+    if not after <= before * (1.0 - gain):
+        candidate, after, replaced = current, before, []
+    for p in list(replaced):
+        trial = candidate.copy()
+        trial[p] = current[p]
+        value = labeller_residual(pixels, trial, labeller)
+        if value < after:
+            candidate, after = trial, value
+            replaced.remove(p)
+            reverted.append(p)
+    angles = _angles(fitted, current)
+    record = dict(
+        replaced=replaced,
+        degenerate=[int(p) for p in np.flatnonzero(~usable)],
+        reverted=reverted,
+        angle_to_current=[None if math.isnan(v) else round(float(v), 4) for v in angles],
+        residual_before=before,
+        residual_fitted=labeller_residual(pixels, np.where(usable[:, None], np.nan_to_num(fitted), current), labeller),
+        residual_after=after,
+    )
+    return candidate, record
+
+
+def _retested(bundles: SpectralBundles, endmembers: np.ndarray, pixels: np.ndarray) -> tuple[str, str, float]:
+    """``labeller="auto"``'s sum-to-one test again, against ``endmembers``: (labeller, label_scale, statistic)."""
+    statistic = sum_to_one_statistic(pixels, endmembers)
+    if statistic <= ASC_THRESHOLD:
+        return "fcls", "none", statistic
+    return "nnls", bundles.config.get("label_scale_requested", "max"), statistic
+
+
+def relabelled_bundles(
+    bundles: SpectralBundles, endmembers: np.ndarray, record: dict, pixels: np.ndarray | None = None
+) -> SpectralBundles:
+    """The same bundle spectra labelled against ``endmembers`` (P, B) by the bundles' own rule.
+
+    With ``pixels`` (N, B), bundles whose rule was chosen by ``labeller="auto"`` have that choice
+    made again against ``endmembers`` (:func:`~egu_widgets.engine.bundles.sum_to_one_statistic`
+    on ``pixels``): a reference of mixed pixels is what makes an image fail the sum-to-one test,
+    so better spectra can pass it. The new set's reference is ``endmembers``; its
+    ``config["relabel"]`` lists the rounds, with ``record`` appended, and keeps the reference of
+    the first labels (``initial_reference``).
+    """
+    labeller, label_scale = _rule(bundles)
+    m = np.asarray(endmembers, dtype=np.float64)
+    config = dict(bundles.config)
+    record = dict(record)
+    if pixels is not None and config.get("labeller_requested") == "auto":
+        labeller, label_scale, statistic = _retested(bundles, m, pixels)
+        record.update(sum_to_one_statistic=statistic, labeller=labeller, label_scale=label_scale)
+        config.update(labeller=labeller, label_scale=label_scale)
+    scaled = m / _units(m, label_scale)
+    if labeller == "fcls":
+        labels = _constrained_abundances(bundles.spectra, scaled)
+        dead = 0
+    else:
+        labels, dead = _pseudo_abundances(bundles.spectra, scaled)
+    previous = dict(config.get("relabel") or {})
+    rounds = [*previous.get("rounds", []), dict(record, uniform_labels=int(dead))]
+    initial = previous.get("initial_reference", np.asarray(bundles.reference).tolist())
+    config["relabel"] = dict(rounds=rounds, initial_reference=initial)
+    return dataclasses.replace(bundles, labels=labels, reference=m, config=config)
+
+
+def network_abundances(est: Any, model: torch.nn.Module, pixels: torch.Tensor) -> np.ndarray:
+    """The endmember stream's abundances (N, P) float64 of ``pixels``, with their batch statistics.
+
+    Batch norms are set to the statistics of all ``pixels`` (as the result's are), so this is what
+    the model would answer if training ended here. The model is left in training mode.
+    """
+    model.eval()
+    try:
+        with torch.no_grad():
+            chunks = est._statistics_chunks(pixels)
+            calibrate(model.pixel_norms(), model.unmix, chunks)
+            ab = torch.cat([model.unmix(c) for c in est._chunks(pixels)])
+    finally:
+        model.train()
+    return ab.double().cpu().numpy()
+
+
+def _merged(first: TrainOutcome, later: list[TrainOutcome]) -> TrainOutcome:
+    """One outcome for the whole fit: counts and seconds summed, the histories one after the other,
+    the ending (stop, reason, change) of the last run."""
+    runs = [first, *later]
+    history: dict[str, list[float]] = {}
+    lengths = [max((len(v) for v in run.history.values()), default=0) for run in runs]
+    for key in dict.fromkeys(k for run in runs for k in run.history):
+        column: list[float] = []
+        for run, n in zip(runs, lengths):
+            column.extend(run.history.get(key, [math.nan] * n))
+        history[key] = column
+    last = runs[-1]
+    return dataclasses.replace(
+        last,
+        epochs_done=sum(r.epochs_done for r in runs),
+        steps_done=sum(r.steps_done for r in runs),
+        seconds=sum(r.seconds for r in runs),
+        history=history,
+        partial=any(r.partial for r in runs),
+        failed=any(r.failed for r in runs),
+    )
+
+
+def relabel_rounds(
+    est: Any,
+    model: torch.nn.Module,
+    objective: Any,
+    bundles: SpectralBundles,
+    pixels: torch.Tensor,
+    outcome: TrainOutcome,
+    *,
+    rounds: int,
+    train_options: dict,
+) -> tuple[TrainOutcome, SpectralBundles]:
+    """Run ``rounds`` relabelling rounds after the first training (see the module doc).
+
+    ``objective`` is the first run's, whose bundle labels are replaced in place before each
+    fine-tune; ``train_options`` are the first run's keyword arguments to
+    :func:`~egu_widgets.engine.trainer.train` except the random generators, which each round
+    draws afresh from children of the seed's "dropout" stream. A run that did not end normally
+    (stopped, interrupted, diverged) is not relabelled further. Returns the merged outcome and
+    the last round's bundles.
+    """
+    if bundles is None:
+        raise InputError("relabel needs spectral bundles to relabel; the 'ae' variant has none, use relabel=0")
+    if bundles.curated:
+        raise InputError(
+            "relabel would overwrite the labels of a curated bundle set (select/reject/relabel); "
+            "use relabel=0 with curated bundles"
+        )
+    labeller, _ = _rule(bundles)
+    y = pixels.detach().double().cpu().numpy()
+    sample = y if len(y) <= ASC_PIXELS else y[np.linspace(0, len(y) - 1, ASC_PIXELS).round().astype(np.int64)]
+    later: list[TrainOutcome] = []
+    device = pixels.device
+    for r in range(int(rounds)):
+        if (later[-1] if later else outcome).partial:
+            break
+        abundances = network_abundances(est, model, pixels)
+        fitted = fit_endmembers(y, abundances)
+        accepted, record = accept_endmembers(sample, bundles.reference, fitted, labeller)
+        bundles = relabelled_bundles(bundles, accepted, record, sample)
+        if not record["replaced"]:  # the same spectra: the same labels, and the next round would agree
+            bundles.config["relabel"]["rounds"][-1].update(steps=0, epochs=0, stop="unchanged")
+            break
+        objective.labels = torch.from_numpy(bundles.labels).to(device)
+        dropout = seed_sequence(est.seed_, "dropout").spawn(r + 1)[r]
+        generator = torch.Generator(device=device)
+        generator.manual_seed(int(dropout.generate_state(1, np.uint64)[0] >> np.uint64(1)))
+        options = dict(train_options, lr=train_options["lr"] * LR_FACTOR)
+        run = train(model, objective, generator=generator, rng=np.random.default_rng(dropout.spawn(1)[0]), **options)
+        later.append(run)
+        round_record = bundles.config["relabel"]["rounds"][-1]
+        round_record.update(steps=run.steps_done, epochs=run.epochs_done, stop=run.stop)
+    return (_merged(outcome, later) if later else outcome), bundles
