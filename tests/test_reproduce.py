@@ -285,9 +285,12 @@ def test_plans_and_their_validation():
     assert (full.crop, full.epochs, full.seeds, full.threads) == (None, None, (0, 1, 2), None)
     assert (fast.ss_epochs, full.ss_epochs) == (None, None)
     assert (fast.epochs_for("egu-ss"), full.epochs_for("egu-ss"), full.epochs_for("egu-pw")) == (20, None, None)
-    assert "the engine's default epochs (200)" in full.describe()
+    assert "the engine's default epochs (until converged, at most 200)" in full.describe()
     shorter_ss = plan_for(False, ss_epochs=20)
-    assert "20 epochs for egu-ss" in shorter_ss.describe() and "(200) for ae, egu-pw" in shorter_ss.describe()
+    assert (
+        "20 epochs for egu-ss" in shorter_ss.describe()
+        and "(until converged, at most 200) for ae, egu-pw" in shorter_ss.describe()
+    )
     assert fast.datasets == DATASETS and fast.methods == METHODS
     custom = plan_for(False, datasets=["samson", "egu-synthetic"], methods=["egu-ss", "vca-fcls"], seeds=[3], crop=None)
     assert custom.datasets == ("egu-synthetic", "samson") and custom.methods == ("vca-fcls", "egu-ss")

@@ -78,11 +78,19 @@ class Plan:
             groups.setdefault(self.epochs_for(m), []).append(m)
         parts = []
         for n, ms in groups.items():
-            count = f"the engine's default epochs ({default_epochs()})" if n is None else f"{n} epochs"
+            count = f"the engine's default epochs ({_default_epochs_words()})" if n is None else f"{n} epochs"
             parts.append(count + ("" if len(groups) == 1 else f" for {', '.join(ms)}"))
         epochs = "; ".join(parts) if parts else "no training"
         threads = "" if self.threads is None else f", {self.threads} torch thread{'s' if self.threads > 1 else ''}"
         return f"{crop}, {epochs}, seeds {', '.join(map(str, self.seeds))}, device {self.device}{threads}"
+
+
+def _default_epochs_words() -> str:
+    """The engine's default epochs in words: "200", or "until converged, at most 200" for "auto"."""
+    from ..engine import PRESETS
+
+    bound = default_epochs()
+    return f"until converged, at most {bound}" if PRESETS["default"]["epochs"] == "auto" else str(bound)
 
 
 def default_epochs() -> int:
