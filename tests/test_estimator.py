@@ -283,6 +283,7 @@ def test_image_crop_is_clipped_to_the_image_and_a_larger_one_is_the_whole_image(
 
 def test_image_crop_is_checked_and_paper_keeps_the_whole_image():
     assert resolve_hyperparameters("ss", "paper")["image_crop"] is None
+    assert resolve_hyperparameters("ss")["image_crop"] == 64  # the default preset's light ss
     for bad in (0, -8, 2.5, "64"):
         with pytest.raises(InputError, match="image_crop"):
             resolve_hyperparameters("ss", image_crop=bad)

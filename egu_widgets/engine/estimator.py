@@ -114,11 +114,12 @@ PRESETS["default"] = dict(
 
 #: Per-variant changes to a preset (applied before the user's keywords). The default ss keeps the
 #: architecture but makes the convolutional stream cheaper (a 64-wide first convolution and
-#: decoder) and takes one whole-image step per epoch: the authors' ss costs hours on the CPU for
-#: comparable accuracy (docs/engine.md, "The light ss").
+#: decoder), takes one step per epoch, and each step sees a random 64 × 64 window of the image,
+#: so that a step costs the same on any scene: the authors' ss costs hours on the CPU for
+#: comparable accuracy (docs/engine.md, "The light ss"; docs/convergence.md for the window).
 VARIANT_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {},
-    "default": {"ss": dict(conv_width=64, decoder_widths=(32, 64, 64), image_steps=1)},
+    "default": {"ss": dict(conv_width=64, decoder_widths=(32, 64, 64), image_steps=1, image_crop=64)},
 }
 
 #: Settings of a run that are not part of a preset, with their defaults.
@@ -257,8 +258,9 @@ class EGUNet:
         epsilon; None: the preset's.
     conv_width, image_steps, image_crop : int, optional
         ss only: the first convolution's width, the image steps per epoch and the side of the
-        random square window of the image each step trains on; None: the preset's ("paper": the
-        encoder's first width, round(N / batch_size) and the whole image).
+        random square window of the image each step trains on (clipped to the image); None: the
+        preset's (the default preset's light ss: 64, 1 and 64; "paper": the encoder's first width,
+        round(N / batch_size) and the whole image).
     bundle_weight, reconstruction_weight : float, optional
         Weights of the bundle (cross-entropy) and reconstruction (squared error) losses.
     bundle_mode : str, optional
