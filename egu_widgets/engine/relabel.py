@@ -9,21 +9,26 @@ wrong in a way no amount of training removes. One relabelling round (``EGUNet(re
    statistics, as the result reads them);
 2. the endmembers that best reconstruct the image from them, M = argmin ‖Y − A M‖ with M ≥ 0
    (:func:`~egu_widgets.classic.endmember_fit.fit_endmembers`);
-3. per spectrum, the fitted one replaces the current one only where that lowers the image's
-   residual under the labelling rule the bundles were made with (FCLS in the data's units, or
-   NNLS, whose cone does not depend on the spectra's scale); an all-zero or non-finite fit (a
-   material the others explain) keeps the current spectrum. The residual is read on a fixed,
-   evenly spaced sample of pixels. This is the guard that keeps a good reference: least squares
-   on abundances with errors pulls the spectra towards the image's mean, which raises the
-   residual of the pixels near a vertex;
-4. the same bundle spectra are labelled against the accepted spectra with that same rule, and
-   training continues from the current (averaged) weights: a fresh Adam, the run's own learning
-   rate schedule restarted, the stopping rule as in the first run.
+3. the fitted set replaces the current spectra only if it lowers the image's residual under the
+   labelling rule the bundles were made with (FCLS in the data's units, or NNLS, whose cone does
+   not depend on the spectra's scale) by at least :data:`MIN_GAIN`; in a set that is taken,
+   each spectrum whose current one gives the lower residual goes back to it, and an all-zero
+   or non-finite fit (a material the others explain) keeps the current spectrum. The residual
+   is read on a fixed, evenly spaced sample of pixels. This is the guard that keeps a good
+   reference: where the scene has pure pixels the current spectra already explain it to the
+   noise, and least squares on abundances with errors only moves the spectra a little;
+4. the same bundle spectra are labelled against the accepted spectra by the same rule (bundles
+   labelled with ``labeller="auto"`` have its sum-to-one test made again against them: a
+   reference of mixed pixels is what fails that test), and training continues from the current
+   (averaged) weights: a fresh Adam, the run's learning-rate schedule restarted (times
+   :data:`LR_FACTOR`), the stopping rule as in the first run. Where nothing was taken, no
+   fine-tune runs and the model is the one of ``relabel=0``.
 
 The estimator's ``reference_`` (and so ``endmembers_`` and the result's endmembers) becomes the
 last round's spectra; ``initial_reference_`` keeps the reference of the first labels, and the
-bundles' ``config["relabel"]`` records each round (spectra replaced, their angles to the
-previous ones, the residuals, the fine-tune's steps and how it ended).
+bundles' ``config["relabel"]`` records each round (spectra replaced, reverted and degenerate,
+their angles to the previous ones, the residuals, the labelling rule, the fine-tune's steps and
+how it ended). docs/bundles.md measures where it helps; it is off by default.
 """
 
 from __future__ import annotations
@@ -243,8 +248,9 @@ def relabel_rounds(
     fine-tune; ``train_options`` are the first run's keyword arguments to
     :func:`~egu_widgets.engine.trainer.train` except the random generators, which each round
     draws afresh from children of the seed's "dropout" stream. A run that did not end normally
-    (stopped, interrupted, diverged) is not relabelled further. Returns the merged outcome and
-    the last round's bundles.
+    (stopped, interrupted, diverged) is not relabelled further. Callbacks see each fine-tune as a
+    run of its own ("start", its epochs, then its end). Returns the merged outcome and the last
+    round's bundles.
     """
     if bundles is None:
         raise InputError("relabel needs spectral bundles to relabel; the 'ae' variant has none, use relabel=0")
