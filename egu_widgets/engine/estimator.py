@@ -315,6 +315,8 @@ class EGUNet:
         (``outcome_.stop``: "converged", "bound", "requested", "interrupted" or "diverged"; also
         in ``result_``'s ``config["training"]``).
     hyperparameters_, device_, n_endmembers_, n_bands_ : the resolved settings of the fit.
+    initial_reference_ : (P, B) the reference the first labels were computed against; after
+        ``relabel`` rounds that took fitted spectra, ``endmembers_`` differs from it.
 
     Notes
     -----
