@@ -188,3 +188,9 @@ def test_members_in_processes_equal_members_in_turn(cube):
     in_processes = fit_ensemble(est, cube, n_jobs=2)
     np.testing.assert_array_equal(in_turn, in_processes)
     assert est.result_.config["ensemble"]["workers"] == 2
+
+
+def test_an_ensemble_keeps_its_members_first_reference(fitted):
+    # Without relabelling every member's first reference is its reference: so is the ensemble's.
+    np.testing.assert_array_equal(fitted.initial_reference_, fitted.reference_)
+    assert fitted.initial_reference_.shape == (3, 20)

@@ -194,6 +194,14 @@ def fit_ensemble(
     est.outcome_ = None
     est.n_bands_, est.n_endmembers_ = cube.n_bands, p
     est.reference_ = spectra.mean(axis=0)
+    # The members' first references, aligned and averaged as their endmembers are (the same
+    # spectra unless a member relabelled; see engine/relabel.py).
+    firsts = [getattr(m, "initial_reference_", None) for m in members]
+    est.initial_reference_ = (
+        est.reference_
+        if any(f is None for f in firsts)
+        else np.stack([f[perm] for f, perm in zip(firsts, perms)]).mean(axis=0)
+    )
 
     outcomes = [m.outcome_ for m in members]
     partial = len(members) < k or any(o.partial for o in outcomes)
