@@ -4,6 +4,7 @@
                                           [--epochs N] [--threads 1] [--csv out.csv]
                                           [--bundles '{"labeller": "nnls"}'] [--params '{"lr": 0.05}']
     python benchmarks/bench_robustness.py --compare before.csv after.csv [--methods egu-pw]
+    python benchmarks/bench_robustness.py --report runs.csv[,more.csv]
 
 Prints one table of abundance RMSE (0-1 scale; x100 in parentheses) and one of mean SAD (degrees),
 scene x method, each cell the median over the seeds, then each method's median over the scenes.
@@ -17,7 +18,8 @@ for the labels before issue 17's sum-to-one test; each run's line says which lab
 candidate default against the current one.
 ``--csv`` rows are written as the runs finish. ``--compare`` reads two such files (several runs
 each may be merged: give ``before.csv,more.csv``) and prints, per scene, the median RMSE over the
-seeds both files have, the difference and the rule's verdict.
+seeds both files have, the difference and the rule's verdict. ``--report`` prints the two tables
+of such files (e.g. two halves of the suite run side by side) without running anything.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import statistics
 import time
 
@@ -71,8 +74,14 @@ def main(argv=None) -> None:
     parser.add_argument("--csv", help="also write every run to this CSV file")
     parser.add_argument("--bundles", type=json.loads, help="bundle options for egu-pw/egu-ss, as JSON")
     parser.add_argument("--params", type=json.loads, help="estimator hyperparameters for ae/egu-pw/egu-ss, as JSON")
+    parser.add_argument(
+        "--report", metavar="CSV", help="print the tables of --csv files (comma-separated), run nothing"
+    )
     parser.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="compare two --csv files")
     args = parser.parse_args(argv)
+    if args.report:
+        report(args.report)
+        return
     if args.compare:
         methods = args.methods if args.methods != list(METHODS) else ["egu-pw"]
         compare(*args.compare, methods=methods)
@@ -104,29 +113,56 @@ def main(argv=None) -> None:
                     flush=True,
                 )
 
-    def med(scene, method, k):
-        return statistics.median(v[k] for v in cells[(scene, method)])
-
     epochs = f"{args.epochs} epochs" if args.epochs else "default epochs"
     bundles = f", bundles {json.dumps(args.bundles)}" if args.bundles else ""
     bundles += f", params {json.dumps(args.params)}" if args.params else ""
     print(f"\nseeds {args.seeds}, {epochs}, {args.threads} torch thread(s){bundles}; median over seeds\n")
-    for title, k, fmt in (
-        ("abundance RMSE, 0-1 scale (x100)", 0, lambda v: f"{v:.4f} ({100 * v:.2f})"),
-        ("mean SAD, degrees", 1, lambda v: f"{v:.2f}"),
-    ):
-        print(f"{title}\n")
-        print("| scene | " + " | ".join(args.methods) + " |")
-        print("|---|" + "---:|" * len(args.methods))
-        for scene in args.scenes:
-            print(f"| {scene} | " + " | ".join(fmt(med(scene, m, k)) for m in args.methods) + " |")
-        suite = [s for s in args.scenes if s in RECIPES] or args.scenes  # datasets stay out of the median
-        overall = [statistics.median(med(s, m, k) for s in suite) for m in args.methods]
-        print("| **median over scenes** | " + " | ".join(f"**{fmt(v)}**" for v in overall) + " |\n")
+    print_tables(cells, args.scenes, args.methods)
     total = sum(r["seconds"] for r in rows)
     print(f"{len(rows)} runs, {total:.0f} s of fitting")
     if writer is not None:
         fh.close()
+
+
+def print_tables(cells: dict[tuple[str, str], list[tuple[float, float, float]]], scenes, methods) -> None:
+    """The RMSE and SAD tables, scene x method, each cell the median over its runs' seeds."""
+
+    def med(scene, method, k):
+        runs = cells.get((scene, method))
+        return statistics.median(v[k] for v in runs) if runs else math.nan
+
+    for title, k, fmt in (
+        ("abundance RMSE, 0-1 scale (x100)", 0, lambda v: f"{v:.4f} ({100 * v:.2f})"),
+        ("mean SAD, degrees", 1, lambda v: f"{v:.2f}"),
+    ):
+        shown = fmt
+
+        def fmt(v, shown=shown):  # a cell without runs (or a median over one) reads "–"
+            return "–" if math.isnan(v) else shown(v)
+
+        print(f"{title}\n")
+        print("| scene | " + " | ".join(methods) + " |")
+        print("|---|" + "---:|" * len(methods))
+        for scene in scenes:
+            print(f"| {scene} | " + " | ".join(fmt(med(scene, m, k)) for m in methods) + " |")
+        suite = [s for s in scenes if s in RECIPES] or scenes  # datasets stay out of the median
+        overall = [statistics.median(med(s, m, k) for s in suite) for m in methods]
+        print("| **median over scenes** | " + " | ".join(f"**{fmt(v)}**" for v in overall) + " |\n")
+
+
+def report(paths: str) -> None:
+    """The tables of one or more --csv files (comma-separated; later rows win), without running anything."""
+    rows = _read_rows(paths)
+    cells: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+    scenes: list[str] = []
+    for (scene, method, _seed), row in rows.items():
+        cells.setdefault((scene, method), []).append((float(row["rmse"]), float(row["sad"]), float(row["seconds"])))
+        scenes += [] if scene in scenes else [scene]
+    present = {m for _, m in cells}
+    methods = [m for m in METHODS if m in present] + sorted(present - set(METHODS))
+    seeds = sorted({seed for _, _, seed in rows})
+    print(f"{len(rows)} runs from {paths}; seeds {seeds}; median over each cell's seeds\n")
+    print_tables(cells, scenes, methods)
 
 
 def _read_rows(paths: str) -> dict[tuple[str, str, int], dict]:
