@@ -56,3 +56,18 @@ def test_bundles_option_is_json(bench):
     assert sys.modules["bench_robustness"] is bench
     with pytest.raises(SystemExit):
         bench.main(["--bundles", "{not json", "--scenes", "p3-20db"])
+
+
+def test_report_prints_the_tables_of_merged_files_with_missing_cells_marked(bench, tmp_path, capsys):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    _write(first, [("p3-20db", 0, 0.03), ("p3-20db", 1, 0.05), ("p3-20db", 2, 0.04), ("p6-40db", 0, 0.10)])
+    with open(second, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["scene", "method", "seed", "rmse", "sad", "seconds", "labels"])
+        writer.writeheader()
+        writer.writerow(dict(scene="p3-20db", method="vca-fcls", seed=0, rmse=0.2, sad=3.0, seconds=0.1, labels=""))
+    bench.main(["--report", f"{first},{second}"])
+    out = capsys.readouterr().out
+    assert "| scene | vca-fcls | egu-pw |" in out  # the suite's method order, not the files'
+    assert "| p3-20db | 0.2000 (20.00) | 0.0400 (4.00) |" in out  # median over the three seeds
+    assert "| p6-40db | – | 0.1000 (10.00) |" in out  # no vca-fcls run on p6-40db
+    assert "| p3-20db | 3.00 | 1.00 |" in out  # the SAD table
