@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -660,6 +661,16 @@ def _cmd_reproduce(args, watch: _InterruptWatch) -> int:
     return 0
 
 
+#: Reader keywords whose command-line flag takes the same values (``invalid='mask'`` is ``--invalid mask``).
+_FLAG_KEYWORDS = ("invalid", "negative", "layout")
+_KEYWORD_VALUE = re.compile(r"\b(" + "|".join(_FLAG_KEYWORDS) + r")=(['\"])([\w,-]+)\2")
+
+
+def _in_flag_words(message: str) -> str:
+    """``message`` with the library's ``invalid='mask'`` hints written as the flags the CLI user types."""
+    return _KEYWORD_VALUE.sub(lambda m: f"--{m.group(1)} {m.group(3)}", message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     parser = _build_parser()
@@ -671,7 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             code = commands[args.command](args, watch)
         except EguError as exc:
-            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+            print(f"error: {_in_flag_words(' '.join(str(exc).split()))}", file=sys.stderr)
             return EXIT_INPUT
         except KeyboardInterrupt:
             print("interrupted: nothing was written", file=sys.stderr)

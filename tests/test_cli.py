@@ -442,3 +442,16 @@ def test_version_is_the_installed_one(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
     assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"egu-widgets {version('egu_widgets')}"
+
+
+def test_errors_name_the_flags_where_the_library_names_its_keywords():
+    from egu_widgets.cli import _in_flag_words
+
+    message = (
+        "pass invalid='mask' to drop them or invalid=\"fill\"; open it with negative='clip'; "
+        "give layout='rows,cols,bands'; bundles={'labeller': 'nnls'} and label_scale='max' stay"
+    )
+    assert _in_flag_words(message) == (
+        "pass --invalid mask to drop them or --invalid fill; open it with --negative clip; "
+        "give --layout rows,cols,bands; bundles={'labeller': 'nnls'} and label_scale='max' stay"
+    )

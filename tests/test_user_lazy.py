@@ -62,12 +62,6 @@ def test_truth_with_chunks_is_refused_in_the_command_line_flags(scene, tmp_path,
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the NaN error of a lazy cube says \"open it with invalid='mask'\" (the Python keyword) also on the "
-    "command line, where the way out is --invalid mask; the message is built in the cube layer, which does not "
-    "know it runs under the CLI",
-)
 def test_a_nan_block_on_the_command_line_names_the_invalid_flag(scene, tmp_path, capsys):
     out = tmp_path / "maps.zarr"
     assert _unmix(scene / "nan.nc", out) == 2
