@@ -309,6 +309,9 @@ def test_a_window_without_valid_pixels_adds_no_reconstruction_term():
     )
     total, reconstruction, _, _ = objective.losses(0)
     assert torch.isfinite(total) and reconstruction == 0
+    # Windows are drawn only from a given generator (the global stream would not be the seed's).
+    with pytest.raises(ValueError, match="generator"):
+        ImageObjective(model, image, crop=8, bundle_weight=1.0, reconstruction_weight=1.0, weight_decay=0.0)
 
 
 def test_batch_size_sets_the_steps_of_pw(cube):

@@ -12,15 +12,12 @@ from egu_widgets.engine.estimator import PRESETS
 from egu_widgets.engine.relabel import accept_endmembers, labeller_residual, relabelled_bundles
 from egu_widgets.errors import InputError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # direct torch calls on one thread too
+
 P = 3
 FAST = dict(
     progress=False, epochs=15, batch_size=128, encoder_widths=(32, 16, 8), decoder_widths=(8, 16, 32), num_threads=1
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(one_torch_thread):
-    """Direct torch calls in these tests run on one thread too."""
 
 
 @pytest.fixture(scope="module")

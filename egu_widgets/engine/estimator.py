@@ -684,33 +684,34 @@ class EGUNet:
                 bundle_seconds=time.perf_counter() - t0,
             )
             schedule = self._schedule(objective.steps_per_epoch)
-            # Dropout masks: torch's generator on a GPU, NumPy's on the CPU (see MaskDropout).
-            outcome = train(
-                model,
-                objective,
+            # The run's training settings; a relabelling round's fine-tune takes the same ones.
+            options = dict(
                 lr=hp["lr"],
                 lr_decay=hp["lr_decay"],
                 callbacks=callbacks,
                 control=control,
                 evaluate=evaluate,
                 info=info,
-                generator=self._torch_generator("dropout", device),
-                rng=numpy_rng(self.seed_, "dropout"),
                 probe=probe,
                 average=hp["average"] or None,
                 tol=hp["tol"],
                 precision=hp["precision"],
                 **schedule,
             )
+            # Dropout masks: torch's generator on a GPU, NumPy's on the CPU (see MaskDropout).
+            outcome = train(
+                model,
+                objective,
+                generator=self._torch_generator("dropout", device),
+                rng=numpy_rng(self.seed_, "dropout"),
+                **options,
+            )
             initial_reference = None if bset is None else np.array(bset.reference, dtype=np.float64)
             if hp["relabel"]:  # label again against endmembers fitted to the network (engine/relabel.py)
                 from .relabel import relabel_rounds
 
-                again = dict(lr=hp["lr"], lr_decay=hp["lr_decay"], callbacks=callbacks, control=control)
-                again.update(evaluate=evaluate, info=info, probe=probe, average=hp["average"] or None)
-                again.update(tol=hp["tol"], precision=hp["precision"], **schedule)
                 outcome, bset = relabel_rounds(
-                    self, model, objective, bset, pixels, outcome, rounds=hp["relabel"], train_options=again
+                    self, model, objective, bset, pixels, outcome, rounds=hp["relabel"], train_options=options
                 )
             release_freed_memory()  # the training steps' freed blocks, before the whole-image passes
             self.schedule_ = schedule

@@ -187,6 +187,8 @@ class ImageObjective(_Objective):
         self.window = None if crop is None else (min(int(crop), h), min(int(crop), w))
         if self.window == (h, w):
             self.window = None  # the window is the image: no drawing, the authors' step exactly
+        if self.window is not None and generator is None:
+            raise ValueError("drawing image windows needs a generator (a seeded torch.Generator on the CPU)")
         self.generator = generator  # a CPU generator: window corners never need a device sync
 
     def begin_epoch(self) -> int:
