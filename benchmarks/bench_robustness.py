@@ -131,14 +131,16 @@ def print_tables(cells: dict[tuple[str, str], list[tuple[float, float, float]]],
         runs = cells.get((scene, method))
         return statistics.median(v[k] for v in runs) if runs else math.nan
 
-    for title, k, fmt in (
+    def over_scenes(values):  # a median over scenes with a missing cell would misstate the suite: none
+        return math.nan if any(math.isnan(v) for v in values) else statistics.median(values)
+
+    for title, k, cell in (
         ("abundance RMSE, 0-1 scale (x100)", 0, lambda v: f"{v:.4f} ({100 * v:.2f})"),
         ("mean SAD, degrees", 1, lambda v: f"{v:.2f}"),
     ):
-        shown = fmt
 
-        def fmt(v, shown=shown):  # a cell without runs (or a median over one) reads "–"
-            return "–" if math.isnan(v) else shown(v)
+        def fmt(v, cell=cell):  # a cell without runs reads "–"
+            return "–" if math.isnan(v) else cell(v)
 
         print(f"{title}\n")
         print("| scene | " + " | ".join(methods) + " |")
@@ -146,7 +148,7 @@ def print_tables(cells: dict[tuple[str, str], list[tuple[float, float, float]]],
         for scene in scenes:
             print(f"| {scene} | " + " | ".join(fmt(med(scene, m, k)) for m in methods) + " |")
         suite = [s for s in scenes if s in RECIPES] or scenes  # datasets stay out of the median
-        overall = [statistics.median(med(s, m, k) for s in suite) for m in methods]
+        overall = [over_scenes([med(s, m, k) for s in suite]) for m in methods]
         print("| **median over scenes** | " + " | ".join(f"**{fmt(v)}**" for v in overall) + " |\n")
 
 

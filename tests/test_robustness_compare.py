@@ -71,3 +71,4 @@ def test_report_prints_the_tables_of_merged_files_with_missing_cells_marked(benc
     assert "| p3-20db | 0.2000 (20.00) | 0.0400 (4.00) |" in out  # median over the three seeds
     assert "| p6-40db | – | 0.1000 (10.00) |" in out  # no vca-fcls run on p6-40db
     assert "| p3-20db | 3.00 | 1.00 |" in out  # the SAD table
+    assert "| **median over scenes** | **–** | **0.0700 (7.00)** |" in out  # no suite median over a gap
