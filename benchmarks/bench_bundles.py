@@ -45,6 +45,9 @@ SETTINGS: dict[str, dict] = {
     # The library case: labels against the dataset's own reference endmembers (uses the truth's
     # spectra, never its abundances), to show how much the reference bounds the result.
     "faithful+truth-reference": {"mode": "faithful", "reference": "truth"},
+    # The same with the default mode's labels (bundles, labeller): what the default pipeline reaches
+    # when its reference is exact.
+    "default+truth-reference": {"mode": "default", "reference": "truth"},
 }
 
 

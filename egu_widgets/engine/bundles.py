@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..classic import fcls, nfindr, nnls_unmix, sunsal, vca, vca_batch
+from ..classic.endmember_fit import fit_endmembers
 from ..classic.fcls import _CHUNK_ELEMENTS
 from ..classic.vca import _gram64
 from ..cube import HyperCube
@@ -50,6 +51,9 @@ __all__ = [
     "extract_bundles",
     "reference_endmembers",
     "sum_to_one_statistic",
+    "refine_reference",
+    "accept_endmembers",
+    "labeller_residual",
     "resolve_bundle_options",
     "ASC_THRESHOLD",
     "LABELLERS",
@@ -74,6 +78,7 @@ BUNDLE_MODES: dict[str, dict[str, Any]] = {
         label_scale="none",
         labeller="nnls",
         pixel_labels=0,
+        reference_rounds=0,
     ),
 }
 # The authors' bundles, labelled against N-FINDR reference spectra: by fully constrained least
@@ -93,6 +98,7 @@ BUNDLE_OPTIONS = (
     "label_scale",
     "labeller",
     "pixel_labels",
+    "reference_rounds",
 )
 
 #: How the labels are solved: ``"nnls"`` (non-negative least squares, rows divided by their sum:
@@ -108,6 +114,9 @@ LABELLERS = ("nnls", "fcls", "auto")
 #: a χ² variable of one degree of freedom (median 0.45); per-pixel brightness variability that
 #: the noise does not hide, or a reference of mixed pixels, raise it (docs/bundles.md).
 ASC_THRESHOLD = 3.84
+#: Fitted spectra replace a reference only if they lower the labelling rule's residual on the
+#: image by at least this fraction (:func:`accept_endmembers`; docs/bundles.md).
+MIN_GAIN = 0.05
 #: Pixels :func:`sum_to_one_statistic` reads at most (evenly spaced over the valid ones).
 ASC_PIXELS = 16384
 
@@ -415,6 +424,98 @@ def _constrained_abundances(spectra: np.ndarray, reference: np.ndarray) -> np.nd
     return fcls(np.asarray(spectra, dtype=np.float64), reference)
 
 
+def labeller_residual(pixels: np.ndarray, endmembers: np.ndarray, labeller: str) -> float:
+    """Mean squared residual per pixel of the labelling rule's unmixing of ``pixels`` (N, B).
+
+    ``labeller="fcls"``: fully constrained least squares against ``endmembers`` as given (the
+    data's units); ``"nnls"``: non-negative least squares, whose residual is the same for any
+    positive scaling of the spectra (so ``label_scale`` does not enter).
+    """
+    m = np.asarray(endmembers, dtype=np.float64)
+    y = np.asarray(pixels, dtype=np.float64)
+    ab = fcls(y, m) if labeller == "fcls" else nnls_unmix(y, m)
+    return float(((y - ab @ m) ** 2).sum(axis=1).mean())
+
+
+def _angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spectral angle (degrees) between matching rows; NaN where a row is all zeros."""
+    na = np.linalg.norm(a, axis=1)
+    nb = np.linalg.norm(b, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = (a * b).sum(axis=1) / (na * nb)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def accept_endmembers(
+    pixels: np.ndarray, current: np.ndarray, fitted: np.ndarray, labeller: str, min_gain: float | None = None
+) -> tuple[np.ndarray, dict]:
+    """The spectra to label against next: ``fitted`` where it explains the image better, else ``current``.
+
+    The fitted set (its all-zero or non-finite rows, materials the others explain, replaced by
+    the current ones) is taken only if it lowers the labelling rule's residual on ``pixels`` by
+    at least the fraction ``min_gain`` (None: :data:`MIN_GAIN`); otherwise ``current`` is kept
+    whole. In a taken set each fitted row whose current one gives a lower residual goes back to
+    the current one. Returns the (P, B) spectra and a record (rows replaced, degenerate and
+    reverted rows, the fitted rows' angles to the current ones, the residuals).
+    """
+    gain = MIN_GAIN if min_gain is None else float(min_gain)
+    current = np.array(current, dtype=np.float64)
+    fitted = np.asarray(fitted, dtype=np.float64)
+    usable = np.isfinite(fitted).all(axis=1) & (np.abs(np.nan_to_num(fitted)) > 0).any(axis=1)
+    candidate = np.where(usable[:, None], np.nan_to_num(fitted), current)
+    before = labeller_residual(pixels, current, labeller)
+    after = labeller_residual(pixels, candidate, labeller)
+    replaced, reverted = [int(p) for p in np.flatnonzero(usable)], []
+    if not after <= before * (1.0 - gain):
+        candidate, after, replaced = current, before, []
+    for p in list(replaced):
+        trial = candidate.copy()
+        trial[p] = current[p]
+        value = labeller_residual(pixels, trial, labeller)
+        if value < after:
+            candidate, after = trial, value
+            replaced.remove(p)
+            reverted.append(p)
+    angles = _angles(fitted, current)
+    record = dict(
+        replaced=replaced,
+        degenerate=[int(p) for p in np.flatnonzero(~usable)],
+        reverted=reverted,
+        angle_to_current=[None if math.isnan(v) else round(float(v), 4) for v in angles],
+        residual_before=before,
+        residual_fitted=labeller_residual(pixels, np.where(usable[:, None], np.nan_to_num(fitted), current), labeller),
+        residual_after=after,
+    )
+    return candidate, record
+
+
+#: Pixels the reference refinement reads at most (evenly spaced over the valid ones).
+REFINE_PIXELS = 65536
+
+
+def refine_reference(pixels: np.ndarray, reference: np.ndarray, rounds: int, labeller: str) -> tuple[np.ndarray, dict]:
+    """Spectra fitted to the image from ``reference``, taken only where they explain it better.
+
+    Each of ``rounds`` rounds unmixes ``pixels`` (N, B) by fully constrained least squares
+    against the current spectra and fits the spectra to those abundances
+    (:func:`~egu_widgets.classic.endmember_fit.fit_endmembers`): alternating least squares of
+    the linear mixing model, started at the reference. Where the reference pixels are mixtures
+    (a scene without pure pixels) this moves them towards the materials and explains the image
+    much better; where they are pure it moves them within the noise. The last round's set goes
+    through :func:`accept_endmembers` under ``labeller`` (the rule the reference's labels use),
+    so it replaces the reference only where it lowers that rule's residual by :data:`MIN_GAIN`.
+    Returns the (P, B) spectra and :func:`accept_endmembers`'s record.
+    """
+    y = np.asarray(pixels, dtype=np.float64)
+    current = np.array(reference, dtype=np.float64)
+    fitted = current
+    for _ in range(rounds):
+        step = fit_endmembers(y, fcls(y, fitted))
+        dead = ~(step > 0).any(axis=1)  # a material the others explain: keep its spectrum
+        fitted = np.where(dead[:, None], fitted, step)
+    return accept_endmembers(y, current, fitted, labeller)
+
+
 def sum_to_one_statistic(pixels: np.ndarray, reference: np.ndarray, *, max_pixels: int = ASC_PIXELS) -> float:
     """How strongly an image contradicts sum-to-one abundances of ``reference``, in noise variances.
 
@@ -574,6 +675,7 @@ def extract_bundles(
     label_scale: str = _UNSET,
     labeller: str = _UNSET,
     pixel_labels: int = _UNSET,
+    reference_rounds: int = _UNSET,
     seed: int | None = 0,
 ) -> SpectralBundles:
     """Build EGU-Net's spectral bundles from a cube (see the module doc).
@@ -617,6 +719,12 @@ def extract_bundles(
         Also add this many image pixels (evenly spaced over the valid ones; all of them when there
         are fewer), labelled by the same rule, so that the endmember stream is taught mixed
         pixels as well as the patches' extreme ones (0: the bundles alone, the authors').
+    reference_rounds : int
+        Rounds of :func:`refine_reference` applied to a reference picked from the image
+        (``"nfindr"``, ``"vca"``, ``"vca-pixels"``; a given array or ``"truth"`` is used as it
+        is): alternating least squares from the picked spectra, taken only if it lowers the
+        labelling rule's residual by :data:`MIN_GAIN`. ``config["reference_refinement"]``
+        records it, with the picked spectra (``initial_reference``). 0: the picks (the authors').
     seed : int or None
         The user's seed; VCA's random directions (whole image and patches) draw from its
         "bundles" stream. None: unseeded.
@@ -637,6 +745,7 @@ def extract_bundles(
             label_scale=label_scale,
             labeller=labeller,
             pixel_labels=pixel_labels,
+            reference_rounds=reference_rounds,
         ),
     )
     image, valid, _ = _image_of(cube)
@@ -656,6 +765,7 @@ def extract_bundles(
     check_choice("label_scale", opts["label_scale"], ("none", "max"))
     check_choice("labeller", opts["labeller"], LABELLERS)
     n_pixel_labels = check_int("pixel_labels", opts["pixel_labels"], 0)
+    rounds = check_int("reference_rounds", opts["reference_rounds"], 0)
     if opts["dedup"] and opts["project"]:
         raise InputError("dedup=True compares image pixels, but project=True makes new spectra; set project=False")
     reference_rng, patch_rng = _bundle_rngs(seed)
@@ -686,11 +796,29 @@ def extract_bundles(
 
     ref, ref_kind = reference_endmembers(cube, p, opts["reference"], seed=seed)
     labeller, label_scale, statistic = opts["labeller"], opts["label_scale"], None
+    flat = image.reshape(-1, bands)
+    image_pixels = flat if valid.all() else flat[valid.ravel()]
+    refinement = None
+    if rounds and ref_kind in ("nfindr", "vca", "vca-pixels"):  # spectra picked from the image, not given ones
+        rule = labeller
+        if labeller == "auto":
+            statistic = sum_to_one_statistic(image_pixels, ref)
+            rule = "fcls" if statistic <= ASC_THRESHOLD else "nnls"
+        sample = image_pixels
+        if len(sample) > REFINE_PIXELS:
+            sample = sample[np.linspace(0, len(sample) - 1, REFINE_PIXELS).round().astype(np.int64)]
+        initial = ref
+        ref, refinement = refine_reference(sample, ref, rounds, rule)
+        refinement.update(
+            rounds=rounds, rule=rule, taken=bool(refinement["replaced"]), initial_reference=initial.tolist()
+        )
+        if statistic is not None:
+            refinement["sum_to_one_statistic_initial"] = statistic
     if labeller == "auto":
         # Sum-to-one abundances in the data's units where the image obeys that model; where it
-        # does not (brightness varies from pixel to pixel), shares of the spectra's shapes.
-        flat = image.reshape(-1, bands)
-        statistic = sum_to_one_statistic(flat if valid.all() else flat[valid.ravel()], ref)
+        # does not (brightness varies from pixel to pixel), shares of the spectra's shapes. A
+        # refined reference is tested again: mixed reference pixels also fail the test.
+        statistic = sum_to_one_statistic(image_pixels, ref)
         labeller, label_scale = ("fcls", "none") if statistic <= ASC_THRESHOLD else ("nnls", label_scale)
     # The labels are computed against ``ref / units``; the reference is kept in the data's units.
     units = 1.0
@@ -724,6 +852,8 @@ def extract_bundles(
         n_bundles=int(len(spectra)),
         uniform_labels=n_dead,
     )
+    if refinement is not None:
+        config["reference_refinement"] = refinement
     return SpectralBundles(
         spectra=spectra, labels=labels, reference=ref, patch_index=patch_of, pixel_index=pixel_of, config=config
     )

@@ -11,7 +11,7 @@ wrong in a way no amount of training removes. One relabelling round (``EGUNet(re
    (:func:`~egu_widgets.classic.endmember_fit.fit_endmembers`);
 3. the fitted set replaces the current spectra only if it lowers the image's residual under the
    labelling rule the bundles were made with (FCLS in the data's units, or NNLS, whose cone does
-   not depend on the spectra's scale) by at least :data:`MIN_GAIN`; in a set that is taken,
+   not depend on the spectra's scale) by at least :data:`~egu_widgets.engine.bundles.MIN_GAIN`; in a set that is taken,
    each spectrum whose current one gives the lower residual goes back to it, and an all-zero
    or non-finite fit (a material the others explain) keeps the current spectrum. The residual
    is read on a fixed, evenly spaced sample of pixels. This is the guard that keeps a good
@@ -40,7 +40,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..classic import fcls, nnls_unmix
 from ..classic.endmember_fit import fit_endmembers
 from ..errors import InputError
 from ..validation import seed_sequence
@@ -50,6 +49,8 @@ from .bundles import (
     SpectralBundles,
     _constrained_abundances,
     _pseudo_abundances,
+    accept_endmembers,
+    labeller_residual,
     sum_to_one_statistic,
 )
 from .networks import calibrate
@@ -58,9 +59,6 @@ from .trainer import TrainOutcome, train
 #: The fine-tune's first learning rate as a fraction of the run's ``lr`` (the run's decay per
 #: step follows); chosen by measurement (docs/bundles.md, "Relabelling against fitted endmembers").
 LR_FACTOR = 1.0
-#: The fitted spectra are taken only if they lower the labelling rule's residual on the image by
-#: at least this fraction (docs/bundles.md, "Relabelling against fitted endmembers").
-MIN_GAIN = 0.05
 
 __all__ = ["relabel_rounds", "labeller_residual", "accept_endmembers", "relabelled_bundles", "network_abundances"]
 
@@ -83,71 +81,6 @@ def _units(reference: np.ndarray, label_scale: str) -> np.ndarray | float:
     if label_scale == "max":
         return np.maximum(reference.max(axis=1, keepdims=True), 1e-300)
     return 1.0
-
-
-def labeller_residual(pixels: np.ndarray, endmembers: np.ndarray, labeller: str) -> float:
-    """Mean squared residual per pixel of the labelling rule's unmixing of ``pixels`` (N, B).
-
-    ``labeller="fcls"``: fully constrained least squares against ``endmembers`` as given (the
-    data's units); ``"nnls"``: non-negative least squares, whose residual is the same for any
-    positive scaling of the spectra (so ``label_scale`` does not enter).
-    """
-    m = np.asarray(endmembers, dtype=np.float64)
-    y = np.asarray(pixels, dtype=np.float64)
-    ab = fcls(y, m) if labeller == "fcls" else nnls_unmix(y, m)
-    return float(((y - ab @ m) ** 2).sum(axis=1).mean())
-
-
-def _angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spectral angle (degrees) between matching rows; NaN where a row is all zeros."""
-    na = np.linalg.norm(a, axis=1)
-    nb = np.linalg.norm(b, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = (a * b).sum(axis=1) / (na * nb)
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-
-
-def accept_endmembers(
-    pixels: np.ndarray, current: np.ndarray, fitted: np.ndarray, labeller: str, min_gain: float | None = None
-) -> tuple[np.ndarray, dict]:
-    """The spectra to label against next: ``fitted`` where it explains the image better, else ``current``.
-
-    The fitted set (its all-zero or non-finite rows, materials the others explain, replaced by
-    the current ones) is taken only if it lowers the labelling rule's residual on ``pixels`` by
-    at least the fraction ``min_gain`` (None: :data:`MIN_GAIN`); otherwise ``current`` is kept
-    whole. In a taken set each fitted row whose current one gives a lower residual goes back to
-    the current one. Returns the (P, B) spectra and a record (rows replaced, degenerate and
-    reverted rows, the fitted rows' angles to the current ones, the residuals).
-    """
-    gain = MIN_GAIN if min_gain is None else float(min_gain)
-    current = np.array(current, dtype=np.float64)
-    fitted = np.asarray(fitted, dtype=np.float64)
-    usable = np.isfinite(fitted).all(axis=1) & (np.abs(np.nan_to_num(fitted)) > 0).any(axis=1)
-    candidate = np.where(usable[:, None], np.nan_to_num(fitted), current)
-    before = labeller_residual(pixels, current, labeller)
-    after = labeller_residual(pixels, candidate, labeller)
-    replaced, reverted = [int(p) for p in np.flatnonzero(usable)], []
-    if not after <= before * (1.0 - gain):
-        candidate, after, replaced = current, before, []
-    for p in list(replaced):
-        trial = candidate.copy()
-        trial[p] = current[p]
-        value = labeller_residual(pixels, trial, labeller)
-        if value < after:
-            candidate, after = trial, value
-            replaced.remove(p)
-            reverted.append(p)
-    angles = _angles(fitted, current)
-    record = dict(
-        replaced=replaced,
-        degenerate=[int(p) for p in np.flatnonzero(~usable)],
-        reverted=reverted,
-        angle_to_current=[None if math.isnan(v) else round(float(v), 4) for v in angles],
-        residual_before=before,
-        residual_fitted=labeller_residual(pixels, np.where(usable[:, None], np.nan_to_num(fitted), current), labeller),
-        residual_after=after,
-    )
-    return candidate, record
 
 
 def _retested(bundles: SpectralBundles, endmembers: np.ndarray, pixels: np.ndarray) -> tuple[str, str, float]:

@@ -1,0 +1,100 @@
+"""The reference refinement (``reference_rounds``): alternating least squares from the picked spectra, with a guard."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from egu_widgets import metrics
+from egu_widgets.cube import HyperCube
+from egu_widgets.cube.synthetic import demo_endmembers
+from egu_widgets.engine.bundles import (
+    BUNDLE_MODES,
+    BUNDLE_OPTIONS,
+    MIN_GAIN,
+    extract_bundles,
+    labeller_residual,
+    reference_endmembers,
+    refine_reference,
+)
+from egu_widgets.errors import InputError
+
+P = 3
+
+
+def _scene(max_abundance: float, seed: int = 0, size: int = 24, bands: int = 30, snr_db: float = 40.0) -> HyperCube:
+    """Three materials mixed by Dirichlet abundances, each at most ``max_abundance`` (1: pure pixels too)."""
+    rng = np.random.default_rng(seed)
+    wl = np.linspace(400.0, 2500.0, bands)
+    em = demo_endmembers(bands, P, wl)
+    ab = rng.dirichlet(np.full(P, 0.6), size=size * size)
+    if max_abundance < 1.0:
+        ab = ab[(ab <= max_abundance).all(axis=1)]
+        ab = np.concatenate([ab, rng.dirichlet(np.full(P, 3.0), size=size * size)])
+        ab = ab[(ab <= max_abundance).all(axis=1)][: size * size]
+    else:
+        ab[:P] = np.eye(P)  # pure pixels of every material
+    assert len(ab) == size * size
+    clean = ab @ em
+    sigma = np.sqrt(np.mean(clean**2) / 10 ** (snr_db / 10))
+    noisy = np.clip(clean + rng.normal(0, sigma, clean.shape), 0, None)
+    image = noisy.reshape(size, size, bands)
+    maps = ab.T.reshape(P, size, size)
+    return HyperCube.from_array(image, wavelengths=wl, endmembers=em, abundances=maps, name="refine-scene")
+
+
+def _mean_sad(estimate: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean(metrics.sad(estimate[metrics.align(estimate, truth)], truth)))
+
+
+def test_mixed_picks_move_towards_the_materials_and_are_taken():
+    cube = _scene(max_abundance=0.75)
+    pixels = cube.pixels.astype(np.float64)
+    picked, _ = reference_endmembers(cube, P, "nfindr", seed=0)
+    refined, record = refine_reference(pixels, picked, 3, "fcls")
+    assert record["replaced"], record
+    assert _mean_sad(refined, cube.true_endmembers) < _mean_sad(picked, cube.true_endmembers) - 1.0
+    assert labeller_residual(pixels, refined, "fcls") <= (1 - MIN_GAIN) * labeller_residual(pixels, picked, "fcls")
+    assert np.all(refined >= 0)
+
+
+def test_pure_picks_are_kept_as_they_are():
+    cube = _scene(max_abundance=1.0)
+    pixels = cube.pixels.astype(np.float64)
+    picked, _ = reference_endmembers(cube, P, "nfindr", seed=0)
+    refined, record = refine_reference(pixels, picked, 3, "fcls")
+    assert record["replaced"] == []
+    np.testing.assert_array_equal(refined, picked)
+
+
+def test_extract_bundles_records_the_refinement_and_labels_against_it():
+    cube = _scene(max_abundance=0.75)
+    plain = extract_bundles(cube, P, seed=0, reference_rounds=0)
+    assert "reference_refinement" not in plain.config
+    b = extract_bundles(cube, P, seed=0, reference_rounds=3)
+    record = b.config["reference_refinement"]
+    assert record["taken"] and record["rounds"] == 3 and b.config["reference_rounds"] == 3
+    np.testing.assert_allclose(record["initial_reference"], plain.reference)
+    assert not np.allclose(b.reference, plain.reference)
+    # The same bundle spectra, labelled against the refined spectra by the rule "auto" picks for them.
+    np.testing.assert_array_equal(b.spectra, plain.spectra)
+    assert b.config["labeller"] == "fcls"
+    assert _mean_sad(b.reference, cube.true_endmembers) < _mean_sad(plain.reference, cube.true_endmembers)
+    json.dumps(b.config)  # the record travels in results and checkpoints
+
+
+def test_a_given_reference_is_never_refined():
+    cube = _scene(max_abundance=0.75)
+    for reference in ("truth", cube.true_endmembers):
+        b = extract_bundles(cube, P, seed=0, reference=reference, reference_rounds=3)
+        assert "reference_refinement" not in b.config
+        np.testing.assert_array_equal(b.reference, np.asarray(cube.true_endmembers, dtype=np.float64))
+
+
+def test_option_is_known_and_checked():
+    assert "reference_rounds" in BUNDLE_OPTIONS
+    assert BUNDLE_MODES["faithful"]["reference_rounds"] == 0
+    with pytest.raises(InputError, match="reference_rounds"):
+        extract_bundles(_scene(1.0), P, reference_rounds=-1)
