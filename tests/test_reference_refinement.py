@@ -11,6 +11,7 @@ from egu_widgets import metrics
 from egu_widgets.cube import HyperCube
 from egu_widgets.cube.synthetic import demo_endmembers
 from egu_widgets.engine.bundles import (
+    ASC_THRESHOLD,
     BUNDLE_MODES,
     BUNDLE_OPTIONS,
     MIN_GAIN,
@@ -24,8 +25,11 @@ from egu_widgets.errors import InputError
 P = 3
 
 
-def _scene(max_abundance: float, seed: int = 0, size: int = 24, bands: int = 30, snr_db: float = 40.0) -> HyperCube:
-    """Three materials mixed by Dirichlet abundances, each at most ``max_abundance`` (1: pure pixels too)."""
+def _scene(
+    max_abundance: float, seed: int = 0, size: int = 24, bands: int = 30, snr_db: float = 40.0, scaling: float = 0.0
+) -> HyperCube:
+    """Three materials mixed by Dirichlet abundances, each at most ``max_abundance`` (1: pure pixels
+    too); ``scaling``: each pixel's brightness × U(1 − s, 1 + s)."""
     rng = np.random.default_rng(seed)
     wl = np.linspace(400.0, 2500.0, bands)
     em = demo_endmembers(bands, P, wl)
@@ -38,6 +42,8 @@ def _scene(max_abundance: float, seed: int = 0, size: int = 24, bands: int = 30,
         ab[:P] = np.eye(P)  # pure pixels of every material
     assert len(ab) == size * size
     clean = ab @ em
+    if scaling:
+        clean *= rng.uniform(1 - scaling, 1 + scaling, size=(len(ab), 1))
     sigma = np.sqrt(np.mean(clean**2) / 10 ** (snr_db / 10))
     noisy = np.clip(clean + rng.normal(0, sigma, clean.shape), 0, None)
     image = noisy.reshape(size, size, bands)
@@ -53,8 +59,9 @@ def test_mixed_picks_move_towards_the_materials_and_are_taken():
     cube = _scene(max_abundance=0.75)
     pixels = cube.pixels.astype(np.float64)
     picked, _ = reference_endmembers(cube, P, "nfindr", seed=0)
-    refined, record = refine_reference(pixels, picked, 3, "fcls")
-    assert record["replaced"], record
+    refined, record = refine_reference(pixels, picked, 3, "auto")
+    assert record["taken"] and record["replaced"], record
+    assert record["sum_to_one_statistic_fitted"] <= ASC_THRESHOLD
     assert _mean_sad(refined, cube.true_endmembers) < _mean_sad(picked, cube.true_endmembers) - 1.0
     assert labeller_residual(pixels, refined, "fcls") <= (1 - MIN_GAIN) * labeller_residual(pixels, picked, "fcls")
     assert np.all(refined >= 0)
@@ -65,7 +72,20 @@ def test_pure_picks_are_kept_as_they_are():
     pixels = cube.pixels.astype(np.float64)
     picked, _ = reference_endmembers(cube, P, "nfindr", seed=0)
     refined, record = refine_reference(pixels, picked, 3, "fcls")
-    assert record["replaced"] == []
+    assert record["replaced"] == [] and not record["taken"]
+    np.testing.assert_array_equal(refined, picked)
+
+
+def test_spectra_fitted_where_brightness_varies_are_not_trusted():
+    # They explain the image better, but it rejects sum-to-one abundances against them: the
+    # model they were fitted under does not hold there.
+    cube = _scene(max_abundance=0.75, scaling=0.2)
+    pixels = cube.pixels.astype(np.float64)
+    picked, _ = reference_endmembers(cube, P, "nfindr", seed=0)
+    refined, record = refine_reference(pixels, picked, 6, "auto")
+    assert record["rule"] == "nnls"
+    assert record["replaced"] and record["sum_to_one_statistic_fitted"] > ASC_THRESHOLD, record
+    assert not record["taken"]
     np.testing.assert_array_equal(refined, picked)
 
 
@@ -98,3 +118,16 @@ def test_option_is_known_and_checked():
     assert BUNDLE_MODES["faithful"]["reference_rounds"] == 0
     with pytest.raises(InputError, match="reference_rounds"):
         extract_bundles(_scene(1.0), P, reference_rounds=-1)
+
+
+def test_a_lazy_fit_refines_its_sample_as_extract_bundles_refines_the_image():
+    from egu_widgets.engine import lazy_fit
+
+    cube = _scene(max_abundance=0.75)
+    opts = {"mode": "default", "reference_rounds": 3}
+    made = lazy_fit.sampled_bundles(cube, P, 10**6, cube.pixels, seed=2, options=opts)
+    want = extract_bundles(cube, P, seed=2, **opts)
+    assert want.config["reference_refinement"]["taken"]
+    assert made.config == want.config
+    for name in ("spectra", "labels", "reference", "patch_index", "pixel_index"):
+        np.testing.assert_array_equal(getattr(made, name), getattr(want, name))

@@ -84,7 +84,11 @@ BUNDLE_MODES: dict[str, dict[str, Any]] = {
 # The authors' bundles, labelled against N-FINDR reference spectra: by fully constrained least
 # squares in the data's units where the image obeys the sum-to-one model, else by non-negative
 # least squares against the spectra scaled to a maximum of 1 (see the module doc).
-BUNDLE_MODES["default"] = dict(BUNDLE_MODES["faithful"], reference="nfindr", label_scale="max", labeller="auto")
+# The N-FINDR picks are refined by six rounds of alternating least squares where
+# that explains the image better under the sum-to-one model (refine_reference; docs/bundles.md).
+BUNDLE_MODES["default"] = dict(
+    BUNDLE_MODES["faithful"], reference="nfindr", label_scale="max", labeller="auto", reference_rounds=6
+)
 
 #: Every keyword :func:`extract_bundles` accepts besides the cube and P (the estimator and
 #: ``run_egu`` use this list to tell bundle options from network hyperparameters).
@@ -491,29 +495,57 @@ def accept_endmembers(
 
 #: Pixels the reference refinement reads at most (evenly spaced over the valid ones).
 REFINE_PIXELS = 65536
+#: Reference kinds picked from the image, which ``reference_rounds`` refines (a given library is used as it is).
+PICKED_REFERENCES = ("nfindr", "vca", "vca-pixels")
 
 
 def refine_reference(pixels: np.ndarray, reference: np.ndarray, rounds: int, labeller: str) -> tuple[np.ndarray, dict]:
-    """Spectra fitted to the image from ``reference``, taken only where they explain it better.
+    """Spectra fitted to the image from ``reference`` under the sum-to-one mixing model, or ``reference``.
 
-    Each of ``rounds`` rounds unmixes ``pixels`` (N, B) by fully constrained least squares
-    against the current spectra and fits the spectra to those abundances
-    (:func:`~egu_widgets.classic.endmember_fit.fit_endmembers`): alternating least squares of
-    the linear mixing model, started at the reference. Where the reference pixels are mixtures
-    (a scene without pure pixels) this moves them towards the materials and explains the image
-    much better; where they are pure it moves them within the noise. The last round's set goes
-    through :func:`accept_endmembers` under ``labeller`` (the rule the reference's labels use),
-    so it replaces the reference only where it lowers that rule's residual by :data:`MIN_GAIN`.
-    Returns the (P, B) spectra and :func:`accept_endmembers`'s record.
+    Each of ``rounds`` rounds unmixes ``pixels`` (N, B; at most :data:`REFINE_PIXELS` of them,
+    evenly spaced, are read) by fully constrained least squares against the current spectra and
+    fits the spectra to those abundances
+    (:func:`~egu_widgets.classic.endmember_fit.fit_endmembers`): alternating least squares of the
+    linear mixing model with sum-to-one abundances, started at the reference. Where the reference
+    pixels are mixtures (a scene without pure pixels) this moves them out towards the materials;
+    where they are pure it moves them within the noise. The fitted set is taken only if
+
+    - it lowers the residual of the labelling rule ``labeller`` (``"auto"``: the rule the
+      reference's own sum-to-one test picks) by :data:`MIN_GAIN` (:func:`accept_endmembers`,
+      which also keeps each reference spectrum that fits better on its own), and
+    - the image passes the sum-to-one test (:func:`sum_to_one_statistic` at most
+      :data:`ASC_THRESHOLD`) against it: spectra fitted under that model are used only where the
+      image obeys it (brightness varying from pixel to pixel breaks it, and then the fit is not
+      trusted).
+
+    Returns the (P, B) spectra and a record: :func:`accept_endmembers`'s, with ``rounds``, the
+    ``rule``, the test's statistics, ``taken`` and the ``initial_reference``.
     """
-    y = np.asarray(pixels, dtype=np.float64)
+    pixels = np.asarray(pixels)
+    y = (
+        pixels
+        if len(pixels) <= REFINE_PIXELS
+        else pixels[np.linspace(0, len(pixels) - 1, REFINE_PIXELS).round().astype(np.int64)]
+    )
+    y = np.asarray(y, dtype=np.float64)
     current = np.array(reference, dtype=np.float64)
+    statistic, rule = None, labeller
+    if labeller == "auto":  # the same test, on the same pixels, as the labels' choice
+        statistic = sum_to_one_statistic(pixels, current)
+        rule = "fcls" if statistic <= ASC_THRESHOLD else "nnls"
     fitted = current
     for _ in range(rounds):
         step = fit_endmembers(y, fcls(y, fitted))
         dead = ~(step > 0).any(axis=1)  # a material the others explain: keep its spectrum
         fitted = np.where(dead[:, None], fitted, step)
-    return accept_endmembers(y, current, fitted, labeller)
+    chosen, record = accept_endmembers(y, current, fitted, rule)
+    taken = bool(record["replaced"])
+    record.update(rounds=rounds, rule=rule, sum_to_one_statistic_initial=statistic)
+    if taken:
+        record["sum_to_one_statistic_fitted"] = after = sum_to_one_statistic(pixels, chosen)
+        taken = after <= ASC_THRESHOLD
+    record.update(taken=taken, initial_reference=current.tolist())
+    return (chosen if taken else current), record
 
 
 def sum_to_one_statistic(pixels: np.ndarray, reference: np.ndarray, *, max_pixels: int = ASC_PIXELS) -> float:
@@ -799,21 +831,8 @@ def extract_bundles(
     flat = image.reshape(-1, bands)
     image_pixels = flat if valid.all() else flat[valid.ravel()]
     refinement = None
-    if rounds and ref_kind in ("nfindr", "vca", "vca-pixels"):  # spectra picked from the image, not given ones
-        rule = labeller
-        if labeller == "auto":
-            statistic = sum_to_one_statistic(image_pixels, ref)
-            rule = "fcls" if statistic <= ASC_THRESHOLD else "nnls"
-        sample = image_pixels
-        if len(sample) > REFINE_PIXELS:
-            sample = sample[np.linspace(0, len(sample) - 1, REFINE_PIXELS).round().astype(np.int64)]
-        initial = ref
-        ref, refinement = refine_reference(sample, ref, rounds, rule)
-        refinement.update(
-            rounds=rounds, rule=rule, taken=bool(refinement["replaced"]), initial_reference=initial.tolist()
-        )
-        if statistic is not None:
-            refinement["sum_to_one_statistic_initial"] = statistic
+    if rounds and ref_kind in PICKED_REFERENCES:
+        ref, refinement = refine_reference(image_pixels, ref, rounds, labeller)
     if labeller == "auto":
         # Sum-to-one abundances in the data's units where the image obeys that model; where it
         # does not (brightness varies from pixel to pixel), shares of the spectra's shapes. A

@@ -34,7 +34,15 @@ from ..cube import HyperCube
 from ..cube.sampling import patch_grid, read_windows, sample_pixels, stratified_corners
 from ..errors import InputError
 from ..validation import check_int, check_seed
-from .bundles import BUNDLE_MODES, SpectralBundles, extract_bundles, reference_endmembers, resolve_bundle_options
+from .bundles import (
+    BUNDLE_MODES,
+    PICKED_REFERENCES,
+    SpectralBundles,
+    extract_bundles,
+    reference_endmembers,
+    refine_reference,
+    resolve_bundle_options,
+)
 
 __all__ = ["SAMPLE_HALO", "SAMPLE_TILE", "fit_lazy", "is_lazy_cube", "sampled_bundles", "training_cube"]
 
@@ -233,6 +241,10 @@ def sampled_bundles(
                                              seed=bundle_seed)  # fmt: skip
     else:
         ref, ref_kind = reference, "given"
+    refinement = None
+    rounds = check_int("reference_rounds", resolved.get("reference_rounds", 0), 0)
+    if rounds and ref_kind in PICKED_REFERENCES:  # on the training sample, as extract_bundles on the image
+        ref, refinement = refine_reference(reference_pixels, ref, rounds, resolved["labeller"])
     all_y, _ = patch_grid(h, w, size, stride)
     ys, xs = stratified_corners(h, w, size, n_patches, seed=bundle_seed if bundle_seed is not None else 0,
                                 stride=stride, stream="bundles", draw=_PATCH_DRAW)  # fmt: skip
@@ -282,6 +294,8 @@ def sampled_bundles(
         n_candidates=int(n_candidates),
         n_bundles=int(len(spectra)),
     )
+    if refinement is not None:
+        config["reference_refinement"] = refinement
     if sampled:
         config["sample"] = dict(patches=int(ys.size), of=int(all_y.size), reference_pixels=int(len(reference_pixels)))
     return SpectralBundles(
