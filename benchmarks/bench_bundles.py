@@ -4,6 +4,7 @@
     python benchmarks/bench_bundles.py --settings faithful overlap --seeds 0
     python benchmarks/bench_bundles.py --timing-only            # extraction time on the paper's scene
     python benchmarks/bench_bundles.py --labeller-bound         # each labeller applied to every pixel
+    python benchmarks/bench_bundles.py --refinement --seeds 0   # what the reference refinement's guards saw
 
 Each setting is a dict of :func:`egu_widgets.engine.extract_bundles` options (below). For every
 dataset × setting × seed it trains EGU-Net-pw with the default network settings on those bundles
@@ -11,6 +12,11 @@ and prints the abundance RMSE after alignment, the pseudo-labels' own quality (R
 spectrum's label against the true abundances of the pixel it came from, where it is one pixel),
 and seconds; then the median over seeds. The timing table is extraction seconds on egu-synthetic
 (200×200×224, P=5: the paper's scene size) for each setting.
+
+``--refinement`` trains nothing either: per scene and seed it prints what the default mode's
+reference refinement (``reference_rounds``) saw: the picks' sum-to-one statistic, the labelling
+rule, the fitted set's residual over the picks', the statistic against it, whether it was taken,
+and the mean SAD to the truth of the picks and of the spectra used.
 
 ``--labeller-bound`` trains nothing: on the robustness suite and the three datasets it applies
 each way of labelling (against the whole-image N-FINDR reference of the seed) to every pixel and
@@ -111,6 +117,37 @@ def labeller_bound(scenes, seeds) -> None:
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 
+def refinement_table(scenes, seeds) -> None:
+    """Print what ``reference_rounds``' guards saw on each scene (see the module doc)."""
+    from robustness_scenes import RECIPES, make_scene
+
+    from egu_widgets import metrics
+
+    print(f"the default mode's reference refinement, seeds {seeds} ({load_average()})\n")
+    cols = ["seed", "picks' statistic", "rule", "residual", "statistic after", "taken", "SAD picks", "SAD used"]
+    print("| scene | " + " | ".join(cols) + " |")
+    print("|---|" + "---:|" * len(cols))
+    for name in scenes:
+        cube = make_scene(name, seed=0) if name in RECIPES else open_cube(name)
+        truth = np.asarray(cube.true_endmembers, dtype=np.float64)
+        for seed in seeds:
+            b = extract_bundles(cube, cube.n_true_endmembers, seed=seed)
+            r = b.config["reference_refinement"]
+            picks = np.asarray(r["initial_reference"])
+            after = r.get("sum_to_one_statistic_fitted")
+            cells = [
+                str(seed),
+                f"{r['sum_to_one_statistic_initial']:.1f}",
+                r["rule"],
+                f"{r['residual_fitted'] / r['residual_before']:.3f}",
+                "–" if after is None else f"{after:.1f}",
+                "yes" if r["taken"] else "no",
+                f"{np.mean(metrics.sad(picks[metrics.align(picks, truth)], truth)):.2f}",
+                f"{np.mean(metrics.sad(b.reference[metrics.align(b.reference, truth)], truth)):.2f}",
+            ]
+            print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -122,8 +159,17 @@ def main(argv=None) -> int:
     ap.add_argument("--timing-only", action="store_true")
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--labeller-bound", action="store_true", help="labellers on every pixel (no training)")
-    ap.add_argument("--scenes", nargs="+", help="--labeller-bound: scenes (default: the suite and the datasets)")
+    ap.add_argument("--refinement", action="store_true", help="the reference refinement's guards per scene")
+    ap.add_argument(
+        "--scenes", nargs="+", help="--labeller-bound, --refinement: scenes (default: the suite and the datasets)"
+    )
     args = ap.parse_args(argv)
+    if args.refinement:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from robustness_scenes import RECIPES
+
+        refinement_table(args.scenes or [*RECIPES, "samson", "jasper-ridge", "egu-synthetic"], args.seeds)
+        return 0
     if args.labeller_bound:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from robustness_scenes import RECIPES

@@ -42,6 +42,7 @@ def test_compare_reports_medians_over_common_seeds_and_the_verdict(bench, tmp_pa
     assert "| samson | 0 |" in out
     assert "median over 2 scenes" in out
     assert "rule (median improves, no scene worse by more than 0.005): met; worst change +0.0040" in out
+    assert "mean over the 2 scenes 0.1225 -> 0.0645; scenes better / worse / within 0.0001: 1 / 1 / 0" in out
 
 
 def test_compare_says_when_the_rule_fails(bench, tmp_path, capsys):

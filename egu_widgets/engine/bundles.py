@@ -21,9 +21,11 @@ that constraint), by fully constrained least squares in the data's units; where 
 brightness breaks it (real scenes' illumination and topography), by non-negative least squares
 against the spectra each scaled to a maximum of 1, rows divided by their sums, so that the
 abundances are shares of the spectra's shapes.
+Where the N-FINDR picks are mixtures (a scene without pure pixels), the default mode refines them
+by alternating least squares before labelling (``reference_rounds``, :func:`refine_reference`),
+guarded so that pure picks and scenes that break the sum-to-one model keep the picks.
 Overlapping patches (``stride``, ``dedup``) stay available; the authors' other ideas (per-patch
-endmember counts, k-means reduction) and a refined reference never beat the released behaviour
-there and are not offered.
+endmember counts, k-means reduction) never beat the released behaviour and are not offered.
 
 Everything is vectorised across patches (one batched VCA call, batched eigen-decompositions).
 Random choices come from the seed's ``"bundles"`` stream (:mod:`egu_widgets.validation`).
@@ -494,7 +496,7 @@ def accept_endmembers(
 
 
 #: Pixels the reference refinement reads at most (evenly spaced over the valid ones).
-REFINE_PIXELS = 65536
+REFINE_PIXELS = 16384
 #: Reference kinds picked from the image, which ``reference_rounds`` refines (a given library is used as it is).
 PICKED_REFERENCES = ("nfindr", "vca", "vca-pixels")
 
