@@ -133,7 +133,7 @@ def refinement_table(scenes, seeds) -> None:
         for seed in seeds:
             b = extract_bundles(cube, cube.n_true_endmembers, seed=seed)
             r = b.config["reference_refinement"]
-            picks = np.asarray(r["initial_reference"])
+            picks = np.asarray(r.get("initial_reference", b.reference))  # recorded where replaced
             after = r.get("sum_to_one_statistic_fitted")
             cells = [
                 str(seed),

@@ -73,6 +73,7 @@ def test_pure_picks_are_kept_as_they_are():
     picked, _ = reference_endmembers(cube, P, "nfindr", seed=0)
     refined, record = refine_reference(pixels, picked, 3, "fcls")
     assert record["replaced"] == [] and not record["taken"]
+    assert "initial_reference" not in record  # the picks are the reference: not stored twice
     np.testing.assert_array_equal(refined, picked)
 
 

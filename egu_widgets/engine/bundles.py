@@ -521,7 +521,7 @@ def refine_reference(pixels: np.ndarray, reference: np.ndarray, rounds: int, lab
       trusted).
 
     Returns the (P, B) spectra and a record: :func:`accept_endmembers`'s, with ``rounds``, the
-    ``rule``, the test's statistics, ``taken`` and the ``initial_reference``.
+    ``rule``, the test's statistics, ``taken`` and, when taken, the picks (``initial_reference``).
     """
     pixels = np.asarray(pixels)
     y = (
@@ -546,7 +546,9 @@ def refine_reference(pixels: np.ndarray, reference: np.ndarray, rounds: int, lab
     if taken:
         record["sum_to_one_statistic_fitted"] = after = sum_to_one_statistic(pixels, chosen)
         taken = after <= ASC_THRESHOLD
-    record.update(taken=taken, initial_reference=current.tolist())
+    record["taken"] = taken
+    if taken:  # the picks stay available beside the spectra that replace them
+        record["initial_reference"] = current.tolist()
     return (chosen if taken else current), record
 
 
@@ -758,7 +760,8 @@ def extract_bundles(
         (``"nfindr"``, ``"vca"``, ``"vca-pixels"``; a given array or ``"truth"`` is used as it
         is): alternating least squares from the picked spectra, taken only if it lowers the
         labelling rule's residual by :data:`MIN_GAIN`. ``config["reference_refinement"]``
-        records it, with the picked spectra (``initial_reference``). 0: the picks (the authors').
+        records it, with the picked spectra (``initial_reference``) when they were replaced. 0: the
+        picks (the authors').
     seed : int or None
         The user's seed; VCA's random directions (whole image and patches) draw from its
         "bundles" stream. None: unseeded.
