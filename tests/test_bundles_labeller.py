@@ -12,8 +12,10 @@ from egu_widgets.engine.bundles import (
     ASC_THRESHOLD,
     BUNDLE_MODES,
     BUNDLE_OPTIONS,
+    PIXEL_LABELS_AUTO,
     _pseudo_abundances,
     extract_bundles,
+    pixel_label_count,
     reference_endmembers,
     sum_to_one_statistic,
 )
@@ -142,10 +144,10 @@ def test_estimator_passes_the_labeller_through():
 
 def test_pixel_labels_add_evenly_spaced_image_pixels_labelled_by_the_same_rule():
     cube = _scene()
-    plain = extract_bundles(cube, P, seed=1)
+    plain = extract_bundles(cube, P, seed=1, pixel_labels=0)
     more = extract_bundles(cube, P, seed=1, pixel_labels=50)
     k = plain.n_bundles
-    assert more.n_bundles == k + 50 and more.config["pixel_labels"] == 50
+    assert more.n_bundles == k + 50 and more.config["pixel_labels"] == 50 and more.config["n_pixel_labels"] == 50
     np.testing.assert_array_equal(more.spectra[:k], plain.spectra)
     np.testing.assert_array_equal(more.labels[:k], plain.labels)
     assert (more.patch_index[k:] == -1).all()
@@ -156,7 +158,22 @@ def test_pixel_labels_add_evenly_spaced_image_pixels_labelled_by_the_same_rule()
     np.testing.assert_allclose(more.labels[k:], expected, atol=1e-5)
     every = extract_bundles(cube, P, seed=1, pixel_labels=10**6)  # more than the image: every valid pixel once
     assert every.n_bundles == k + cube.height * cube.width
-    assert BUNDLE_MODES["default"]["pixel_labels"] == 0 and BUNDLE_MODES["faithful"]["pixel_labels"] == 0
+    assert BUNDLE_MODES["default"]["pixel_labels"] == "auto" and BUNDLE_MODES["faithful"]["pixel_labels"] == 0
+
+
+def test_auto_pixel_labels_teach_pixels_only_where_the_labels_are_fcls():
+    fcls_scene, scaled_scene = _scene(), _scene(scaling=0.4)
+    taught = extract_bundles(fcls_scene, P, seed=1)  # the default mode: pixel_labels="auto"
+    assert taught.config["labeller"] == "fcls" and taught.config["pixel_labels"] == "auto"
+    n = min(PIXEL_LABELS_AUTO, fcls_scene.height * fcls_scene.width)
+    assert taught.config["n_pixel_labels"] == n
+    np.testing.assert_array_equal(taught.spectra, extract_bundles(fcls_scene, P, seed=1, pixel_labels=n).spectra)
+    shares = extract_bundles(scaled_scene, P, seed=1)
+    assert shares.config["labeller"] == "nnls" and shares.config["n_pixel_labels"] == 0
+    assert (shares.patch_index >= 0).all()
+    assert pixel_label_count("auto", "fcls") == PIXEL_LABELS_AUTO and pixel_label_count("auto", "nnls") == 0
+    with pytest.raises(InputError, match="pixel_labels"):
+        extract_bundles(fcls_scene, P, pixel_labels="some")
 
 
 def test_pixel_labels_skip_masked_pixels_and_refuse_negative_counts():
@@ -170,9 +187,18 @@ def test_pixel_labels_skip_masked_pixels_and_refuse_negative_counts():
         extract_bundles(_scene(), P, pixel_labels=-1)
 
 
-def test_a_lazy_fit_refuses_pixel_labels():
+def test_a_lazy_fit_adds_pixels_of_its_sample_as_extract_bundles_adds_the_image_s():
     from egu_widgets.engine.lazy_fit import sampled_bundles
 
     cube = _scene()
-    with pytest.raises(InputError, match="pixel_labels is not available"):
-        sampled_bundles(cube, P, 4, cube.pixels[:50], seed=0, options={"mode": "default", "pixel_labels": 10})
+    ids = np.arange(cube.height * cube.width)
+    for option in (30, "auto"):
+        opts = {"mode": "default", "pixel_labels": option}
+        made = sampled_bundles(cube, P, 10**6, cube.pixels, seed=0, options=opts, pixel_ids=ids)
+        want = extract_bundles(cube, P, seed=0, **opts)
+        assert made.config == want.config
+        for name in ("spectra", "labels", "reference", "patch_index", "pixel_index"):
+            np.testing.assert_array_equal(getattr(made, name), getattr(want, name))
+    # A sample whose places in the cube are not known: the pixels come without an index.
+    sample = sampled_bundles(cube, P, 4, cube.pixels[:50], seed=0, options={"mode": "default", "pixel_labels": 10})
+    assert sample.config["n_pixel_labels"] == 10 and (sample.pixel_index[sample.patch_index == -1] == -1).all()

@@ -85,7 +85,8 @@ def test_a_small_lazy_cube_fits_as_the_loaded_cube(files, variant):
 @pytest.mark.parametrize("options", [{}, {"stride": 3, "dedup": True, "project": False}, {"mode": "faithful"}])
 def test_sampled_bundles_of_every_patch_equal_extract_bundles(demo, options):
     opts = {"mode": "default", **options}
-    made = lazy_fit.sampled_bundles(demo, 3, 10**6, demo.pixels, seed=4, options=opts)
+    ids = np.arange(demo.height * demo.width)  # the sample is every pixel, in the cube's order
+    made = lazy_fit.sampled_bundles(demo, 3, 10**6, demo.pixels, seed=4, options=opts, pixel_ids=ids)
     want = extract_bundles(demo, 3, seed=4, **opts)
     assert made.config == want.config
     for name in ("spectra", "labels", "reference", "patch_index", "pixel_index"):
@@ -104,7 +105,9 @@ def test_a_sampled_fit_never_loads_the_cube_and_its_result_is_lazy(files, demo, 
     sample = est.bundles_.config["sample"]
     assert sample["patches"] == 12 and sample["of"] == 64
     assert est.result_.config["sample"]["pixels"] == 256
-    assert est.bundles_.n_bundles == 12 * 3
+    patches = est.bundles_.patch_index >= 0
+    assert patches.sum() == 12 * 3  # and labelled pixels of the sample (pixel_labels="auto")
+    assert est.bundles_.config["n_pixel_labels"] == est.bundles_.n_bundles - 12 * 3
     # the lazy maps are the model's maps of the loaded cube
     np.testing.assert_allclose(est.result_.abundances.values, est.abundance_maps(demo).values, atol=1e-6)
     # and scoring them against the truth works once they fit in memory
@@ -125,10 +128,14 @@ def test_sampling_is_deterministic_for_a_seed(files):
 def test_sampled_patches_keep_the_cubes_numbering(files, demo):
     lazy = open_cube(files / "c.nc", chunks=CHUNKS)
     made = lazy_fit.sampled_bundles(lazy, 3, 12, demo.pixels, seed=0, options={"mode": "default", "project": False})
-    # every bundle spectrum is the cube's pixel its pixel index names, inside the patch it names
-    np.testing.assert_array_equal(made.spectra, demo.pixels[made.pixel_index])
-    rows, cols = made.pixel_index // 40, made.pixel_index % 40
-    np.testing.assert_array_equal((rows // 5) * 8 + cols // 5, made.patch_index)
+    # every patch's bundle spectrum is the cube's pixel its pixel index names, inside the patch it names
+    patch = made.patch_index >= 0
+    index = made.pixel_index[patch]
+    np.testing.assert_array_equal(made.spectra[patch], demo.pixels[index])
+    rows, cols = index // 40, index % 40
+    np.testing.assert_array_equal((rows // 5) * 8 + cols // 5, made.patch_index[patch])
+    # labelled pixels of a sample whose places are not given carry no index
+    assert (made.pixel_index[~patch] == -1).all()
 
 
 def test_ss_trains_on_tiles_whose_halo_is_kept_out_of_the_loss(tmp_path):

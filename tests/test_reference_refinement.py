@@ -126,7 +126,8 @@ def test_a_lazy_fit_refines_its_sample_as_extract_bundles_refines_the_image():
 
     cube = _scene(max_abundance=0.75)
     opts = {"mode": "default", "reference_rounds": 3}
-    made = lazy_fit.sampled_bundles(cube, P, 10**6, cube.pixels, seed=2, options=opts)
+    ids = np.arange(cube.height * cube.width)
+    made = lazy_fit.sampled_bundles(cube, P, 10**6, cube.pixels, seed=2, options=opts, pixel_ids=ids)
     want = extract_bundles(cube, P, seed=2, **opts)
     assert want.config["reference_refinement"]["taken"]
     assert made.config == want.config

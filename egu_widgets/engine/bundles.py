@@ -54,6 +54,8 @@ __all__ = [
     "reference_endmembers",
     "sum_to_one_statistic",
     "refine_reference",
+    "pixel_label_count",
+    "label_spectra",
     "accept_endmembers",
     "labeller_residual",
     "resolve_bundle_options",
@@ -88,8 +90,14 @@ BUNDLE_MODES: dict[str, dict[str, Any]] = {
 # least squares against the spectra scaled to a maximum of 1 (see the module doc).
 # The N-FINDR picks are refined by six rounds of alternating least squares where
 # that explains the image better under the sum-to-one model (refine_reference; docs/bundles.md).
+# Where the labels are FCLS, labelled image pixels are added to the bundles (pixel_labels="auto").
 BUNDLE_MODES["default"] = dict(
-    BUNDLE_MODES["faithful"], reference="nfindr", label_scale="max", labeller="auto", reference_rounds=6
+    BUNDLE_MODES["faithful"],
+    reference="nfindr",
+    label_scale="max",
+    labeller="auto",
+    reference_rounds=6,
+    pixel_labels="auto",
 )
 
 #: Every keyword :func:`extract_bundles` accepts besides the cube and P (the estimator and
@@ -495,6 +503,49 @@ def accept_endmembers(
     return candidate, record
 
 
+#: ``pixel_labels="auto"``: image pixels added to the bundles where their labels are fully
+#: constrained least squares (docs/bundles.md, "Labelled image pixels where the labels are FCLS").
+PIXEL_LABELS_AUTO = 4096
+
+
+def pixel_label_count(option: Any, labeller: str) -> int:
+    """How many image pixels ``pixel_labels=option`` adds to bundles labelled by ``labeller``.
+
+    An integer is that count; ``"auto"`` is :data:`PIXEL_LABELS_AUTO` where the labels are FCLS
+    (the image passed the sum-to-one test, so a pixel's label is the maximum-likelihood
+    abundance under the model it obeys) and none otherwise (the labels are then shares of the
+    spectra's shapes, which taught on mixed pixels made scenes with brightness variability worse).
+    """
+    if isinstance(option, str):
+        check_choice("pixel_labels", option, ("auto",))
+        return PIXEL_LABELS_AUTO if labeller == "fcls" else 0
+    return check_int("pixel_labels", option, 0, what="a whole number >= 0 or 'auto'")
+
+
+def evenly_spaced(n: int, count: int) -> np.ndarray:
+    """``count`` indices evenly spaced over ``range(n)`` (all of them when there are fewer)."""
+    if count >= n:
+        return np.arange(n, dtype=np.int64)
+    return np.linspace(0, n - 1, count).round().astype(np.int64)
+
+
+def label_spectra(
+    spectra: np.ndarray, reference: np.ndarray, labeller: str, label_scale: str
+) -> tuple[np.ndarray, int]:
+    """Labels of ``spectra`` against ``reference`` (in the data's units) by a resolved rule, and the uniform ones.
+
+    ``labeller`` is ``"fcls"`` or ``"nnls"``; with ``label_scale="max"`` each reference spectrum is
+    scaled to a maximum of 1 first, so that an abundance is a material's share with its brightness
+    divided out (the convention of the Samson and Jasper Ridge ground truths).
+    """
+    units = 1.0
+    if label_scale == "max":
+        units = np.maximum(reference.max(axis=1, keepdims=True), 1e-300)
+    if labeller == "fcls":
+        return _constrained_abundances(spectra, reference / units), 0
+    return _pseudo_abundances(spectra, reference / units)
+
+
 #: Pixels the reference refinement reads at most (evenly spaced over the valid ones).
 REFINE_PIXELS = 16384
 #: Reference kinds picked from the image, which ``reference_rounds`` refines (a given library is used as it is).
@@ -710,7 +761,7 @@ def extract_bundles(
     reference: Any = _UNSET,
     label_scale: str = _UNSET,
     labeller: str = _UNSET,
-    pixel_labels: int = _UNSET,
+    pixel_labels: int | str = _UNSET,
     reference_rounds: int = _UNSET,
     seed: int | None = 0,
 ) -> SpectralBundles:
@@ -751,10 +802,13 @@ def extract_bundles(
         (:func:`sum_to_one_statistic` at most :data:`ASC_THRESHOLD`), else ``"nnls"`` with
         ``label_scale``. ``config`` records what was used (``labeller``, ``label_scale``), what
         was asked (``labeller_requested``, ``label_scale_requested``) and the statistic.
-    pixel_labels : int
+    pixel_labels : int or "auto"
         Also add this many image pixels (evenly spaced over the valid ones; all of them when there
         are fewer), labelled by the same rule, so that the endmember stream is taught mixed
         pixels as well as the patches' extreme ones (0: the bundles alone, the authors').
+        ``"auto"`` (the default mode's): :data:`PIXEL_LABELS_AUTO` where the labels are FCLS, none
+        where they are NNLS (:func:`pixel_label_count`); ``config["n_pixel_labels"]`` says how
+        many were added.
     reference_rounds : int
         Rounds of :func:`refine_reference` applied to a reference picked from the image
         (``"nfindr"``, ``"vca"``, ``"vca-pixels"``; a given array or ``"truth"`` is used as it
@@ -801,7 +855,7 @@ def extract_bundles(
         )
     check_choice("label_scale", opts["label_scale"], ("none", "max"))
     check_choice("labeller", opts["labeller"], LABELLERS)
-    n_pixel_labels = check_int("pixel_labels", opts["pixel_labels"], 0)
+    pixel_label_count(opts["pixel_labels"], "fcls")  # checked before any work
     rounds = check_int("reference_rounds", opts["reference_rounds"], 0)
     if opts["dedup"] and opts["project"]:
         raise InputError("dedup=True compares image pixels, but project=True makes new spectra; set project=False")
@@ -822,14 +876,6 @@ def extract_bundles(
         _, first = np.unique(np.where(pixel_of >= 0, pixel_of, -1 - np.arange(len(pixel_of))), return_index=True)
         keep = np.sort(first)
         spectra, patch_of, pixel_of = spectra[keep], patch_of[keep], pixel_of[keep]
-    if n_pixel_labels:
-        valid_ids = np.flatnonzero(valid.ravel())
-        if n_pixel_labels < len(valid_ids):
-            valid_ids = valid_ids[np.linspace(0, len(valid_ids) - 1, n_pixel_labels).round().astype(np.int64)]
-        extra = image.reshape(-1, bands)[valid_ids].astype(np.float64)
-        spectra = np.concatenate([spectra, extra])
-        patch_of = np.concatenate([patch_of, np.full(len(valid_ids), -1)])
-        pixel_of = np.concatenate([pixel_of, valid_ids])
 
     ref, ref_kind = reference_endmembers(cube, p, opts["reference"], seed=seed)
     labeller, label_scale, statistic = opts["labeller"], opts["label_scale"], None
@@ -844,17 +890,17 @@ def extract_bundles(
         # refined reference is tested again: mixed reference pixels also fail the test.
         statistic = sum_to_one_statistic(image_pixels, ref)
         labeller, label_scale = ("fcls", "none") if statistic <= ASC_THRESHOLD else ("nnls", label_scale)
-    # The labels are computed against ``ref / units``; the reference is kept in the data's units.
-    units = 1.0
-    if label_scale == "max":
-        # Each reference spectrum scaled to a maximum of 1: abundances then measure each
-        # material's share with its brightness divided out, the convention of the Samson and
-        # Jasper Ridge ground truths.
-        units = np.maximum(ref.max(axis=1, keepdims=True), 1e-300)
-    if labeller == "fcls":
-        labels, n_dead = _constrained_abundances(spectra, ref / units), 0
-    else:
-        labels, n_dead = _pseudo_abundances(spectra, ref / units)
+    n_pixel_labels = pixel_label_count(opts["pixel_labels"], labeller)
+    n_added = 0
+    if n_pixel_labels:
+        valid_ids = np.flatnonzero(valid.ravel())
+        valid_ids = valid_ids[evenly_spaced(len(valid_ids), n_pixel_labels)]
+        extra = image.reshape(-1, bands)[valid_ids].astype(np.float64)
+        spectra = np.concatenate([spectra, extra])
+        patch_of = np.concatenate([patch_of, np.full(len(valid_ids), -1)])
+        pixel_of = np.concatenate([pixel_of, valid_ids])
+        n_added = len(valid_ids)
+    labels, n_dead = label_spectra(spectra, ref, labeller, label_scale)
     chosen = {}
     if opts["labeller"] == "auto":
         chosen = dict(
@@ -874,6 +920,7 @@ def extract_bundles(
         n_patches=int(usable.sum()),
         n_candidates=int(n_candidates),
         n_bundles=int(len(spectra)),
+        n_pixel_labels=int(n_added),
         uniform_labels=n_dead,
     )
     if refinement is not None:

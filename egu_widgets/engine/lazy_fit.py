@@ -38,7 +38,10 @@ from .bundles import (
     BUNDLE_MODES,
     PICKED_REFERENCES,
     SpectralBundles,
+    evenly_spaced,
     extract_bundles,
+    label_spectra,
+    pixel_label_count,
     reference_endmembers,
     refine_reference,
     resolve_bundle_options,
@@ -207,13 +210,16 @@ def sampled_bundles(
     *,
     seed: Any,
     options: Mapping[str, Any],
+    pixel_ids: np.ndarray | None = None,
 ) -> SpectralBundles:
     """Bundles of ``n_patches`` stratified patches of ``cube`` (all of them when the grid has no more).
 
     The patches are labelled against reference endmembers found in ``reference_pixels`` (K, B)
     (the training sample), as :func:`extract_bundles` labels a whole image's patches against the
     image's; when every patch and every pixel is in the sample the result equals
-    ``extract_bundles(loaded_cube, ...)``, config included.
+    ``extract_bundles(loaded_cube, ...)``, config included. Labelled image pixels
+    (``pixel_labels``) are drawn from ``reference_pixels``; ``pixel_ids`` (their indices in the
+    cube, when known) become their ``pixel_index``, else -1.
     """
     opts = dict(options)
     mode = opts.pop("mode")
@@ -221,8 +227,7 @@ def sampled_bundles(
     if mode not in BUNDLE_MODES:
         raise InputError(f"bundle mode {mode!r} is not one of {sorted(BUNDLE_MODES)}")
     resolved = dict(BUNDLE_MODES[mode], **opts)
-    if resolved.get("pixel_labels"):  # its extra pixels would come from the mosaic, not the scene
-        raise InputError("pixel_labels is not available when fitting a lazy cube; load the cube or set pixel_labels=0")
+    pixel_label_count(resolved["pixel_labels"], "fcls")  # checked before any reading
     size = check_int("patch_size", resolved["patch_size"], 1)
     stride = resolved["stride"]
     stride = size if stride is None else check_int("stride", stride, 1, what="a whole number (or None)")
@@ -260,7 +265,9 @@ def sampled_bundles(
     ys, xs, windows = ys[usable], xs[usable], windows[usable]
     k = ys.size
     mosaic = windows.transpose(1, 0, 2, 3).reshape(size, k * size, b)
+    # Labelled image pixels come from the training sample below, not from the mosaic of patches.
     opts_mosaic = {key: value for key, value in opts.items() if key not in ("stride", "dedup", "reference")}
+    opts_mosaic["pixel_labels"] = 0
     chosen = _auto_labeller(resolved, reference_pixels, ref)
     if chosen:  # decided on the sample's pixels, as extract_bundles decides on the whole image's
         opts_mosaic.update(labeller=chosen["labeller"], label_scale=chosen["label_scale"])
@@ -286,6 +293,20 @@ def sampled_bundles(
     config = dict(made.config)
     if chosen:
         config.update(chosen)
+    n_pixel_labels = pixel_label_count(resolved["pixel_labels"], config["labeller"])
+    n_added = 0
+    if n_pixel_labels:  # as extract_bundles adds the image's pixels, from the sample that stands for it
+        pick = evenly_spaced(len(reference_pixels), n_pixel_labels)
+        n_added = len(pick)
+        extra = np.asarray(reference_pixels[pick], dtype=np.float64)
+        extra_labels, n_dead = label_spectra(extra, ref, config["labeller"], config["label_scale"])  # row by row
+        spectra = np.concatenate([spectra, extra])
+        labels = np.concatenate([labels, extra_labels])
+        patch_of = np.concatenate([patch_of, np.full(n_added, -1)])
+        pixel_of = np.concatenate([pixel_of, np.full(n_added, -1) if pixel_ids is None else pixel_ids[pick]])
+        config["uniform_labels"] = int(config.get("uniform_labels", 0)) + int(n_dead)
+    config["pixel_labels"] = resolved["pixel_labels"]
+    config["n_pixel_labels"] = int(n_added)
     config.update(
         stride=resolved["stride"],
         dedup=resolved["dedup"],
@@ -329,7 +350,8 @@ def fit_lazy(est: Any, cube: HyperCube, bundles: Any, callbacks: Sequence | None
             opts = resolve_bundle_options(spec, hp["bundle_mode"])
             source = train if whole else cube
             pixels = train.pixels[train.valid_mask.ravel()]
-            bset = sampled_bundles(source, p, n_patches, pixels, seed=est.seed_, options=opts)
+            ids = np.flatnonzero(train.valid_mask.ravel()) if whole else None
+            bset = sampled_bundles(source, p, n_patches, pixels, seed=est.seed_, options=opts, pixel_ids=ids)
     sampling_seconds = time.perf_counter() - t0
     abundances = est._fit(train, bset, callbacks, control, _sampled=True)
     if whole:

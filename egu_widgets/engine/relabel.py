@@ -47,9 +47,8 @@ from .bundles import (
     ASC_PIXELS,
     ASC_THRESHOLD,
     SpectralBundles,
-    _constrained_abundances,
-    _pseudo_abundances,
     accept_endmembers,
+    label_spectra,
     labeller_residual,
     sum_to_one_statistic,
 )
@@ -74,13 +73,6 @@ def _rule(bundles: SpectralBundles) -> tuple[str, str]:
             "Build them with extract_bundles, or set relabel=0"
         )
     return labeller, label_scale
-
-
-def _units(reference: np.ndarray, label_scale: str) -> np.ndarray | float:
-    """What the labels divide the spectra by: each one's maximum with ``"max"``, else 1."""
-    if label_scale == "max":
-        return np.maximum(reference.max(axis=1, keepdims=True), 1e-300)
-    return 1.0
 
 
 def _retested(bundles: SpectralBundles, endmembers: np.ndarray, pixels: np.ndarray) -> tuple[str, str, float]:
@@ -111,12 +103,7 @@ def relabelled_bundles(
         labeller, label_scale, statistic = _retested(bundles, m, pixels)
         record.update(sum_to_one_statistic=statistic, labeller=labeller, label_scale=label_scale)
         config.update(labeller=labeller, label_scale=label_scale)
-    scaled = m / _units(m, label_scale)
-    if labeller == "fcls":
-        labels = _constrained_abundances(bundles.spectra, scaled)
-        dead = 0
-    else:
-        labels, dead = _pseudo_abundances(bundles.spectra, scaled)
+    labels, dead = label_spectra(bundles.spectra, m, labeller, label_scale)
     previous = dict(config.get("relabel") or {})
     rounds = [*previous.get("rounds", []), dict(record, uniform_labels=int(dead))]
     initial = previous.get("initial_reference", np.asarray(bundles.reference).tolist())
