@@ -23,7 +23,9 @@ def cube():
 
 @pytest.fixture(scope="module")
 def bundles(cube):
-    return extract_bundles(cube, 3, seed=0)
+    # The patches' bundles alone (27 of them: nine 5x5 patches, three each), which the counts and
+    # positions below follow; labelled image pixels are added by the default mode on this scene.
+    return extract_bundles(cube, 3, seed=0, pixel_labels=0)
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +226,13 @@ def test_view_needs_bundles(cube):
 
     with pytest.raises(InputError, match="bundles"):
         BundleCuration(cube)
+
+
+def test_labelled_image_pixels_are_drawn_at_their_pixel(cube):
+    taught = extract_bundles(cube, 3, seed=0)  # the default mode adds labelled pixels on this scene
+    pixels = taught.patch_index == -1
+    assert taught.config["n_pixel_labels"] == pixels.sum() > 0
+    d = bundle_data(taught, (cube.height, cube.width))
+    np.testing.assert_array_equal(d.row[pixels], taught.pixel_index[pixels] // cube.width)
+    np.testing.assert_array_equal(d.col[pixels], taught.pixel_index[pixels] % cube.width)
+    assert (d.patch_top[pixels] == -1).all() and not covering(d, 0, 0)[pixels].any()

@@ -194,6 +194,10 @@ class PixelUnmixer:
         """
         (w1, w2, w3, w4t), (b1, b2, b3, b4) = self._weights, self._biases
         n, p = x.shape[0], self.n_endmembers
+        if n == 1 and self.precision != "float32":
+            # A one-row bfloat16 product takes another oneDNN kernel, which rounds differently;
+            # computed as two rows, a pixel gets the same numbers in whatever block it falls.
+            return self._block(x.expand(2, -1), buffers)[:, :1]
 
         def view(name, rows, cols):
             return buffers[name][: rows * cols].view(rows, cols)
@@ -246,7 +250,7 @@ class PixelUnmixer:
         direct = flat.dtype == np.float32 and flat.flags.c_contiguous and flat.flags.writeable
         staging = None if direct else np.empty((step, self.n_bands), dtype=np.float32)
         with torch.inference_mode():
-            buffers = self._buffers(step)
+            buffers = self._buffers(step if self.precision == "float32" else max(step, 2))
             target = torch.from_numpy(result) if on_cpu and result.flags.writeable else None
             for start in range(0, n, step):
                 rows = min(step, n - start)
