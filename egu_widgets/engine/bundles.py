@@ -880,7 +880,8 @@ def extract_bundles(
     ref, ref_kind = reference_endmembers(cube, p, opts["reference"], seed=seed)
     labeller, label_scale, statistic = opts["labeller"], opts["label_scale"], None
     flat = image.reshape(-1, bands)
-    image_pixels = flat if valid.all() else flat[valid.ravel()]
+    # The valid pixels, read by the refinement and the sum-to-one test (a copy only where some are masked).
+    image_pixels = flat if valid.all() or not (rounds or labeller == "auto") else flat[valid.ravel()]
     refinement = None
     if rounds and ref_kind in PICKED_REFERENCES:
         ref, refinement = refine_reference(image_pixels, ref, rounds, labeller)
