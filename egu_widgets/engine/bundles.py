@@ -46,6 +46,7 @@ from ..classic.fcls import _CHUNK_ELEMENTS
 from ..classic.vca import _gram64
 from ..cube import HyperCube
 from ..errors import InputError
+from ..metrics import sad
 from ..validation import check_choice, check_int, check_n_endmembers, seed_sequence
 
 __all__ = [
@@ -451,15 +452,6 @@ def labeller_residual(pixels: np.ndarray, endmembers: np.ndarray, labeller: str)
     return float(((y - ab @ m) ** 2).sum(axis=1).mean())
 
 
-def _angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spectral angle (degrees) between matching rows; NaN where a row is all zeros."""
-    na = np.linalg.norm(a, axis=1)
-    nb = np.linalg.norm(b, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = (a * b).sum(axis=1) / (na * nb)
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-
-
 def accept_endmembers(
     pixels: np.ndarray, current: np.ndarray, fitted: np.ndarray, labeller: str, min_gain: float | None = None
 ) -> tuple[np.ndarray, dict]:
@@ -490,7 +482,7 @@ def accept_endmembers(
             candidate, after = trial, value
             replaced.remove(p)
             reverted.append(p)
-    angles = _angles(fitted, current)
+    angles = sad(np.nan_to_num(fitted, nan=0.0, posinf=0.0, neginf=0.0), current)  # NaN for a row without direction
     record = dict(
         replaced=replaced,
         degenerate=[int(p) for p in np.flatnonzero(~usable)],
@@ -572,15 +564,12 @@ def refine_reference(pixels: np.ndarray, reference: np.ndarray, rounds: int, lab
       trusted).
 
     Returns the (P, B) spectra and a record: :func:`accept_endmembers`'s, with ``rounds``, the
-    ``rule``, the test's statistics, ``taken`` and, when taken, the picks (``initial_reference``).
+    ``rule``, the test's statistics (``sum_to_one_statistic``: against the spectra returned; None
+    when ``labeller`` is not "auto" and nothing was taken), ``taken`` and, when taken, the picks
+    (``initial_reference``).
     """
     pixels = np.asarray(pixels)
-    y = (
-        pixels
-        if len(pixels) <= REFINE_PIXELS
-        else pixels[np.linspace(0, len(pixels) - 1, REFINE_PIXELS).round().astype(np.int64)]
-    )
-    y = np.asarray(y, dtype=np.float64)
+    y = np.asarray(pixels[evenly_spaced(len(pixels), REFINE_PIXELS)], dtype=np.float64)
     current = np.array(reference, dtype=np.float64)
     statistic, rule = None, labeller
     if labeller == "auto":  # the same test, on the same pixels, as the labels' choice
@@ -600,6 +589,8 @@ def refine_reference(pixels: np.ndarray, reference: np.ndarray, rounds: int, lab
     record["taken"] = taken
     if taken:  # the picks stay available beside the spectra that replace them
         record["initial_reference"] = current.tolist()
+    # The test's value for the spectra returned, so that the labels' choice need not compute it again.
+    record["sum_to_one_statistic"] = record["sum_to_one_statistic_fitted"] if taken else statistic
     return (chosen if taken else current), record
 
 
@@ -638,7 +629,7 @@ def sum_to_one_statistic(pixels: np.ndarray, reference: np.ndarray, *, max_pixel
     if y.ndim != 2 or m.ndim != 2 or y.shape[1] != m.shape[1]:
         raise InputError(f"pixels (N, B) and reference (P, B) must share B; got {y.shape} and {m.shape}")
     if len(y) > max_pixels:  # the sample first, then float64: no float64 copy of the image
-        y = y[np.linspace(0, len(y) - 1, max_pixels).round().astype(np.int64)]
+        y = y[evenly_spaced(len(y), max_pixels)]
     y = y.astype(np.float64, copy=False)
     free = nnls_unmix(y, m)
     tied = fcls(y, m)
@@ -889,7 +880,9 @@ def extract_bundles(
         # Sum-to-one abundances in the data's units where the image obeys that model; where it
         # does not (brightness varies from pixel to pixel), shares of the spectra's shapes. A
         # refined reference is tested again: mixed reference pixels also fail the test.
-        statistic = sum_to_one_statistic(image_pixels, ref)
+        statistic = (refinement or {}).get("sum_to_one_statistic")
+        if statistic is None:
+            statistic = sum_to_one_statistic(image_pixels, ref)
         labeller, label_scale = ("fcls", "none") if statistic <= ASC_THRESHOLD else ("nnls", label_scale)
     n_pixel_labels = pixel_label_count(opts["pixel_labels"], labeller)
     n_added = 0

@@ -181,7 +181,9 @@ def training_cube(cube: HyperCube, variant: str, n_pixels: int, *, seed: Any) ->
     return HyperCube(ds, validate=False), False
 
 
-def _auto_labeller(resolved: Mapping[str, Any], pixels: np.ndarray, reference: np.ndarray) -> dict:
+def _auto_labeller(
+    resolved: Mapping[str, Any], pixels: np.ndarray, reference: np.ndarray, statistic: float | None = None
+) -> dict:
     """``labeller="auto"``'s choice made on ``pixels`` (the sample), with what the config records; {} otherwise.
 
     :func:`extract_bundles` decides it on the image it is given, which here is the mosaic of
@@ -191,7 +193,8 @@ def _auto_labeller(resolved: Mapping[str, Any], pixels: np.ndarray, reference: n
 
     if resolved.get("labeller") != "auto" or not hasattr(bundles, "sum_to_one_statistic"):
         return {}
-    statistic = bundles.sum_to_one_statistic(pixels, reference)
+    if statistic is None:  # else already computed for ``reference`` on ``pixels`` (the refinement's)
+        statistic = bundles.sum_to_one_statistic(pixels, reference)
     fcls = statistic <= bundles.ASC_THRESHOLD
     return dict(
         labeller="fcls" if fcls else "nnls",
@@ -268,7 +271,7 @@ def sampled_bundles(
     # Labelled image pixels come from the training sample below, not from the mosaic of patches.
     opts_mosaic = {key: value for key, value in opts.items() if key not in ("stride", "dedup", "reference")}
     opts_mosaic["pixel_labels"] = 0
-    chosen = _auto_labeller(resolved, reference_pixels, ref)
+    chosen = _auto_labeller(resolved, reference_pixels, ref, (refinement or {}).get("sum_to_one_statistic"))
     if chosen:  # decided on the sample's pixels, as extract_bundles decides on the whole image's
         opts_mosaic.update(labeller=chosen["labeller"], label_scale=chosen["label_scale"])
     made = extract_bundles(mosaic, n_endmembers, mode=mode, stride=None, dedup=False, reference=ref,

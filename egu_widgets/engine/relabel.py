@@ -48,6 +48,7 @@ from .bundles import (
     ASC_THRESHOLD,
     SpectralBundles,
     accept_endmembers,
+    evenly_spaced,
     label_spectra,
     labeller_residual,
     sum_to_one_statistic,
@@ -181,7 +182,7 @@ def relabel_rounds(
         )
     labeller, _ = _rule(bundles)
     y = pixels.detach().double().cpu().numpy()
-    sample = y if len(y) <= ASC_PIXELS else y[np.linspace(0, len(y) - 1, ASC_PIXELS).round().astype(np.int64)]
+    sample = y[evenly_spaced(len(y), ASC_PIXELS)]
     later: list[TrainOutcome] = []
     device = pixels.device
     for r in range(int(rounds)):
