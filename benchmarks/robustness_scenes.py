@@ -47,6 +47,10 @@ RECIPES: dict[str, Recipe] = {
     "bands100-p4-30db": Recipe(p=4, snr_db=30, n_bands=100),
     "odd-57x83-p5-25db": Recipe(p=5, snr_db=25, height=57, width=83, scaling=0.1),
     "raw-uint16-p4-30db": Recipe(p=4, snr_db=30, integer_scale=10000.0),
+    # Brightness varying as widely as topography and shade make it in real scenes.
+    "wide-scaling-p4-30db": Recipe(p=4, snr_db=30, scaling=0.4),
+    "wide-scaling-p6-35db-no-pure": Recipe(p=6, snr_db=35, scaling=0.4, max_abundance=0.9),
+    "scaling-p5-25db-b120": Recipe(p=5, snr_db=25, height=70, width=61, n_bands=120, scaling=0.3),
     "telabel-other-p5-20db": Recipe(
         p=5, snr_db=20, height=200, width=200, maps="telabel", scaling=0.2, max_abundance=0.8
     ),

@@ -47,7 +47,7 @@ from ..classic.vca import _gram64
 from ..cube import HyperCube
 from ..errors import InputError
 from ..metrics import sad
-from ..validation import check_choice, check_int, check_n_endmembers, seed_sequence
+from ..validation import check_choice, check_float, check_int, check_n_endmembers, seed_sequence
 
 __all__ = [
     "SpectralBundles",
@@ -55,6 +55,7 @@ __all__ = [
     "reference_endmembers",
     "sum_to_one_statistic",
     "refine_reference",
+    "purest_reference",
     "pixel_label_count",
     "label_spectra",
     "accept_endmembers",
@@ -84,6 +85,7 @@ BUNDLE_MODES: dict[str, dict[str, Any]] = {
         labeller="nnls",
         pixel_labels=0,
         reference_rounds=0,
+        reference_purest=0.0,
     ),
 }
 # The authors' bundles, labelled against N-FINDR reference spectra: by fully constrained least
@@ -114,6 +116,7 @@ BUNDLE_OPTIONS = (
     "labeller",
     "pixel_labels",
     "reference_rounds",
+    "reference_purest",
 )
 
 #: How the labels are solved: ``"nnls"`` (non-negative least squares, rows divided by their sum:
@@ -594,6 +597,39 @@ def refine_reference(pixels: np.ndarray, reference: np.ndarray, rounds: int, lab
     return (chosen if taken else current), record
 
 
+def purest_reference(
+    pixels: np.ndarray, reference: np.ndarray, fraction: float, label_scale: str
+) -> tuple[np.ndarray, dict]:
+    """Each reference spectrum replaced by the mean of the pixels that hold the largest share of it.
+
+    Where brightness varies from pixel to pixel the image is a cone rather than a simplex, and
+    the pixels that maximise a simplex's volume (N-FINDR's picks) are its brightest and most
+    extreme ones, which can be mixtures or outliers. The non-negative shares of the labels are
+    brightness-free, so the ``fraction`` of ``pixels`` (N, B; at most :data:`REFINE_PIXELS`,
+    evenly spaced, are read) with the largest share of material p are its purest pixels whatever
+    their brightness; their mean, in the data's units, is a typical pure spectrum of p, with the
+    noise and the extremes of single pixels averaged out. ``label_scale`` is the labels' (see
+    :func:`label_spectra`). Returns the (P, B) spectra and a record (the fraction, the pixels
+    per mean, the smallest share among them per material, the angles to the picks and the picks
+    themselves).
+    """
+    y = np.asarray(pixels)
+    y = np.asarray(y[evenly_spaced(len(y), REFINE_PIXELS)], dtype=np.float64)
+    current = np.asarray(reference, dtype=np.float64)
+    shares, _ = label_spectra(y, current, "nnls", label_scale)
+    k = max(1, math.ceil(float(fraction) * len(y)))
+    purest = np.argsort(-shares, axis=0, kind="stable")[:k]  # (k, P): pixel rows, purest first
+    means = y[purest].mean(axis=0)
+    record = dict(
+        fraction=float(fraction),
+        n_pixels=int(k),
+        min_share=[round(float(v), 4) for v in np.take_along_axis(shares, purest[-1:], axis=0)[0]],
+        angle_to_initial=[round(float(v), 4) for v in sad(means, current)],
+        initial_reference=current.tolist(),
+    )
+    return means, record
+
+
 def sum_to_one_statistic(pixels: np.ndarray, reference: np.ndarray, *, max_pixels: int = ASC_PIXELS) -> float:
     """How strongly an image contradicts sum-to-one abundances of ``reference``, in noise variances.
 
@@ -754,6 +790,7 @@ def extract_bundles(
     labeller: str = _UNSET,
     pixel_labels: int | str = _UNSET,
     reference_rounds: int = _UNSET,
+    reference_purest: float = _UNSET,
     seed: int | None = 0,
 ) -> SpectralBundles:
     """Build EGU-Net's spectral bundles from a cube (see the module doc).
@@ -807,6 +844,12 @@ def extract_bundles(
         labelling rule's residual by :data:`MIN_GAIN`. ``config["reference_refinement"]``
         records it, with the picked spectra (``initial_reference``) when they were replaced. 0: the
         picks (the authors').
+    reference_purest : float
+        Where the labels are NNLS (the image breaks the sum-to-one model, or ``labeller="nnls"``)
+        and the reference was picked from the image, replace each picked spectrum by the mean of
+        this fraction of the image's pixels that hold the largest share of it
+        (:func:`purest_reference`); ``config["purest_reference"]`` records it, with the picks. 0:
+        the picks (the authors').
     seed : int or None
         The user's seed; VCA's random directions (whole image and patches) draw from its
         "bundles" stream. None: unseeded.
@@ -828,6 +871,7 @@ def extract_bundles(
             labeller=labeller,
             pixel_labels=pixel_labels,
             reference_rounds=reference_rounds,
+            reference_purest=reference_purest,
         ),
     )
     image, valid, _ = _image_of(cube)
@@ -848,6 +892,7 @@ def extract_bundles(
     check_choice("labeller", opts["labeller"], LABELLERS)
     pixel_label_count(opts["pixel_labels"], "fcls")  # checked before any work
     rounds = check_int("reference_rounds", opts["reference_rounds"], 0)
+    purest_fraction = check_float("reference_purest", opts["reference_purest"], 0.0, 1.0)
     if opts["dedup"] and opts["project"]:
         raise InputError("dedup=True compares image pixels, but project=True makes new spectra; set project=False")
     reference_rng, patch_rng = _bundle_rngs(seed)
@@ -872,7 +917,8 @@ def extract_bundles(
     labeller, label_scale, statistic = opts["labeller"], opts["label_scale"], None
     flat = image.reshape(-1, bands)
     # The valid pixels, read by the refinement and the sum-to-one test (a copy only where some are masked).
-    image_pixels = flat if valid.all() or not (rounds or labeller == "auto") else flat[valid.ravel()]
+    reads_image = rounds or labeller == "auto" or purest_fraction
+    image_pixels = flat if valid.all() or not reads_image else flat[valid.ravel()]
     refinement = None
     if rounds and ref_kind in PICKED_REFERENCES:
         ref, refinement = refine_reference(image_pixels, ref, rounds, labeller)
@@ -884,6 +930,9 @@ def extract_bundles(
         if statistic is None:
             statistic = sum_to_one_statistic(image_pixels, ref)
         labeller, label_scale = ("fcls", "none") if statistic <= ASC_THRESHOLD else ("nnls", label_scale)
+    purest = None
+    if purest_fraction and labeller == "nnls" and ref_kind in PICKED_REFERENCES:
+        ref, purest = purest_reference(image_pixels, ref, purest_fraction, label_scale)
     n_pixel_labels = pixel_label_count(opts["pixel_labels"], labeller)
     n_added = 0
     if n_pixel_labels:
@@ -919,6 +968,8 @@ def extract_bundles(
     )
     if refinement is not None:
         config["reference_refinement"] = refinement
+    if purest is not None:
+        config["purest_reference"] = purest
     return SpectralBundles(
         spectra=spectra, labels=labels, reference=ref, patch_index=patch_of, pixel_index=pixel_of, config=config
     )

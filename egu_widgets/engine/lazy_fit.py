@@ -33,7 +33,7 @@ import numpy as np
 from ..cube import HyperCube
 from ..cube.sampling import patch_grid, read_windows, sample_pixels, stratified_corners
 from ..errors import InputError
-from ..validation import check_int, check_seed
+from ..validation import check_float, check_int, check_seed
 from .bundles import (
     BUNDLE_MODES,
     PICKED_REFERENCES,
@@ -42,6 +42,7 @@ from .bundles import (
     extract_bundles,
     label_spectra,
     pixel_label_count,
+    purest_reference,
     reference_endmembers,
     refine_reference,
     resolve_bundle_options,
@@ -251,6 +252,7 @@ def sampled_bundles(
         ref, ref_kind = reference, "given"
     refinement = None
     rounds = check_int("reference_rounds", resolved.get("reference_rounds", 0), 0)
+    purest_fraction = check_float("reference_purest", resolved.get("reference_purest", 0.0), 0.0, 1.0)
     if rounds and ref_kind in PICKED_REFERENCES:  # on the training sample, as extract_bundles on the image
         ref, refinement = refine_reference(reference_pixels, ref, rounds, resolved["labeller"])
     all_y, _ = patch_grid(h, w, size, stride)
@@ -274,6 +276,11 @@ def sampled_bundles(
     chosen = _auto_labeller(resolved, reference_pixels, ref, (refinement or {}).get("sum_to_one_statistic"))
     if chosen:  # decided on the sample's pixels, as extract_bundles decides on the whole image's
         opts_mosaic.update(labeller=chosen["labeller"], label_scale=chosen["label_scale"])
+    purest = None
+    rule = chosen.get("labeller", resolved["labeller"])
+    if purest_fraction and rule == "nnls" and ref_kind in PICKED_REFERENCES:  # on the sample, as on the image
+        ref, purest = purest_reference(reference_pixels, ref, purest_fraction,
+                                       chosen.get("label_scale", resolved["label_scale"]))  # fmt: skip
     made = extract_bundles(mosaic, n_endmembers, mode=mode, stride=None, dedup=False, reference=ref,
                            seed=bundle_seed, **opts_mosaic)  # fmt: skip
     # Back to the cube's numbering: patch k of the mosaic is sampled patch k.
@@ -310,6 +317,8 @@ def sampled_bundles(
         config["uniform_labels"] = int(config.get("uniform_labels", 0)) + int(n_dead)
     config["pixel_labels"] = resolved["pixel_labels"]
     config["n_pixel_labels"] = int(n_added)
+    if purest is not None:
+        config["purest_reference"] = purest
     config.update(
         stride=resolved["stride"],
         dedup=resolved["dedup"],
