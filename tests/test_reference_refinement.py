@@ -90,6 +90,21 @@ def test_spectra_fitted_where_brightness_varies_are_not_trusted():
     np.testing.assert_array_equal(refined, picked)
 
 
+def test_a_fit_that_absorbed_brightness_is_not_taken_though_the_image_then_passes_the_test():
+    # No pure pixels, brightness ±30 %, 20 dB: the fit explains the image better than the picks
+    # under sum-to-one and passes the test, but worse than the picks scaled freely (NNLS) do.
+    cube = _scene(max_abundance=0.75, scaling=0.3, snr_db=20.0)
+    pixels = cube.pixels.astype(np.float64)
+    picked, _ = reference_endmembers(cube, P, "nfindr", seed=0)
+    refined, record = refine_reference(pixels, picked, 6, "auto")
+    assert record["replaced"], record  # guard 1 passed
+    assert record["residual_fitted_fcls"] > record["residual_picks_nnls"]
+    assert record["residual_picks_nnls"] == pytest.approx(labeller_residual(pixels, picked, "nnls"), rel=0.05)
+    assert not record["taken"]
+    np.testing.assert_array_equal(refined, picked)
+    assert record["sum_to_one_statistic_fitted"] <= ASC_THRESHOLD  # the test alone would take it
+
+
 def test_extract_bundles_records_the_refinement_and_labels_against_it():
     cube = _scene(max_abundance=0.75)
     plain = extract_bundles(cube, P, seed=0, reference_rounds=0)
