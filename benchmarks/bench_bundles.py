@@ -15,8 +15,8 @@ and seconds; then the median over seeds. The timing table is extraction seconds 
 
 ``--refinement`` trains nothing either: per scene and seed it prints what the default mode's
 reference refinement (``reference_rounds``) saw: the picks' sum-to-one statistic, the labelling
-rule, the fitted set's residual over the picks' (guard 1), the fitted set's sum-to-one residual
-over the picks' brightness-free one (guard 2), the statistic against it (guard 3), whether it
+rule, the fitted set's residual over the picks' (guard 1), the statistic against it (guard 2),
+the fitted set's sum-to-one residual over the picks' brightness-free one (guard 3), whether it
 was taken, and the mean SAD to the truth of the picks and of the spectra used.
 
 ``--labeller-bound`` trains nothing: on the robustness suite and the three datasets it applies
@@ -130,8 +130,8 @@ def refinement_table(scenes, seeds) -> None:
         "picks' statistic",
         "rule",
         "residual",
-        "fit / free picks",
         "statistic after",
+        "fit / free picks",
         "taken",
         "SAD picks",
         "SAD used",
@@ -151,8 +151,8 @@ def refinement_table(scenes, seeds) -> None:
                 f"{r['sum_to_one_statistic_initial']:.1f}",
                 r["rule"],
                 f"{r['residual_fitted'] / r['residual_before']:.3f}",
-                f"{r['residual_fitted_fcls'] / r['residual_picks_nnls']:.3f}" if "residual_picks_nnls" in r else "–",
                 "–" if after is None else f"{after:.1f}",
+                f"{r['residual_fitted_fcls'] / r['residual_picks_nnls']:.3f}" if "residual_picks_nnls" in r else "–",
                 "yes" if r["taken"] else "no",
                 f"{np.mean(metrics.sad(picks[metrics.align(picks, truth)], truth)):.2f}",
                 f"{np.mean(metrics.sad(b.reference[metrics.align(b.reference, truth)], truth)):.2f}",

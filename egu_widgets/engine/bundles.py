@@ -561,18 +561,18 @@ def refine_reference(pixels: np.ndarray, reference: np.ndarray, rounds: int, lab
     - it lowers the residual of the labelling rule ``labeller`` (``"auto"``: the rule the
       reference's own sum-to-one test picks) by :data:`MIN_GAIN` (:func:`accept_endmembers`,
       which also keeps each reference spectrum that fits better on its own), and
-    - the sum-to-one model with it explains the image at least as well as the brightness-free
-      model with the picks (the residual of fully constrained least squares against the fitted
-      set against that of non-negative least squares against the picks): where brightness varies
-      from pixel to pixel the fit can absorb it into the spectra, which then explain the image
-      worse than the picks scaled freely do, and
     - the image passes the sum-to-one test (:func:`sum_to_one_statistic` at most
       :data:`ASC_THRESHOLD`) against it: spectra fitted under that model are used only where the
       image obeys it (brightness varying from pixel to pixel breaks it, and then the fit is not
-      trusted).
+      trusted), and
+    - the sum-to-one model with it explains the image at least as well as the brightness-free
+      model with the picks (the residual of fully constrained least squares against the fitted
+      set against that of non-negative least squares against the picks): where brightness varies
+      from pixel to pixel the fit can absorb it into the spectra, pass the test and still explain
+      the image worse than the picks scaled freely do.
 
     Returns the (P, B) spectra and a record: :func:`accept_endmembers`'s, with ``rounds``, the
-    ``rule``, the residuals the second guard compares and the third's statistic (where the
+    ``rule``, the second guard's statistic and the residuals the third compares (where the
     first passed), the test's statistics (``sum_to_one_statistic``: against the spectra
     returned; None when ``labeller`` is not "auto" and nothing was taken), ``taken`` and, when
     taken, the picks (``initial_reference``).
@@ -593,8 +593,8 @@ def refine_reference(pixels: np.ndarray, reference: np.ndarray, rounds: int, lab
     taken = bool(record["replaced"])
     record.update(rounds=rounds, rule=rule, sum_to_one_statistic_initial=statistic)
     if taken:
-        # Guard 3: the sum-to-one model with the fitted spectra must also beat the brightness-free
-        # one with the picks, or the fit only absorbed per-pixel brightness into the spectra.
+        # Guard 3: the sum-to-one model with the fitted spectra must also explain the image as well
+        # as the brightness-free one with the picks, or the fit only absorbed brightness.
         free = record["residual_before"] if rule == "nnls" else labeller_residual(y, current, "nnls")
         record["residual_fitted_fcls"] = tied = labeller_residual(y, chosen, "fcls")
         record["residual_picks_nnls"] = free
