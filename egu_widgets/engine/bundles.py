@@ -23,7 +23,10 @@ against the spectra each scaled to a maximum of 1, rows divided by their sums, s
 abundances are shares of the spectra's shapes.
 Where the N-FINDR picks are mixtures (a scene without pure pixels), the default mode refines them
 by alternating least squares before labelling (``reference_rounds``, :func:`refine_reference`),
-guarded so that pure picks and scenes that break the sum-to-one model keep the picks.
+guarded so that pure picks and scenes that break the sum-to-one model keep the picks. Where
+brightness varies (the labels are NNLS), it replaces each pick by the mean of the pixels that
+hold the largest share of it (``reference_purest``, :func:`purest_reference`): the volume N-FINDR
+maximises is then drawn out by bright pixels, which can be mixtures.
 Overlapping patches (``stride``, ``dedup``) stay available; the authors' other ideas (per-patch
 endmember counts, k-means reduction) never beat the released behaviour and are not offered.
 
@@ -93,7 +96,9 @@ BUNDLE_MODES: dict[str, dict[str, Any]] = {
 # least squares against the spectra scaled to a maximum of 1 (see the module doc).
 # The N-FINDR picks are refined by six rounds of alternating least squares where
 # that explains the image better under the sum-to-one model (refine_reference; docs/bundles.md).
-# Where the labels are FCLS, labelled image pixels are added to the bundles (pixel_labels="auto").
+# Where the labels are FCLS, labelled image pixels are added to the bundles (pixel_labels="auto");
+# where they are NNLS, each pick gives way to the mean of its purest 1 % of the pixels
+# (reference_purest; docs/bundles.md).
 BUNDLE_MODES["default"] = dict(
     BUNDLE_MODES["faithful"],
     reference="nfindr",
@@ -101,6 +106,7 @@ BUNDLE_MODES["default"] = dict(
     labeller="auto",
     reference_rounds=6,
     pixel_labels="auto",
+    reference_purest=0.01,
 )
 
 #: Every keyword :func:`extract_bundles` accepts besides the cube and P (the estimator and
