@@ -5,6 +5,7 @@
     python benchmarks/bench_bundles.py --timing-only            # extraction time on the paper's scene
     python benchmarks/bench_bundles.py --labeller-bound         # each labeller applied to every pixel
     python benchmarks/bench_bundles.py --refinement --seeds 0   # what the reference refinement's guards saw
+    python benchmarks/bench_bundles.py --purest --seeds 0       # reference_purest's fractions, labeller bound
 
 Each setting is a dict of :func:`egu_widgets.engine.extract_bundles` options (below). For every
 dataset × setting × seed it trains EGU-Net-pw with the default network settings on those bundles
@@ -18,6 +19,11 @@ reference refinement (``reference_rounds``) saw: the picks' sum-to-one statistic
 rule, the fitted set's residual over the picks' (guard 1), the statistic against it (guard 2),
 the fitted set's sum-to-one residual over the picks' brightness-free one (guard 3), whether it
 was taken, and the mean SAD to the truth of the picks and of the spectra used.
+
+``--purest [FRACTION ...]`` trains nothing: on the scenes whose labels are NNLS it prints the
+labeller bound (max-scaled NNLS labels of every pixel, RMSE after alignment) and the mean SAD of
+the N-FINDR picks, of :func:`~egu_widgets.engine.bundles.purest_reference` at each fraction
+(default 0.5 %, 1 %, 2 %) and of the true endmembers.
 
 ``--labeller-bound`` trains nothing: on the robustness suite and the three datasets it applies
 each way of labelling (against the whole-image N-FINDR reference of the seed) to every pixel and
@@ -144,7 +150,9 @@ def refinement_table(scenes, seeds) -> None:
         for seed in seeds:
             b = extract_bundles(cube, cube.n_true_endmembers, seed=seed)
             r = b.config["reference_refinement"]
-            picks = np.asarray(r.get("initial_reference", b.reference))  # recorded where replaced
+            # The picks are recorded where the refinement or the purest-pixel means replaced them.
+            replaced = r.get("initial_reference") or b.config.get("purest_reference", {}).get("initial_reference")
+            picks = np.asarray(b.reference if replaced is None else replaced)
             after = r.get("sum_to_one_statistic_fitted")
             cells = [
                 str(seed),
@@ -160,6 +168,40 @@ def refinement_table(scenes, seeds) -> None:
             print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 
+def purest_table(scenes, fractions, seed: int) -> None:
+    """Print what ``reference_purest`` gives per fraction where the labels are NNLS (see the module doc)."""
+    from robustness_scenes import RECIPES, make_scene
+
+    from egu_widgets import metrics
+    from egu_widgets.engine.bundles import label_spectra, purest_reference, sum_to_one_statistic
+
+    print(
+        f"the reference where the labels are NNLS: N-FINDR picks of seed {seed} and purest-pixel means ({load_average()})"
+    )
+    print("labeller bound (max-scaled NNLS labels of every pixel), 0-1 scale (x100), / mean SAD in degrees\n")
+    cols = ["statistic", "picks", *(f"purest {100 * f:g} %" for f in fractions), "truth"]
+    print("| scene | " + " | ".join(cols) + " |")
+    print("|---|" + "---:|" * len(cols))
+    for name in scenes:
+        cube = make_scene(name, seed=0) if name in RECIPES else open_cube(name)
+        p = cube.n_true_endmembers
+        pixels = cube.pixels[cube.valid_mask.ravel()].astype(np.float64)
+        truth = cube.true_abundance_pixels[cube.valid_mask.ravel()]
+        em = np.asarray(cube.true_endmembers, dtype=np.float64)
+        b = extract_bundles(cube, p, seed=seed, reference_purest=0.0)
+        if b.config["labeller"] != "nnls":
+            continue  # reference_purest applies only where the labels are NNLS
+        picks = b.reference
+        refs = [picks, *(purest_reference(pixels, picks, f, "max")[0] for f in fractions), em]
+        cells = [f"{sum_to_one_statistic(pixels, picks):.1f}"]
+        for ref in refs:
+            labels, _ = label_spectra(pixels, ref, "nnls", "max")
+            rmse = metrics.score(labels, truth, ref, em)["rmse"]
+            angle = np.mean(metrics.sad(ref[metrics.align(ref, em)], em))
+            cells.append(f"{rmse:.4f} ({100 * rmse:.2f}) / {angle:.2f}")
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -173,9 +215,19 @@ def main(argv=None) -> int:
     ap.add_argument("--labeller-bound", action="store_true", help="labellers on every pixel (no training)")
     ap.add_argument("--refinement", action="store_true", help="the reference refinement's guards per scene")
     ap.add_argument(
-        "--scenes", nargs="+", help="--labeller-bound, --refinement: scenes (default: the suite and the datasets)"
+        "--purest", nargs="*", type=float, metavar="FRACTION", help="reference_purest's labeller bound (no training)"
+    )
+    ap.add_argument(
+        "--scenes", nargs="+", help="--labeller-bound, --refinement, --purest: scenes (default: suite and datasets)"
     )
     args = ap.parse_args(argv)
+    if args.purest is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from robustness_scenes import RECIPES
+
+        scenes = args.scenes or [*RECIPES, "samson", "jasper-ridge", "egu-synthetic"]
+        purest_table(scenes, args.purest or [0.005, 0.01, 0.02], args.seeds[0])
+        return 0
     if args.refinement:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from robustness_scenes import RECIPES

@@ -119,7 +119,8 @@ def test_default_mode_nnls_labels_against_max_scaled_nfindr_spectra(cube):
     test fails): N-FINDR reference kept in data units, labels against its max-scaled copy."""
     from egu_widgets.engine.bundles import _pseudo_abundances, reference_endmembers
 
-    b = extract_bundles(cube, P, seed=2, labeller="nnls")
+    # The picks themselves (reference_purest=0); the default's purest-pixel means: test_purest_reference.py.
+    b = extract_bundles(cube, P, seed=2, labeller="nnls", reference_purest=0.0)
     assert b.config["reference"] == "nfindr" and b.config["label_scale"] == "max"
     ref, _ = reference_endmembers(cube, P, "nfindr", seed=2)
     np.testing.assert_allclose(b.reference, ref)
@@ -127,7 +128,7 @@ def test_default_mode_nnls_labels_against_max_scaled_nfindr_spectra(cube):
     np.testing.assert_allclose(b.labels, expected, atol=1e-6)
     # The unscaled convention labels the same spectra differently (a pixel's brightness moves into
     # the abundances in proportion to each spectrum's scale).
-    unscaled = extract_bundles(cube, P, seed=2, labeller="nnls", label_scale="none")
+    unscaled = extract_bundles(cube, P, seed=2, labeller="nnls", label_scale="none", reference_purest=0.0)
     np.testing.assert_allclose(unscaled.reference, ref)
     assert np.abs(unscaled.labels - b.labels).max() > 1e-3
     # On the test scene, whose materials have pure pixels, N-FINDR finds the true spectra.
