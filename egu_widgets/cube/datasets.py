@@ -47,6 +47,13 @@ SAMSON_FILES = ("samson/samson_1.mat", "samson/end3.mat")
 JASPER_FILES = ("jasper_ridge/jasperRidge2_R198.mat", "jasper_ridge/end4.mat")
 
 
+#: Samson's and Jasper Ridge's ground truths count each material's spectrum scaled to a maximum
+#: of 1 (least squares against their max-scaled truth spectra reproduces their abundances); the
+#: cube says so, and EGU-Net's default labels follow it where brightness varies
+#: (``label_scale="auto"`` in :func:`egu_widgets.engine.extract_bundles`).
+TRUTH_ABUNDANCE_SCALE = "max"
+
+
 def _band_centres(n_bands: int, first: float, last: float) -> np.ndarray:
     return np.linspace(first, last, n_bands)
 
@@ -55,7 +62,8 @@ def _load_samson(**options: Any) -> HyperCube:
     cube_file, truth_file = SAMSON_FILES
     cube = read_mat(fetch(cube_file), read_mat_truth(fetch(truth_file)), name="samson", **options)
     wl = _band_centres(cube.n_bands, 401.0, 889.0)
-    return HyperCube(cube.ds.assign_coords(wavelength=("band", wl, {"units": "nm"})), validate=False)
+    ds = cube.ds.assign_coords(wavelength=("band", wl, {"units": "nm"}))
+    return HyperCube(ds.assign_attrs(abundance_scale=TRUTH_ABUNDANCE_SCALE), validate=False)
 
 
 def _load_jasper(**options: Any) -> HyperCube:
@@ -65,7 +73,8 @@ def _load_jasper(**options: Any) -> HyperCube:
     kept = np.asarray(load_mat(cube_path)["SlectBands"]).ravel().astype(int) - 1
     # AVIRIS: 224 channels spread over 380-2500 nm; the file keeps 198 of them (water bands removed).
     wl = _band_centres(224, 380.0, 2500.0)[kept]
-    return HyperCube(cube.ds.assign_coords(wavelength=("band", wl, {"units": "nm"})), validate=False)
+    ds = cube.ds.assign_coords(wavelength=("band", wl, {"units": "nm"}))
+    return HyperCube(ds.assign_attrs(abundance_scale=TRUTH_ABUNDANCE_SCALE), validate=False)
 
 
 #: Name -> dataset, in the order they are listed (the paper's comparison order first).

@@ -18,9 +18,10 @@ spectra: what bounds EGU-Net's accuracy is the labeller (docs/bundles.md, with t
 regenerate the tables). How depends on the image (``labeller="auto"``): where it obeys the linear
 mixing model with sum-to-one abundances (:func:`sum_to_one_statistic`, a likelihood-ratio test of
 that constraint), by fully constrained least squares in the data's units; where per-pixel
-brightness breaks it (real scenes' illumination and topography), by non-negative least squares
-against the spectra each scaled to a maximum of 1, rows divided by their sums, so that the
-abundances are shares of the spectra's shapes.
+brightness breaks it (real scenes' illumination and topography), by non-negative least squares,
+rows divided by their sums, so that the abundances are shares of the spectra with the brightness
+divided out; in the data's units unless the cube says its abundances count the spectra each
+scaled to a maximum of 1, as the Samson and Jasper Ridge ground truths do (``label_scale``).
 Where the N-FINDR picks are mixtures (a scene without pure pixels), the default mode refines them
 by alternating least squares before labelling (``reference_rounds``, :func:`refine_reference`),
 guarded so that pure picks and scenes that break the sum-to-one model keep the picks. Where
@@ -64,6 +65,8 @@ __all__ = [
     "accept_endmembers",
     "labeller_residual",
     "resolve_bundle_options",
+    "resolve_label_scale",
+    "ABUNDANCE_SCALE_ATTR",
     "ASC_THRESHOLD",
     "LABELLERS",
     "BUNDLE_ARRAYS",
@@ -93,7 +96,8 @@ BUNDLE_MODES: dict[str, dict[str, Any]] = {
 }
 # The authors' bundles, labelled against N-FINDR reference spectra: by fully constrained least
 # squares in the data's units where the image obeys the sum-to-one model, else by non-negative
-# least squares against the spectra scaled to a maximum of 1 (see the module doc).
+# least squares in the scale the cube's reference abundances follow, the data's units unless it
+# says otherwise (label_scale="auto"; see the module doc).
 # The N-FINDR picks are refined by six rounds of alternating least squares where
 # that explains the image better under the sum-to-one model (refine_reference; docs/bundles.md).
 # Where the labels are FCLS, labelled image pixels are added to the bundles (pixel_labels="auto");
@@ -102,7 +106,7 @@ BUNDLE_MODES: dict[str, dict[str, Any]] = {
 BUNDLE_MODES["default"] = dict(
     BUNDLE_MODES["faithful"],
     reference="nfindr",
-    label_scale="max",
+    label_scale="auto",
     labeller="auto",
     reference_rounds=6,
     pixel_labels="auto",
@@ -128,7 +132,8 @@ BUNDLE_OPTIONS = (
 #: How the labels are solved: ``"nnls"`` (non-negative least squares, rows divided by their sum:
 #: the authors'), ``"fcls"`` (fully constrained least squares: the sum-to-one constraint inside
 #: the fit), ``"auto"`` (``"fcls"`` in the data's units when :func:`sum_to_one_statistic` of the
-#: image is at most :data:`ASC_THRESHOLD`, else ``"nnls"`` with the requested ``label_scale``).
+#: image is at most :data:`ASC_THRESHOLD`, else ``"nnls"`` with the requested ``label_scale``,
+#: "auto" resolved by :func:`resolve_label_scale`).
 LABELLERS = ("nnls", "fcls", "auto")
 
 #: ``labeller="auto"``'s limit on :func:`sum_to_one_statistic`, the median pixel's cost of the
@@ -547,6 +552,34 @@ def label_spectra(
     return _pseudo_abundances(spectra, reference / units)
 
 
+#: The cube attribute ``label_scale="auto"`` reads: the scale in which the cube's reference
+#: abundances count each material ("max": its spectrum scaled to a maximum of 1, the convention
+#: of the Samson and Jasper Ridge ground truths; "none": the spectrum in the data's units).
+ABUNDANCE_SCALE_ATTR = "abundance_scale"
+
+
+def resolve_label_scale(option: Any, cube: Any) -> str:
+    """``label_scale`` as "none" or "max". "auto" (the default mode's) is the cube's
+    :data:`ABUNDANCE_SCALE_ATTR` attribute where it states one, else "none".
+
+    Where brightness varies from pixel to pixel an abundance depends on the scale given to each
+    material's spectrum, which the image cannot fix: "none" counts shares of each material's
+    spectrum as it appears in the data (its typical pure pixels, with ``reference_purest``), the
+    convention of library-based references; a dataset whose ground truth follows another says so.
+    """
+    check_choice("label_scale", option, ("none", "max", "auto"))
+    if option != "auto":
+        return option
+    attrs = getattr(getattr(cube, "ds", None), "attrs", None) or {}
+    value = attrs.get(ABUNDANCE_SCALE_ATTR, "none")
+    if value not in ("none", "max"):
+        raise InputError(
+            f"the cube's attribute {ABUNDANCE_SCALE_ATTR}={value!r} must be 'none' or 'max'; "
+            f"fix it or pass label_scale= explicitly"
+        )
+    return value
+
+
 #: Pixels the reference refinement reads at most (evenly spaced over the valid ones).
 REFINE_PIXELS = 16384
 #: Reference kinds picked from the image, which ``reference_rounds`` refines (a given library is used as it is).
@@ -835,10 +868,13 @@ def extract_bundles(
         ``"nfindr"`` (whole-image N-FINDR), ``"vca"`` (whole-image VCA, the authors'), both
         projected onto the image's top-P subspace; ``"vca-pixels"``, ``"truth"`` or a (P, bands)
         array (a library).
-    label_scale : {"none", "max"}
+    label_scale : {"none", "max", "auto"}
         ``"none"``: the reference spectra as they are (the authors'); ``"max"``: each scaled to a
         maximum of 1 before the least squares, so a material's brightness is divided out of its
-        abundance (the convention of the Samson and Jasper Ridge ground truths).
+        abundance (the convention of the Samson and Jasper Ridge ground truths); ``"auto"`` (the
+        default mode's): the cube's ``abundance_scale`` attribute where it states one (the named
+        datasets Samson and Jasper Ridge say "max"), else "none" (:func:`resolve_label_scale`).
+        It matters only where the labels are NNLS.
     labeller : {"nnls", "fcls", "auto"}
         ``"nnls"``: non-negative least squares, each row divided by its sum (the authors');
         ``"fcls"``: fully constrained least squares, the sum-to-one constraint inside the fit;
@@ -905,7 +941,8 @@ def extract_bundles(
         raise InputError(
             f"the cube ({height}x{width} pixels) is smaller than one {size}x{size} patch; use a smaller patch_size"
         )
-    check_choice("label_scale", opts["label_scale"], ("none", "max"))
+    scale_option = opts["label_scale"]
+    opts["label_scale"] = resolve_label_scale(scale_option, cube)
     check_choice("labeller", opts["labeller"], LABELLERS)
     pixel_label_count(opts["pixel_labels"], "fcls")  # checked before any work
     rounds = check_int("reference_rounds", opts["reference_rounds"], 0)
@@ -968,6 +1005,8 @@ def extract_bundles(
             label_scale_requested=opts["label_scale"],
             sum_to_one_statistic=statistic,
         )
+    if scale_option == "auto":  # what "auto" resolved to is label_scale(_requested)
+        chosen["label_scale_option"] = "auto"
     config = dict(
         mode=mode,
         **{k: v for k, v in opts.items() if k not in ("reference", "labeller", "label_scale")},

@@ -46,6 +46,7 @@ from .bundles import (
     reference_endmembers,
     refine_reference,
     resolve_bundle_options,
+    resolve_label_scale,
 )
 
 __all__ = ["SAMPLE_HALO", "SAMPLE_TILE", "fit_lazy", "is_lazy_cube", "sampled_bundles", "training_cube"]
@@ -231,6 +232,8 @@ def sampled_bundles(
     if mode not in BUNDLE_MODES:
         raise InputError(f"bundle mode {mode!r} is not one of {sorted(BUNDLE_MODES)}")
     resolved = dict(BUNDLE_MODES[mode], **opts)
+    scale_option = resolved["label_scale"]
+    resolved["label_scale"] = resolve_label_scale(scale_option, cube)  # the cube's, not the mosaic's
     pixel_label_count(resolved["pixel_labels"], "fcls")  # checked before any reading
     size = check_int("patch_size", resolved["patch_size"], 1)
     stride = resolved["stride"]
@@ -273,6 +276,7 @@ def sampled_bundles(
     # Labelled image pixels come from the training sample below, not from the mosaic of patches.
     opts_mosaic = {key: value for key, value in opts.items() if key not in ("stride", "dedup", "reference")}
     opts_mosaic["pixel_labels"] = 0
+    opts_mosaic["label_scale"] = resolved["label_scale"]
     chosen = _auto_labeller(resolved, reference_pixels, ref, (refinement or {}).get("sum_to_one_statistic"))
     if chosen:  # decided on the sample's pixels, as extract_bundles decides on the whole image's
         opts_mosaic.update(labeller=chosen["labeller"], label_scale=chosen["label_scale"])
@@ -303,6 +307,8 @@ def sampled_bundles(
     config = dict(made.config)
     if chosen:
         config.update(chosen)
+    if scale_option == "auto":
+        config["label_scale_option"] = "auto"
     n_pixel_labels = pixel_label_count(resolved["pixel_labels"], config["labeller"])
     n_added = 0
     if n_pixel_labels:  # as extract_bundles adds the image's pixels, from the sample that stands for it
