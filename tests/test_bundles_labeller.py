@@ -9,6 +9,7 @@ from egu_widgets.classic import fcls
 from egu_widgets.cube import HyperCube
 from egu_widgets.cube.synthetic import demo_endmembers
 from egu_widgets.engine.bundles import (
+    ABUNDANCE_SCALE_ATTR,
     ASC_THRESHOLD,
     BUNDLE_MODES,
     BUNDLE_OPTIONS,
@@ -17,6 +18,7 @@ from egu_widgets.engine.bundles import (
     extract_bundles,
     pixel_label_count,
     reference_endmembers,
+    resolve_label_scale,
     sum_to_one_statistic,
 )
 from egu_widgets.errors import InputError
@@ -95,7 +97,8 @@ def test_auto_picks_fcls_in_data_units_where_sum_to_one_holds():
     auto = extract_bundles(cube, P, seed=1)
     assert BUNDLE_MODES["default"]["labeller"] == "auto"
     assert auto.config["labeller"] == "fcls" and auto.config["label_scale"] == "none"
-    assert auto.config["labeller_requested"] == "auto" and auto.config["label_scale_requested"] == "max"
+    assert auto.config["labeller_requested"] == "auto" and auto.config["label_scale_requested"] == "none"
+    assert auto.config["label_scale_option"] == "auto"  # the cube states no scale: the data's units
     assert auto.config["sum_to_one_statistic"] <= ASC_THRESHOLD
     explicit = extract_bundles(cube, P, seed=1, labeller="fcls", label_scale="none")
     np.testing.assert_array_equal(auto.labels, explicit.labels)
@@ -105,15 +108,31 @@ def test_auto_picks_fcls_in_data_units_where_sum_to_one_holds():
     np.testing.assert_array_equal(again.labels, auto.labels)
 
 
-def test_auto_keeps_nnls_and_the_requested_scale_under_brightness_variability():
+def test_auto_keeps_nnls_in_the_scale_the_cube_states_under_brightness_variability():
     cube = _scene(scaling=0.4)
     auto = extract_bundles(cube, P, seed=1)
     assert auto.config["sum_to_one_statistic"] > ASC_THRESHOLD
-    assert auto.config["labeller"] == "nnls" and auto.config["label_scale"] == "max"
-    explicit = extract_bundles(cube, P, seed=1, labeller="nnls", label_scale="max")
+    # A cube that states no scale: the data's units.
+    assert auto.config["labeller"] == "nnls" and auto.config["label_scale"] == "none"
+    explicit = extract_bundles(cube, P, seed=1, labeller="nnls", label_scale="none")
     np.testing.assert_array_equal(auto.labels, explicit.labels)
-    unscaled = extract_bundles(cube, P, seed=1, label_scale="none")
-    assert unscaled.config["labeller"] == "nnls" and unscaled.config["label_scale"] == "none"
+    # A cube whose reference abundances count max-scaled spectra (as Samson's and Jasper Ridge's).
+    stated = HyperCube(cube.ds.assign_attrs({ABUNDANCE_SCALE_ATTR: "max"}), validate=False)
+    scaled = extract_bundles(stated, P, seed=1)
+    assert scaled.config["label_scale"] == "max" and scaled.config["label_scale_option"] == "auto"
+    explicit = extract_bundles(cube, P, seed=1, labeller="nnls", label_scale="max")
+    np.testing.assert_array_equal(scaled.labels, explicit.labels)
+    assert np.abs(scaled.labels - auto.labels).max() > 1e-3
+    # An explicit scale overrides the cube's.
+    assert extract_bundles(stated, P, seed=1, label_scale="none").config["label_scale"] == "none"
+
+
+def test_a_cube_stating_an_unknown_scale_is_refused():
+    cube = _scene(scaling=0.4)
+    odd = HyperCube(cube.ds.assign_attrs({ABUNDANCE_SCALE_ATTR: "percent"}), validate=False)
+    with pytest.raises(InputError, match="abundance_scale='percent'"):
+        extract_bundles(odd, P, seed=1)
+    assert resolve_label_scale("auto", np.zeros((4, 4, 3))) == "none"  # an array states nothing
 
 
 def test_faithful_mode_keeps_the_authors_labeller():

@@ -673,3 +673,21 @@ def test_hwb_mat_key_detected_or_given(tmp_path):
     np.testing.assert_array_equal(open_cube(tmp_path / "ip.mat").image, sq.astype(np.float32))
     with pytest.raises(DataFileError, match="class-label map"):
         open_cube(tmp_path / "ip.mat", variable="indian_pines_gt")
+
+
+@needs_shared
+def test_real_datasets_state_their_ground_truths_abundance_scale():
+    """Their truths count each spectrum scaled to a maximum of 1: shares by non-negative least
+    squares against the max-scaled truth spectra give back their abundances; on Jasper Ridge,
+    whose stored spectra have maxima from 0.14 to 0.63, the spectra as stored do not."""
+    from egu_widgets.engine.bundles import label_spectra
+
+    for name in ("samson", "jasper-ridge"):
+        cube = open_cube(name)
+        assert cube.ds.attrs["abundance_scale"] == "max"
+        em = np.asarray(cube.true_endmembers, dtype=np.float64)
+        pixels, truth = cube.pixels.astype(np.float64), cube.true_abundance_pixels
+        scaled, _ = label_spectra(pixels, em, "nnls", "max")
+        assert np.sqrt(np.mean((scaled - truth) ** 2)) < 0.01, name
+    stored, _ = label_spectra(pixels, em, "nnls", "none")
+    assert np.sqrt(np.mean((stored - truth) ** 2)) > 0.03

@@ -120,7 +120,7 @@ def test_default_mode_nnls_labels_against_max_scaled_nfindr_spectra(cube):
     from egu_widgets.engine.bundles import _pseudo_abundances, reference_endmembers
 
     # The picks themselves (reference_purest=0); the default's purest-pixel means: test_purest_reference.py.
-    b = extract_bundles(cube, P, seed=2, labeller="nnls", reference_purest=0.0)
+    b = extract_bundles(cube, P, seed=2, labeller="nnls", label_scale="max", reference_purest=0.0)
     assert b.config["reference"] == "nfindr" and b.config["label_scale"] == "max"
     ref, _ = reference_endmembers(cube, P, "nfindr", seed=2)
     np.testing.assert_allclose(b.reference, ref)

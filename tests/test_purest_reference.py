@@ -76,7 +76,8 @@ def test_extract_bundles_labels_against_the_means_where_the_labels_are_nnls():
     record = b.config["purest_reference"]
     np.testing.assert_allclose(record["initial_reference"], plain.reference)
     np.testing.assert_array_equal(b.spectra, plain.spectra)
-    want, _ = label_spectra(b.spectra, b.reference, "nnls", "max")
+    assert b.config["label_scale"] == "none"  # the cube states no scale (label_scale="auto")
+    want, _ = label_spectra(b.spectra, b.reference, "nnls", "none")
     np.testing.assert_allclose(b.labels, want, rtol=1e-6, atol=1e-7)
     assert _mean_sad(b.reference, cube.true_endmembers) < _mean_sad(plain.reference, cube.true_endmembers)
     json.dumps(b.config)  # the record travels in results and checkpoints
