@@ -88,6 +88,7 @@ def error_limit(errors: np.ndarray) -> float:
 DECODER_LABEL = "decoder output (the network's reconstruction)"
 LINEAR_LABEL = "linear reconstruction"
 LABEL_SCALE_LABEL = "abundances × max-scaled references (pixel brightness fitted)"
+SHARES_LABEL = "abundances × references (pixel brightness fitted)"
 
 
 def make_reconstructor(result: Any, cube: Any, reconstruct: Any = None):
@@ -100,11 +101,15 @@ def make_reconstructor(result: Any, cube: Any, reconstruct: Any = None):
     mixture of the result's endmembers in the scale its abundances were learnt in:
 
     - results of EGU-Net bundles labelled on the max scale (``config["bundles"]["label_scale"]
-      == "max"``: the default) have abundances of the reference spectra each scaled to a maximum
-      of 1, so ``abundances @ endmembers`` in data units is not what they describe. The
-      reconstruction is then the abundances times those max-scaled spectra, times the pixel's
-      brightness (the one factor the sum-to-one labels drop, fitted by least squares), and the
-      legend says so;
+      == "max"``: Samson's and Jasper Ridge's default) have abundances of the reference spectra
+      each scaled to a maximum of 1, so ``abundances @ endmembers`` in data units is not what they
+      describe. The reconstruction is then the abundances times those max-scaled spectra, times
+      the pixel's brightness (the one factor the sum-to-one labels drop, fitted by least
+      squares), and the legend says so;
+    - results of the default mode's NNLS labels in the data's units (``labeller == "nnls"``,
+      ``label_scale == "none"``, ``labeller_requested == "auto"``: a scene whose brightness
+      varies) are shares with the brightness divided out: the abundances times the spectra, times
+      the pixel's fitted brightness;
     - otherwise the linear mixture ``abundances @ endmembers``.
     """
     if reconstruct is not None:
@@ -123,8 +128,13 @@ def make_reconstructor(result: Any, cube: Any, reconstruct: Any = None):
     if getattr(result, "endmembers", None) is not None:
         em = result.endmembers.transpose("endmember", "band").values.astype(np.float64)
         ab = result.abundance_pixels
-        if _label_scale(result) == "max":
-            scaled = em / np.maximum(em.max(axis=1, keepdims=True), 1e-300)
+        rule = _bundle_config(result)
+        shares = rule.get("labeller") == "nnls" and rule.get("labeller_requested") == "auto"
+        if rule.get("label_scale") == "max" or shares:
+            if rule.get("label_scale") == "max":
+                scaled, legend = em / np.maximum(em.max(axis=1, keepdims=True), 1e-300), LABEL_SCALE_LABEL
+            else:
+                scaled, legend = em, SHARES_LABEL
             pixels = cube.image.reshape(-1, cube.image.shape[-1]) if cube is not None else None
 
             def shaped(i: int) -> np.ndarray:
@@ -135,20 +145,20 @@ def make_reconstructor(result: Any, cube: Any, reconstruct: Any = None):
                 norm = float(shape @ shape)
                 return shape * (float(shape @ observed) / norm if norm > 0 else 0.0)
 
-            return shaped, LABEL_SCALE_LABEL
+            return shaped, legend
         return (lambda i: ab[i] @ em), LINEAR_LABEL
     return None, "no reconstruction (the result has no endmembers)"
 
 
-def _label_scale(result: Any) -> str:
-    """The bundles' ``label_scale`` recorded in a result's configuration ("none" when absent)."""
+def _bundle_config(result: Any) -> dict:
+    """The bundles' configuration recorded in a result ({} when absent)."""
     config = getattr(result, "config", None)
     try:
         config = dict(config) if config is not None else {}
     except (TypeError, ValueError):
-        return "none"
+        return {}
     bundles = config.get("bundles") or {}
-    return str(bundles.get("label_scale", "none")) if isinstance(bundles, dict) else "none"
+    return bundles if isinstance(bundles, dict) else {}
 
 
 def _array_reconstructor(rec: np.ndarray, cube: Any):
