@@ -189,9 +189,9 @@ def test_reconstructors_from_arrays_stored_data_or_the_linear_mixture(cube, resu
 
 
 def test_nnls_shares_in_data_units_are_reconstructed_with_the_pixels_brightness(cube, result):
-    # The default mode's NNLS labels where brightness varies (label_scale "none"): shares with the
+    # NNLS labels in the data's units (label_scale "none"; the default's where brightness varies): shares with the
     # brightness divided out, so the reconstruction fits each pixel's brightness to their mixture.
-    rule = {"labeller": "nnls", "labeller_requested": "auto", "label_scale": "none"}
+    rule = {"labeller": "nnls", "label_scale": "none"}
     em = result.endmembers.transpose("endmember", "band").values.astype(np.float64)
     shares = UnmixingResult.from_arrays(
         cube, result.abundance_pixels, em, method="egu-pw", score=False, config={"bundles": rule}
@@ -202,9 +202,7 @@ def test_nnls_shares_in_data_units_are_reconstructed_with_the_pixels_brightness(
     shape = shares.abundance_pixels[i] @ em
     observed = cube.image.reshape(-1, cube.n_bands)[i].astype(np.float64)
     np.testing.assert_allclose(fn(i), shape * (shape @ observed) / (shape @ shape))
-    # The authors' NNLS labels (labeller "nnls" asked for, not chosen) keep the linear mixture.
-    faithful = UnmixingResult.from_arrays(
-        cube, result.abundance_pixels, em, method="egu-pw", score=False,
-        config={"bundles": {"labeller": "nnls", "label_scale": "none"}},
-    )  # fmt: skip
-    assert make_reconstructor(faithful, cube)[1] == "linear reconstruction"
+    # Labels made without NNLS (FCLS, in the data's units) keep the linear mixture.
+    fcls_rule = {"bundles": {"labeller": "fcls", "label_scale": "none"}}
+    tied = UnmixingResult.from_arrays(cube, result.abundance_pixels, em, method="egu-pw", score=False, config=fcls_rule)
+    assert make_reconstructor(tied, cube)[1] == "linear reconstruction"

@@ -106,10 +106,10 @@ def make_reconstructor(result: Any, cube: Any, reconstruct: Any = None):
       describe. The reconstruction is then the abundances times those max-scaled spectra, times
       the pixel's brightness (the one factor the sum-to-one labels drop, fitted by least
       squares), and the legend says so;
-    - results of the default mode's NNLS labels in the data's units (``labeller == "nnls"``,
-      ``label_scale == "none"``, ``labeller_requested == "auto"``: a scene whose brightness
-      varies) are shares with the brightness divided out: the abundances times the spectra, times
-      the pixel's fitted brightness;
+    - results of NNLS labels in the data's units (``labeller == "nnls"``, ``label_scale ==
+      "none"``: the default mode's where brightness varies, and the authors') are shares with the
+      brightness divided out too (each row divided by its sum): the abundances times the spectra,
+      times the pixel's fitted brightness;
     - otherwise the linear mixture ``abundances @ endmembers``.
     """
     if reconstruct is not None:
@@ -129,12 +129,13 @@ def make_reconstructor(result: Any, cube: Any, reconstruct: Any = None):
         em = result.endmembers.transpose("endmember", "band").values.astype(np.float64)
         ab = result.abundance_pixels
         rule = _bundle_config(result)
-        shares = rule.get("labeller") == "nnls" and rule.get("labeller_requested") == "auto"
-        if rule.get("label_scale") == "max" or shares:
-            if rule.get("label_scale") == "max":
-                scaled, legend = em / np.maximum(em.max(axis=1, keepdims=True), 1e-300), LABEL_SCALE_LABEL
-            else:
-                scaled, legend = em, SHARES_LABEL
+        if rule.get("label_scale") == "max":
+            scaled, legend = em / np.maximum(em.max(axis=1, keepdims=True), 1e-300), LABEL_SCALE_LABEL
+        elif rule.get("labeller") == "nnls":
+            scaled, legend = em, SHARES_LABEL
+        else:
+            scaled = legend = None
+        if scaled is not None:
             pixels = cube.image.reshape(-1, cube.image.shape[-1]) if cube is not None else None
 
             def shaped(i: int) -> np.ndarray:
