@@ -21,7 +21,8 @@ the fitted set's sum-to-one residual over the picks' brightness-free one (guard 
 was taken, and the mean SAD to the truth of the picks and of the spectra used.
 
 ``--purest [FRACTION ...]`` trains nothing: on the scenes whose labels are NNLS it prints the
-labeller bound (max-scaled NNLS labels of every pixel, RMSE after alignment) and the mean SAD of
+labeller bound (NNLS labels of every pixel on the scale ``label_scale="auto"`` resolves to
+for the scene, RMSE after alignment) and the mean SAD of
 the N-FINDR picks, of :func:`~egu_widgets.engine.bundles.purest_reference` at each fraction
 (default 0.5 %, 1 %, 2 %) and of the true endmembers.
 
@@ -91,6 +92,7 @@ def labeller_bound(scenes, seeds) -> None:
         _constrained_abundances,
         _pseudo_abundances,
         reference_endmembers,
+        resolve_label_scale,
         sum_to_one_statistic,
     )
 
@@ -105,6 +107,7 @@ def labeller_bound(scenes, seeds) -> None:
         pixels = cube.pixels[cube.valid_mask.ravel()].astype(np.float64)
         truth = cube.true_abundance_pixels[cube.valid_mask.ravel()]
         em = np.asarray(cube.true_endmembers)
+        scale = resolve_label_scale("auto", cube)  # the NNLS scale the default mode labels on
         runs = []
         for seed in seeds:
             ref, _ = reference_endmembers(cube, p, "nfindr", seed=seed)
@@ -115,10 +118,10 @@ def labeller_bound(scenes, seeds) -> None:
                 _pseudo_abundances(pixels, ref)[0],
                 _pseudo_abundances(pixels, ref / units)[0],
             ]
-            est.append(est[0] if stat <= ASC_THRESHOLD else est[2])
+            est.append(est[0] if stat <= ASC_THRESHOLD else est[2 if scale == "max" else 1])
             runs.append([metrics.score(a, truth, ref, em)["rmse"] for a in est] + [stat, stat <= ASC_THRESHOLD])
         med = [statistics.median(r[k] for r in runs) for k in range(5)]
-        picks = "/".join("fcls" if r[5] else "nnls-max" for r in runs)
+        picks = "/".join("fcls" if r[5] else f"nnls-{scale}" for r in runs)
         oracle = metrics.score(fcls(pixels, em), truth, em, em)["rmse"]
         cells = [f"{v:.4f} ({100 * v:.2f})" for v in med[:4]] + [f"{med[4]:.2f}", picks, f"{oracle:.4f}"]
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
@@ -173,13 +176,16 @@ def purest_table(scenes, fractions, seed: int) -> None:
     from robustness_scenes import RECIPES, make_scene
 
     from egu_widgets import metrics
-    from egu_widgets.engine.bundles import label_spectra, purest_reference, sum_to_one_statistic
+    from egu_widgets.engine.bundles import label_spectra, purest_reference, resolve_label_scale, sum_to_one_statistic
 
     print(
         f"the reference where the labels are NNLS: N-FINDR picks of seed {seed} and purest-pixel means ({load_average()})"
     )
-    print("labeller bound (max-scaled NNLS labels of every pixel), 0-1 scale (x100), / mean SAD in degrees\n")
-    cols = ["statistic", "picks", *(f"purest {100 * f:g} %" for f in fractions), "truth"]
+    print(
+        "labeller bound (NNLS labels of every pixel, on the scale label_scale='auto' gives the scene), "
+        "0-1 scale (x100), / mean SAD in degrees\n"
+    )
+    cols = ["scale", "statistic", "picks", *(f"purest {100 * f:g} %" for f in fractions), "truth"]
     print("| scene | " + " | ".join(cols) + " |")
     print("|---|" + "---:|" * len(cols))
     for name in scenes:
@@ -192,10 +198,11 @@ def purest_table(scenes, fractions, seed: int) -> None:
         if b.config["labeller"] != "nnls":
             continue  # reference_purest applies only where the labels are NNLS
         picks = b.reference
-        refs = [picks, *(purest_reference(pixels, picks, f, "max")[0] for f in fractions), em]
-        cells = [f"{sum_to_one_statistic(pixels, picks):.1f}"]
+        scale = resolve_label_scale("auto", cube)
+        refs = [picks, *(purest_reference(pixels, picks, f, scale)[0] for f in fractions), em]
+        cells = [scale, f"{sum_to_one_statistic(pixels, picks):.1f}"]
         for ref in refs:
-            labels, _ = label_spectra(pixels, ref, "nnls", "max")
+            labels, _ = label_spectra(pixels, ref, "nnls", scale)
             rmse = metrics.score(labels, truth, ref, em)["rmse"]
             angle = np.mean(metrics.sad(ref[metrics.align(ref, em)], em))
             cells.append(f"{rmse:.4f} ({100 * rmse:.2f}) / {angle:.2f}")

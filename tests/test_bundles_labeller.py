@@ -16,6 +16,7 @@ from egu_widgets.engine.bundles import (
     PIXEL_LABELS_AUTO,
     _pseudo_abundances,
     extract_bundles,
+    label_spectra,
     pixel_label_count,
     reference_endmembers,
     resolve_label_scale,
@@ -186,17 +187,23 @@ def test_pixel_labels_add_evenly_spaced_image_pixels_labelled_by_the_same_rule()
     assert BUNDLE_MODES["default"]["pixel_labels"] == "auto" and BUNDLE_MODES["faithful"]["pixel_labels"] == 0
 
 
-def test_auto_pixel_labels_teach_pixels_only_where_the_labels_are_fcls():
+def test_auto_pixel_labels_teach_pixels_whatever_the_labeller_by_its_rule_and_scale():
     fcls_scene, scaled_scene = _scene(), _scene(scaling=0.4)
-    taught = extract_bundles(fcls_scene, P, seed=1)  # the default mode: pixel_labels="auto"
-    assert taught.config["labeller"] == "fcls" and taught.config["pixel_labels"] == "auto"
     n = min(PIXEL_LABELS_AUTO, fcls_scene.height * fcls_scene.width)
-    assert taught.config["n_pixel_labels"] == n
-    np.testing.assert_array_equal(taught.spectra, extract_bundles(fcls_scene, P, seed=1, pixel_labels=n).spectra)
-    shares = extract_bundles(scaled_scene, P, seed=1)
-    assert shares.config["labeller"] == "nnls" and shares.config["n_pixel_labels"] == 0
-    assert (shares.patch_index >= 0).all()
-    assert pixel_label_count("auto", "fcls") == PIXEL_LABELS_AUTO and pixel_label_count("auto", "nnls") == 0
+    for cube, labeller in ((fcls_scene, "fcls"), (scaled_scene, "nnls")):
+        taught = extract_bundles(cube, P, seed=1)  # the default mode: pixel_labels="auto"
+        assert taught.config["labeller"] == labeller and taught.config["pixel_labels"] == "auto"
+        assert taught.config["n_pixel_labels"] == n and (taught.patch_index == -1).sum() == n
+        same = extract_bundles(cube, P, seed=1, pixel_labels=n)
+        np.testing.assert_array_equal(taught.spectra, same.spectra)
+        np.testing.assert_array_equal(taught.labels, same.labels)
+    # The added pixels of the NNLS scene carry NNLS shares against the bundles' reference, on the
+    # scale the labels were made in (the data's units: this cube states no abundance scale).
+    added = taught.patch_index == -1
+    assert taught.config["label_scale"] == "none"
+    shares, _ = label_spectra(taught.spectra[added].astype(np.float64), taught.reference, "nnls", "none")
+    np.testing.assert_allclose(taught.labels[added], shares, atol=1e-5)
+    assert pixel_label_count("auto") == PIXEL_LABELS_AUTO and pixel_label_count(7) == 7
     with pytest.raises(InputError, match="pixel_labels"):
         extract_bundles(fcls_scene, P, pixel_labels="some")
 

@@ -100,9 +100,9 @@ BUNDLE_MODES: dict[str, dict[str, Any]] = {
 # says otherwise (label_scale="auto"; see the module doc).
 # The N-FINDR picks are refined by six rounds of alternating least squares where
 # that explains the image better under the sum-to-one model (refine_reference; docs/bundles.md).
-# Where the labels are FCLS, labelled image pixels are added to the bundles (pixel_labels="auto");
-# where they are NNLS, each pick gives way to the mean of its purest 1 % of the pixels
-# (reference_purest; docs/bundles.md).
+# Labelled image pixels are added to the bundles (pixel_labels="auto"); where the labels are
+# NNLS, each pick gives way to the mean of its purest 1 % of the pixels (reference_purest;
+# docs/bundles.md).
 BUNDLE_MODES["default"] = dict(
     BUNDLE_MODES["faithful"],
     reference="nfindr",
@@ -509,22 +509,22 @@ def accept_endmembers(
     return candidate, record
 
 
-#: ``pixel_labels="auto"``: image pixels added to the bundles where their labels are fully
-#: constrained least squares (docs/bundles.md, "Labelled image pixels where the labels are FCLS").
+#: ``pixel_labels="auto"``: image pixels added to the bundles, labelled by the bundles' rule
+#: (docs/bundles.md, "Labelled image pixels").
 PIXEL_LABELS_AUTO = 4096
 
 
-def pixel_label_count(option: Any, labeller: str) -> int:
-    """How many image pixels ``pixel_labels=option`` adds to bundles labelled by ``labeller``.
+def pixel_label_count(option: Any) -> int:
+    """How many image pixels ``pixel_labels=option`` adds to the bundles.
 
-    An integer is that count; ``"auto"`` is :data:`PIXEL_LABELS_AUTO` where the labels are FCLS
-    (the image passed the sum-to-one test, so a pixel's label is the maximum-likelihood
-    abundance under the model it obeys) and none otherwise (the labels are then shares of the
-    spectra's shapes, which taught on mixed pixels made scenes with brightness variability worse).
+    An integer is that count; ``"auto"`` is :data:`PIXEL_LABELS_AUTO`, whatever the labels: FCLS
+    labels are the maximum-likelihood abundances under the model the image obeys, and NNLS labels
+    count shares on the scale the scene's abundances follow (``label_scale="auto"``), so either
+    teaches the endmember stream the abundance of a mixed pixel.
     """
     if isinstance(option, str):
         check_choice("pixel_labels", option, ("auto",))
-        return PIXEL_LABELS_AUTO if labeller == "fcls" else 0
+        return PIXEL_LABELS_AUTO
     return check_int("pixel_labels", option, 0, what="a whole number >= 0 or 'auto'")
 
 
@@ -887,9 +887,8 @@ def extract_bundles(
         Also add this many image pixels (evenly spaced over the valid ones; all of them when there
         are fewer), labelled by the same rule, so that the endmember stream is taught mixed
         pixels as well as the patches' extreme ones (0: the bundles alone, the authors').
-        ``"auto"`` (the default mode's): :data:`PIXEL_LABELS_AUTO` where the labels are FCLS, none
-        where they are NNLS (:func:`pixel_label_count`); ``config["n_pixel_labels"]`` says how
-        many were added.
+        ``"auto"`` (the default mode's): :data:`PIXEL_LABELS_AUTO` (:func:`pixel_label_count`);
+        ``config["n_pixel_labels"]`` says how many were added.
     reference_rounds : int
         Rounds of :func:`refine_reference` applied to a reference picked from the image
         (``"nfindr"``, ``"vca"``, ``"vca-pixels"``; a given array or ``"truth"`` is used as it
@@ -944,7 +943,7 @@ def extract_bundles(
     scale_option = opts["label_scale"]
     opts["label_scale"] = resolve_label_scale(scale_option, cube)
     check_choice("labeller", opts["labeller"], LABELLERS)
-    pixel_label_count(opts["pixel_labels"], "fcls")  # checked before any work
+    n_pixel_labels = pixel_label_count(opts["pixel_labels"])  # checked before any work
     rounds = check_int("reference_rounds", opts["reference_rounds"], 0)
     purest_fraction = check_float("reference_purest", opts["reference_purest"], 0.0, 1.0)
     if opts["dedup"] and opts["project"]:
@@ -987,7 +986,6 @@ def extract_bundles(
     purest = None
     if purest_fraction and labeller == "nnls" and ref_kind in PICKED_REFERENCES:
         ref, purest = purest_reference(image_pixels, ref, purest_fraction, label_scale)
-    n_pixel_labels = pixel_label_count(opts["pixel_labels"], labeller)
     n_added = 0
     if n_pixel_labels:
         valid_ids = np.flatnonzero(valid.ravel())
