@@ -172,7 +172,7 @@ def test_the_final_change_is_kept_when_no_epoch_event_carried_it():
 # ---------------------------------------------------------------------------------- a real run
 def test_a_real_auto_run_prints_the_rules_progress_on_stderr(capsys):
     from egu_widgets.cube.synthetic import make_demo
-    from egu_widgets.engine.estimator import EGUNet
+    from egu_widgets.engine.estimator import TOL, EGUNet
 
     cube = make_demo(10, 10, 12, 3)
     small = dict(encoder_widths=(16, 8, 4), decoder_widths=(4, 8, 16), num_threads=1)
@@ -181,11 +181,13 @@ def test_a_real_auto_run_prints_the_rules_progress_on_stderr(capsys):
     outcome = model.outcome_
     converging = [f for f in frames if f.startswith("egu-pw converging: change ")]
     assert converging, frames[:5]
+    tol = f"{TOL:g}"  # the default preset's tolerance, as the bar prints it
     assert re.search(
-        r"\(tol 0\.005, [0-3]/3 quiet checks(, waiting for epoch \d+)?\) epoch \d+ of at most 200", converging[-1]
+        rf"\(tol {re.escape(tol)}, [0-3]/3 quiet checks(, waiting for epoch \d+)?\) epoch \d+ of at most 200",
+        converging[-1],
     )
     assert not any("/200" in f for f in frames)
-    change = f"change {_change(outcome.change, 0.005)}, tol 0.005"
+    change = f"change {_change(outcome.change, TOL)}, tol {tol}"
     if outcome.stop == "converged":
         assert frames[-1].startswith(f"egu-pw converged at epoch {outcome.epochs_done} ({change})"), frames[-1]
     else:

@@ -66,7 +66,7 @@ __all__ = [
 
 #: The default preset's moving-average decay per step and stopping tolerance (docs/convergence.md).
 AVERAGE = 0.98
-TOL = 5e-3
+TOL = 3e-3
 #: The default preset's learning-rate decay per step: faster than the authors' 0.99, so that a
 #: scene of one step per epoch anneals within the bound as a five-step one does.
 LR_DECAY = 0.97
