@@ -18,6 +18,8 @@ import time
 import pytest
 from test_views_browser import _notebook_page, _shot, _wait
 
+from egu_widgets.engine.estimator import TOL
+
 pytestmark = pytest.mark.browser
 
 SETUP = """\
@@ -36,8 +38,9 @@ slow = lambda event: time.sleep(0.12) if event.kind == "epoch" else None  # time
 run = dashboard.run(EGUNet("pw", 3, epochs="auto", seed=0, progress=False).fit, cube, callbacks=[slow])
 """
 
+TOL_SHOWN = re.escape(f"{TOL:g}")  # the default preset's tolerance, as the status line prints it
 CONVERGING = re.compile(
-    r"converging: change [0-9.e-]+ \(tol 0\.005, [0-3]/3 quiet checks(, waiting for epoch \d+)?\) "
+    rf"converging: change [0-9.e-]+ \(tol {TOL_SHOWN}, [0-3]/3 quiet checks(, waiting for epoch \d+)?\) "
     r"epoch (\d+) of at most 200"
 )
 
@@ -69,7 +72,9 @@ def test_dashboard_shows_the_stopping_rules_progress(page):
     time.sleep(1)  # the curves' new points arrive in messages of their own, after the text
     _shot(dash, "dashboard-converging.png", doc="dashboard-converging")
 
-    done = re.compile(r"(converged at epoch \d+|reached the bound of 200 epochs) \(change [0-9.e-]+, tol 0\.005\)")
+    done = re.compile(
+        rf"(converged at epoch \d+|reached the bound of 200 epochs) \(change [0-9.e-]+, tol {TOL_SHOWN}\)"
+    )
     _wait(lambda: done.search(status.text_content() or ""), 600, "the end of the run")
     _wait(lambda: "finished" in dash.locator(".egu-state").text_content(), 60, "the finished state")
     assert "progress-bar-success" in (dash.locator(".egu-progress .progress-bar").get_attribute("class") or "")
