@@ -234,7 +234,7 @@ def sampled_bundles(
     resolved = dict(BUNDLE_MODES[mode], **opts)
     scale_option = resolved["label_scale"]
     resolved["label_scale"] = resolve_label_scale(scale_option, cube)  # the cube's, not the mosaic's
-    pixel_label_count(resolved["pixel_labels"])  # checked before any reading
+    n_pixel_labels = pixel_label_count(resolved["pixel_labels"])  # checked before any reading
     size = check_int("patch_size", resolved["patch_size"], 1)
     stride = resolved["stride"]
     stride = size if stride is None else check_int("stride", stride, 1, what="a whole number (or None)")
@@ -309,7 +309,6 @@ def sampled_bundles(
         config.update(chosen)
     if scale_option == "auto":
         config["label_scale_option"] = "auto"
-    n_pixel_labels = pixel_label_count(resolved["pixel_labels"])
     n_added = 0
     if n_pixel_labels:  # as extract_bundles adds the image's pixels, from the sample that stands for it
         pick = evenly_spaced(len(reference_pixels), n_pixel_labels)
