@@ -18,7 +18,7 @@ for the labels before issue 17's sum-to-one test; each run's line says which lab
 candidate default against the current one.
 ``--csv`` rows are written as the runs finish. ``--compare`` reads two such files (several runs
 each may be merged: give ``before.csv,more.csv``) and prints, per scene, the median RMSE over the
-seeds both files have, the difference and the rule's verdict. ``--report`` prints the two tables
+seeds both files have, the difference, the rule's verdict and the seed spreads. ``--report`` prints the two tables
 of such files (e.g. two halves of the suite run side by side) without running anything.
 """
 
@@ -185,6 +185,7 @@ def compare(before: str, after: str, methods: list[str]) -> None:
         print("| scene | seeds | before | after | after − before | labels after |")
         print("|---|---|---:|---:|---:|---|")
         meds_a, meds_b, worst = [], [], 0.0
+        spreads = []  # (before, after): max - min over the shared seeds, per suite scene
         for scene in [*RECIPES, *DATASETS]:
             seeds = sorted(k[2] for k in a if k[:2] == (scene, method) and (scene, method, k[2]) in b)
             if not seeds:
@@ -196,6 +197,7 @@ def compare(before: str, after: str, methods: list[str]) -> None:
                 meds_a.append(ra)
                 meds_b.append(rb)
                 worst = max(worst, rb - ra)
+                spreads.append(tuple(_spread(rows, scene, method, seeds) for rows in (a, b)))
             print(
                 f"| {scene} | {' '.join(map(str, seeds))} | {ra:.4f} ({100 * ra:.2f}) | {rb:.4f} ({100 * rb:.2f}) "
                 f"| {rb - ra:+.4f} | {how} |"
@@ -219,6 +221,21 @@ def compare(before: str, after: str, methods: list[str]) -> None:
             f"mean over the {len(meds_a)} scenes {statistics.fmean(meds_a):.4f} -> {statistics.fmean(meds_b):.4f}; "
             f"scenes better / worse / within 0.0001: {better} / {worse} / {len(changes) - better - worse}"
         )
+        sa, sb = [x for x, _ in spreads], [y for _, y in spreads]
+        narrower = sum(y < x - 5e-5 for x, y in spreads)
+        wider = sum(y > x + 5e-5 for x, y in spreads)
+        print(
+            f"seed spread (max - min over the seeds) over the {len(spreads)} scenes: median "
+            f"{statistics.median(sa):.4f} -> {statistics.median(sb):.4f}, mean {statistics.fmean(sa):.4f} -> "
+            f"{statistics.fmean(sb):.4f}; narrower / wider / within 0.0001: {narrower} / {wider} / "
+            f"{len(spreads) - narrower - wider}"
+        )
+
+
+def _spread(rows: dict, scene: str, method: str, seeds: list[int]) -> float:
+    """Max - min of the RMSE over ``seeds`` (0 for one seed)."""
+    values = [float(rows[(scene, method, s)]["rmse"]) for s in seeds]
+    return max(values) - min(values)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,21 @@ def test_compare_reports_medians_over_common_seeds_and_the_verdict(bench, tmp_pa
     assert "mean over the 2 scenes 0.1225 -> 0.0645; scenes better / worse / within 0.0001: 1 / 1 / 0" in out
 
 
+def test_compare_reports_the_seed_spreads_over_the_common_seeds(bench, tmp_path, capsys):
+    before, after = tmp_path / "b.csv", tmp_path / "a.csv"
+    _write(before, [("p3-20db", 0, 0.10), ("p3-20db", 1, 0.14), ("p6-40db", 0, 0.05), ("p6-40db", 1, 0.06)])
+    # p3 narrows from 0.04 to 0.01; p6 widens from 0.01 to 0.03; seed 2 is not in "before": left out
+    _write(after, [("p3-20db", 0, 0.11), ("p3-20db", 1, 0.12), ("p6-40db", 0, 0.05), ("p6-40db", 1, 0.08)])
+    with open(after, "a", newline="") as fh:
+        fh.write("p3-20db,egu-pw,2,0.9,1.0,1.0,x\n")
+    bench.main(["--compare", str(before), str(after)])
+    out = capsys.readouterr().out
+    assert (
+        "seed spread (max - min over the seeds) over the 2 scenes: median 0.0250 -> 0.0200, "
+        "mean 0.0250 -> 0.0200; narrower / wider / within 0.0001: 1 / 1 / 0"
+    ) in out
+
+
 def test_compare_says_when_the_rule_fails(bench, tmp_path, capsys):
     before, after = tmp_path / "b.csv", tmp_path / "a.csv"
     _write(before, [("p3-20db", 0, 0.15), ("p6-40db", 0, 0.10)])

@@ -114,12 +114,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Ours: the authors' network settings; bundles labelled against N-FINDR spectra (bundles.py);
 # averaged weights and a stopping rule with ``epochs`` as an upper bound (docs/convergence.md).
 PRESETS["default"] = dict(
-    PRESETS["paper"],
-    bundle_mode="default",
-    epochs="auto",
-    lr_decay=LR_DECAY,
-    average=AVERAGE,
-    tol=TOL,
+    PRESETS["paper"], bundle_mode="default", epochs="auto", lr_decay=LR_DECAY, average=AVERAGE, tol=TOL
 )
 
 #: Per-variant changes to a preset (applied before the user's keywords). The default ss keeps the
