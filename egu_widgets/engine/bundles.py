@@ -101,8 +101,8 @@ BUNDLE_MODES: dict[str, dict[str, Any]] = {
 # The N-FINDR picks are refined by six rounds of alternating least squares where
 # that explains the image better under the sum-to-one model (refine_reference; docs/bundles.md).
 # Labelled image pixels are added to the bundles (pixel_labels="auto"); where the labels are
-# NNLS, each pick gives way to the mean of its purest 1 % of the pixels (reference_purest;
-# docs/bundles.md).
+# NNLS, each pick gives way to the mean of its purest pixels, as many as explain the image best
+# (reference_purest="auto"; docs/bundles.md).
 BUNDLE_MODES["default"] = dict(
     BUNDLE_MODES["faithful"],
     reference="nfindr",
@@ -110,7 +110,7 @@ BUNDLE_MODES["default"] = dict(
     labeller="auto",
     reference_rounds=6,
     pixel_labels="auto",
-    reference_purest=0.01,
+    reference_purest="auto",
 )
 
 #: Every keyword :func:`extract_bundles` accepts besides the cube and P (the estimator and
@@ -647,8 +647,21 @@ def refine_reference(pixels: np.ndarray, reference: np.ndarray, rounds: int, lab
     return (chosen if taken else current), record
 
 
+#: The fractions ``reference_purest="auto"`` chooses among (see :func:`purest_reference`).
+PUREST_FRACTIONS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2)
+
+
+def check_purest(option: Any) -> float | str:
+    """``reference_purest`` checked: "auto" or a fraction in [0, 1]."""
+    if isinstance(option, str):
+        if option == "auto":
+            return option
+        raise InputError(f'reference_purest must be a fraction in [0, 1] or "auto"; got {option!r}')
+    return check_float("reference_purest", option, 0.0, 1.0)
+
+
 def purest_reference(
-    pixels: np.ndarray, reference: np.ndarray, fraction: float, label_scale: str
+    pixels: np.ndarray, reference: np.ndarray, fraction: float | str, label_scale: str
 ) -> tuple[np.ndarray, dict]:
     """Each reference spectrum replaced by the mean of the pixels that hold the largest share of it.
 
@@ -659,23 +672,45 @@ def purest_reference(
     evenly spaced, are read) with the largest share of material p are its purest pixels whatever
     their brightness; their mean, in the data's units, is a typical pure spectrum of p, with the
     noise and the extremes of single pixels averaged out. ``label_scale`` is the labels' (see
-    :func:`label_spectra`). Returns the (P, B) spectra and a record (the fraction, the pixels
-    per mean, the smallest share among them per material, the angles to the picks and the picks
-    themselves).
+    :func:`label_spectra`).
+
+    ``fraction="auto"`` takes, among :data:`PUREST_FRACTIONS`, the one whose means explain the
+    pixels best under the labels' model: the lowest mean residual of non-negative least squares
+    (:func:`labeller_residual`). Too few pixels per mean keep their noise and extremes, too many
+    take in mixtures; both fit the image worse, and how many pure pixels a scene has is what the
+    image, not a constant, can say.
+
+    Returns the (P, B) spectra and a record (the fraction, the pixels per mean, the smallest share
+    among them per material, the angles to the picks, the picks themselves and, with "auto", the
+    candidates and their residuals).
     """
     y = np.asarray(pixels)
     y = np.asarray(y[evenly_spaced(len(y), REFINE_PIXELS)], dtype=np.float64)
     current = np.asarray(reference, dtype=np.float64)
     shares, _ = label_spectra(y, current, "nnls", label_scale)
-    k = max(1, math.ceil(float(fraction) * len(y)))
-    purest = np.argsort(-shares, axis=0, kind="stable")[:k]  # (k, P): pixel rows, purest first
-    means = y[purest].mean(axis=0)
+    order = np.argsort(-shares, axis=0, kind="stable")  # (N, P): pixel rows, purest first
+
+    def means_of(f: float) -> tuple[np.ndarray, np.ndarray]:
+        k = max(1, math.ceil(float(f) * len(y)))
+        return y[order[:k]].mean(axis=0), order[:k]
+
+    auto = {}
+    if fraction == "auto":
+        residuals = [labeller_residual(y, means_of(f)[0], "nnls") for f in PUREST_FRACTIONS]
+        fraction = PUREST_FRACTIONS[int(np.argmin(residuals))]
+        auto = dict(
+            fraction_option="auto",
+            candidates=list(PUREST_FRACTIONS),
+            candidate_residuals=[float(r) for r in residuals],
+        )
+    means, purest = means_of(fraction)
     record = dict(
         fraction=float(fraction),
-        n_pixels=int(k),
+        n_pixels=int(len(purest)),
         min_share=[round(float(v), 4) for v in np.take_along_axis(shares, purest[-1:], axis=0)[0]],
         angle_to_initial=[round(float(v), 4) for v in sad(means, current)],
         initial_reference=current.tolist(),
+        **auto,
     )
     return means, record
 
@@ -840,7 +875,7 @@ def extract_bundles(
     labeller: str = _UNSET,
     pixel_labels: int | str = _UNSET,
     reference_rounds: int = _UNSET,
-    reference_purest: float = _UNSET,
+    reference_purest: float | str = _UNSET,
     seed: int | None = 0,
 ) -> SpectralBundles:
     """Build EGU-Net's spectral bundles from a cube (see the module doc).
@@ -896,12 +931,13 @@ def extract_bundles(
         labelling rule's residual by :data:`MIN_GAIN`. ``config["reference_refinement"]``
         records it, with the picked spectra (``initial_reference``) when they were replaced. 0: the
         picks (the authors').
-    reference_purest : float
+    reference_purest : float or "auto"
         Where the labels are NNLS (the image breaks the sum-to-one model, or ``labeller="nnls"``)
         and the reference was picked from the image, replace each picked spectrum by the mean of
         this fraction of the image's pixels that hold the largest share of it
-        (:func:`purest_reference`); ``config["purest_reference"]`` records it, with the picks. 0:
-        the picks (the authors').
+        (:func:`purest_reference`); ``"auto"`` (the default mode's): the fraction among
+        :data:`PUREST_FRACTIONS` whose means explain the image best. ``config["purest_reference"]``
+        records it, with the picks. 0: the picks (the authors').
     seed : int or None
         The user's seed; VCA's random directions (whole image and patches) draw from its
         "bundles" stream. None: unseeded.
@@ -945,7 +981,7 @@ def extract_bundles(
     check_choice("labeller", opts["labeller"], LABELLERS)
     n_pixel_labels = pixel_label_count(opts["pixel_labels"])  # checked before any work
     rounds = check_int("reference_rounds", opts["reference_rounds"], 0)
-    purest_fraction = check_float("reference_purest", opts["reference_purest"], 0.0, 1.0)
+    purest_fraction = check_purest(opts["reference_purest"])
     if opts["dedup"] and opts["project"]:
         raise InputError("dedup=True compares image pixels, but project=True makes new spectra; set project=False")
     reference_rng, patch_rng = _bundle_rngs(seed)

@@ -33,11 +33,12 @@ import numpy as np
 from ..cube import HyperCube
 from ..cube.sampling import patch_grid, read_windows, sample_pixels, stratified_corners
 from ..errors import InputError
-from ..validation import check_float, check_int, check_seed
+from ..validation import check_int, check_seed
 from .bundles import (
     BUNDLE_MODES,
     PICKED_REFERENCES,
     SpectralBundles,
+    check_purest,
     evenly_spaced,
     extract_bundles,
     label_spectra,
@@ -255,7 +256,7 @@ def sampled_bundles(
         ref, ref_kind = reference, "given"
     refinement = None
     rounds = check_int("reference_rounds", resolved.get("reference_rounds", 0), 0)
-    purest_fraction = check_float("reference_purest", resolved.get("reference_purest", 0.0), 0.0, 1.0)
+    purest_fraction = check_purest(resolved.get("reference_purest", 0.0))
     if rounds and ref_kind in PICKED_REFERENCES:  # on the training sample, as extract_bundles on the image
         ref, refinement = refine_reference(reference_pixels, ref, rounds, resolved["labeller"])
     all_y, _ = patch_grid(h, w, size, stride)
