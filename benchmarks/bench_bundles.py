@@ -24,7 +24,8 @@ was taken, and the mean SAD to the truth of the picks and of the spectra used.
 labeller bound (NNLS labels of every pixel on the scale ``label_scale="auto"`` resolves to
 for the scene, RMSE after alignment) and the mean SAD of
 the N-FINDR picks, of :func:`~egu_widgets.engine.bundles.purest_reference` at each fraction
-(default 0.5 %, 1 %, 2 %) and of the true endmembers.
+(default 0.5 %, 1 %, 2 % and ``auto``, the default mode's choice, with the fraction it chose)
+and of the true endmembers.
 
 ``--labeller-bound`` trains nothing: on the robustness suite and the three datasets it applies
 each way of labelling (against the whole-image N-FINDR reference of the seed) to every pixel and
@@ -171,6 +172,14 @@ def refinement_table(scenes, seeds) -> None:
             print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 
+def _fraction_name(fraction) -> str:
+    return "purest auto" if fraction == "auto" else f"purest {100 * fraction:g} %"
+
+
+def _fraction(text: str):
+    return text if text == "auto" else float(text)
+
+
 def purest_table(scenes, fractions, seed: int) -> None:
     """Print what ``reference_purest`` gives per fraction where the labels are NNLS (see the module doc)."""
     from robustness_scenes import RECIPES, make_scene
@@ -185,7 +194,7 @@ def purest_table(scenes, fractions, seed: int) -> None:
         "labeller bound (NNLS labels of every pixel, on the scale label_scale='auto' gives the scene), "
         "0-1 scale (x100), / mean SAD in degrees\n"
     )
-    cols = ["scale", "statistic", "picks", *(f"purest {100 * f:g} %" for f in fractions), "truth"]
+    cols = ["scale", "statistic", "picks", *(_fraction_name(f) for f in fractions), "truth"]
     print("| scene | " + " | ".join(cols) + " |")
     print("|---|" + "---:|" * len(cols))
     for name in scenes:
@@ -199,13 +208,18 @@ def purest_table(scenes, fractions, seed: int) -> None:
             continue  # reference_purest applies only where the labels are NNLS
         picks = b.reference
         scale = resolve_label_scale("auto", cube)
-        refs = [picks, *(purest_reference(pixels, picks, f, scale)[0] for f in fractions), em]
+        made = [
+            (picks, ""),
+            *((m, r) for m, r in (purest_reference(pixels, picks, f, scale) for f in fractions)),
+            (em, ""),
+        ]
         cells = [scale, f"{sum_to_one_statistic(pixels, picks):.1f}"]
-        for ref in refs:
+        for ref, record in made:
             labels, _ = label_spectra(pixels, ref, "nnls", scale)
             rmse = metrics.score(labels, truth, ref, em)["rmse"]
             angle = np.mean(metrics.sad(ref[metrics.align(ref, em)], em))
-            cells.append(f"{rmse:.4f} ({100 * rmse:.2f}) / {angle:.2f}")
+            chose = f" [{100 * record['fraction']:g} %]" if record and "fraction_option" in record else ""
+            cells.append(f"{rmse:.4f} ({100 * rmse:.2f}) / {angle:.2f}{chose}")
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 
@@ -222,7 +236,11 @@ def main(argv=None) -> int:
     ap.add_argument("--labeller-bound", action="store_true", help="labellers on every pixel (no training)")
     ap.add_argument("--refinement", action="store_true", help="the reference refinement's guards per scene")
     ap.add_argument(
-        "--purest", nargs="*", type=float, metavar="FRACTION", help="reference_purest's labeller bound (no training)"
+        "--purest",
+        nargs="*",
+        type=_fraction,
+        metavar="FRACTION",
+        help="reference_purest's labeller bound, per fraction or 'auto' (no training)",
     )
     ap.add_argument(
         "--scenes", nargs="+", help="--labeller-bound, --refinement, --purest: scenes (default: suite and datasets)"
@@ -233,7 +251,7 @@ def main(argv=None) -> int:
         from robustness_scenes import RECIPES
 
         scenes = args.scenes or [*RECIPES, "samson", "jasper-ridge", "egu-synthetic"]
-        purest_table(scenes, args.purest or [0.005, 0.01, 0.02], args.seeds[0])
+        purest_table(scenes, args.purest or [0.005, 0.01, 0.02, "auto"], args.seeds[0])
         return 0
     if args.refinement:
         sys.path.insert(0, str(Path(__file__).resolve().parent))

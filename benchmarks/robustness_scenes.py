@@ -25,7 +25,10 @@ __all__ = ["RECIPES", "Recipe", "make_scene", "scene_names"]
 @dataclass(frozen=True)
 class Recipe:
     """How one scene is made. ``max_abundance`` < 1 removes pure pixels; ``scaling`` is the
-    half-width of the uniform per-pixel brightness factor (0.15: each pixel × U(0.85, 1.15))."""
+    half-width of the uniform per-pixel brightness factor (0.15: each pixel × U(0.85, 1.15));
+    ``material_scaling`` that of a factor drawn per pixel *and per material* (the extended linear
+    mixing model: each material's spectrum varies in brightness from pixel to pixel on its own,
+    as a canopy's or a soil's does with its structure, moisture and slope)."""
 
     p: int
     snr_db: float
@@ -34,6 +37,7 @@ class Recipe:
     n_bands: int = 224
     max_abundance: float = 1.0
     scaling: float = 0.0
+    material_scaling: float = 0.0
     integer_scale: float | None = None  # store as uint16 of value × this, with maxValue = this
     maps: str = "smooth"  # "smooth" random fields, or "telabel" (the EGU-Net paper's 200×200 maps)
 
@@ -54,6 +58,9 @@ RECIPES: dict[str, Recipe] = {
     "telabel-other-p5-20db": Recipe(
         p=5, snr_db=20, height=200, width=200, maps="telabel", scaling=0.2, max_abundance=0.8
     ),
+    # Each material's brightness varying on its own (extended linear mixing model).
+    "elmm-p4-30db": Recipe(p=4, snr_db=30, material_scaling=0.2),
+    "elmm-p5-25db-no-pure-75x66": Recipe(p=5, snr_db=25, height=75, width=66, material_scaling=0.3, max_abundance=0.9),
 }
 
 
@@ -117,7 +124,11 @@ def make_scene(name: str, seed: int = 0) -> HyperCube:
     wavelengths = lib.wavelengths[band_idx]
     endmembers = spectra[_pick_spectra(spectra, recipe.p, rng)]
     ab = _abundances(recipe, rng)
-    clean = np.einsum("phw,pb->hwb", ab, endmembers)
+    if recipe.material_scaling:
+        psi = rng.uniform(1 - recipe.material_scaling, 1 + recipe.material_scaling, size=ab.shape)
+        clean = np.einsum("phw,phw,pb->hwb", ab, psi, endmembers)
+    else:
+        clean = np.einsum("phw,pb->hwb", ab, endmembers)
     if recipe.scaling:
         clean *= rng.uniform(1 - recipe.scaling, 1 + recipe.scaling, size=clean.shape[:2])[..., None]
     sigma = np.sqrt(np.mean(clean**2) / 10 ** (recipe.snr_db / 10))
@@ -149,14 +160,14 @@ def make_scene(name: str, seed: int = 0) -> HyperCube:
 
 
 def main() -> None:
-    print("| scene | P | SNR dB | size | bands | max abundance | scaling | stored as |")
-    print("|---|---:|---:|---|---:|---:|---:|---|")
+    print("| scene | P | SNR dB | size | bands | max abundance | scaling | per-material scaling | stored as |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---|")
     for name, r in RECIPES.items():
         cube = make_scene(name)
         ab = cube.true_abundances
         print(
             f"| {name} | {r.p} | {r.snr_db:g} | {cube.height}×{cube.width} | {cube.n_bands} | "
-            f"{float(np.nanmax(ab)):.2f} | ±{r.scaling:.0%} | "
+            f"{float(np.nanmax(ab)):.2f} | ±{r.scaling:.0%} | ±{r.material_scaling:.0%} | "
             f"{'uint16 / maxValue' if r.integer_scale else 'float'} |"
         )
 

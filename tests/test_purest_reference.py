@@ -13,8 +13,10 @@ from egu_widgets.cube.synthetic import demo_endmembers
 from egu_widgets.engine.bundles import (
     BUNDLE_MODES,
     BUNDLE_OPTIONS,
+    PUREST_FRACTIONS,
     extract_bundles,
     label_spectra,
+    labeller_residual,
     purest_reference,
     reference_endmembers,
 )
@@ -96,10 +98,43 @@ def test_where_the_labels_are_fcls_or_the_reference_is_given_nothing_changes():
     np.testing.assert_array_equal(given.reference, np.asarray(cube.true_endmembers, dtype=np.float64))
 
 
+def test_auto_takes_the_candidate_fraction_whose_means_explain_the_pixels_best():
+    cube = _cone()
+    pixels = cube.pixels.astype(np.float64)
+    picked, _ = reference_endmembers(cube, P, "nfindr", seed=0)
+    means, record = purest_reference(pixels, picked, "auto", "max")
+    assert record["fraction_option"] == "auto" and record["candidates"] == list(PUREST_FRACTIONS)
+    residuals = [
+        labeller_residual(pixels, purest_reference(pixels, picked, f, "max")[0], "nnls") for f in PUREST_FRACTIONS
+    ]
+    np.testing.assert_allclose(record["candidate_residuals"], residuals, rtol=1e-12)
+    best = PUREST_FRACTIONS[int(np.argmin(residuals))]
+    assert record["fraction"] == best
+    np.testing.assert_array_equal(means, purest_reference(pixels, picked, best, "max")[0])
+    # On this cone (30 pure pixels of each material among 576, 5 %) the residual prefers a mean of
+    # more than the 1 % that a constant would take, and those means are closer to the materials.
+    assert best > 0.01
+    one_percent, _ = purest_reference(pixels, picked, 0.01, "max")
+    assert _mean_sad(means, cube.true_endmembers) < _mean_sad(one_percent, cube.true_endmembers)
+
+
+def test_extract_bundles_with_auto_chooses_the_fraction_and_records_the_candidates():
+    assert BUNDLE_MODES["default"]["reference_purest"] == 0.01  # "auto" is opt-in
+    cube = _cone()
+    b = extract_bundles(cube, P, seed=0, reference_purest="auto")
+    record = b.config["purest_reference"]
+    assert b.config["reference_purest"] == "auto" and record["fraction"] in PUREST_FRACTIONS
+    assert len(record["candidate_residuals"]) == len(PUREST_FRACTIONS)
+    fixed = extract_bundles(cube, P, seed=0, reference_purest=record["fraction"])
+    for name in ("spectra", "labels", "reference"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(fixed, name))
+    json.dumps(b.config)
+
+
 def test_option_is_known_and_checked():
     assert "reference_purest" in BUNDLE_OPTIONS
     assert BUNDLE_MODES["faithful"]["reference_purest"] == 0.0
-    for bad in (-0.1, 1.5, "some"):
+    for bad in (-0.1, 1.5, "some", "AUTO", None):
         with pytest.raises(InputError, match="reference_purest"):
             extract_bundles(_cone(), P, reference_purest=bad)
 
@@ -108,11 +143,11 @@ def test_a_lazy_fit_takes_the_means_of_its_sample_as_extract_bundles_of_the_imag
     from egu_widgets.engine import lazy_fit
 
     cube = _cone()
-    opts = {"mode": "default", "reference_purest": 0.02}
     ids = np.arange(cube.height * cube.width)
-    made = lazy_fit.sampled_bundles(cube, P, 10**6, cube.pixels, seed=2, options=opts, pixel_ids=ids)
-    want = extract_bundles(cube, P, seed=2, **opts)
-    assert "purest_reference" in want.config
-    assert made.config == want.config
-    for name in ("spectra", "labels", "reference", "patch_index", "pixel_index"):
-        np.testing.assert_array_equal(getattr(made, name), getattr(want, name))
+    for opts in ({"mode": "default", "reference_purest": 0.02}, {"mode": "default", "reference_purest": "auto"}):
+        made = lazy_fit.sampled_bundles(cube, P, 10**6, cube.pixels, seed=2, options=opts, pixel_ids=ids)
+        want = extract_bundles(cube, P, seed=2, **opts)
+        assert "purest_reference" in want.config
+        assert made.config == want.config
+        for name in ("spectra", "labels", "reference", "patch_index", "pixel_index"):
+            np.testing.assert_array_equal(getattr(made, name), getattr(want, name))

@@ -101,8 +101,8 @@ BUNDLE_MODES: dict[str, dict[str, Any]] = {
 # The N-FINDR picks are refined by six rounds of alternating least squares where
 # that explains the image better under the sum-to-one model (refine_reference; docs/bundles.md).
 # Labelled image pixels are added to the bundles (pixel_labels="auto"); where the labels are
-# NNLS, each pick gives way to the mean of its purest pixels, as many as explain the image best
-# (reference_purest="auto"; docs/bundles.md).
+# NNLS, each pick gives way to the mean of its purest 1 % of the pixels (reference_purest;
+# "auto", which lets the image choose the fraction, is opt-in: docs/bundles.md).
 BUNDLE_MODES["default"] = dict(
     BUNDLE_MODES["faithful"],
     reference="nfindr",
@@ -110,7 +110,7 @@ BUNDLE_MODES["default"] = dict(
     labeller="auto",
     reference_rounds=6,
     pixel_labels="auto",
-    reference_purest="auto",
+    reference_purest=0.01,
 )
 
 #: Every keyword :func:`extract_bundles` accepts besides the cube and P (the estimator and
@@ -935,7 +935,7 @@ def extract_bundles(
         Where the labels are NNLS (the image breaks the sum-to-one model, or ``labeller="nnls"``)
         and the reference was picked from the image, replace each picked spectrum by the mean of
         this fraction of the image's pixels that hold the largest share of it
-        (:func:`purest_reference`); ``"auto"`` (the default mode's): the fraction among
+        (:func:`purest_reference`; 0.01 in the default mode); ``"auto"``: the fraction among
         :data:`PUREST_FRACTIONS` whose means explain the image best. ``config["purest_reference"]``
         records it, with the picks. 0: the picks (the authors').
     seed : int or None
