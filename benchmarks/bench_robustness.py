@@ -160,6 +160,7 @@ def report(paths: str) -> None:
     for (scene, method, _seed), row in rows.items():
         cells.setdefault((scene, method), []).append((float(row["rmse"]), float(row["sad"]), float(row["seconds"])))
         scenes += [] if scene in scenes else [scene]
+    scenes.sort(key=lambda s: s not in RECIPES)  # the suite's scenes first, then the datasets
     present = {m for _, m in cells}
     methods = [m for m in METHODS if m in present] + sorted(present - set(METHODS))
     seeds = sorted({seed for _, _, seed in rows})

@@ -2,7 +2,8 @@
 
 Each scene is a :class:`~egu_widgets.cube.HyperCube` with truth, built deterministically from its
 name's recipe and a seed. Together they cover what the package meets on scenes it has never seen:
-no pure pixels, per-pixel scaling (illumination) variability, SNRs of 20, 30 and 40 dB, 3 to 8
+no pure pixels, per-pixel scaling (illumination) variability, each material's brightness varying
+on its own (the extended linear mixing model), SNRs of 20, 30 and 40 dB, 3 to 8
 materials, 100 to 224 bands, image sizes that are not multiples of 8, and raw integer data with a
 ``maxValue`` read back through the package's own ``.mat`` reader.
 
