@@ -6,6 +6,7 @@ import csv
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -88,3 +89,42 @@ def test_report_prints_the_tables_of_merged_files_with_missing_cells_marked(benc
     assert "| p6-40db | – | 0.1000 (10.00) |" in out  # no vca-fcls run on p6-40db
     assert "| p3-20db | 3.00 | 1.00 |" in out  # the SAD table
     assert "| **median over scenes** | **–** | **0.0700 (7.00)** |" in out  # no suite median over a gap
+
+
+def test_report_lists_the_suite_scenes_first_and_keeps_the_datasets_out_of_the_median(bench, tmp_path, capsys):
+    path = tmp_path / "r.csv"
+    _write(path, [("samson", 0, 0.9), ("p6-40db", 0, 0.02), ("p3-20db", 0, 0.04)])
+    bench.main(["--report", str(path)])
+    out = capsys.readouterr().out.split("mean SAD")[0]
+    rows = [line.split(" | ")[0] for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows == ["| scene", "| p6-40db", "| p3-20db", "| samson", "| **median over scenes**"]
+    assert "| **median over scenes** | **0.0300 (3.00)** |" in out
+
+
+def test_per_material_scaling_varies_each_material_of_each_pixel_on_its_own(monkeypatch):
+    from egu_widgets.cube.download import fetch
+    from egu_widgets.errors import DatasetError
+
+    try:
+        fetch("usgs/USGS_1995_Library.mat", download=False)
+    except DatasetError as exc:
+        pytest.skip(f"the USGS library is not available here: {exc}")
+    monkeypatch.syspath_prepend(str(BENCH))
+    import robustness_scenes as rs
+
+    recipe = rs.Recipe(p=3, snr_db=200.0, height=12, width=10, n_bands=40, material_scaling=0.3)
+    monkeypatch.setitem(rs.RECIPES, "tiny-elmm", recipe)
+    cube = rs.make_scene("tiny-elmm", seed=0)
+    y = cube.pixels.astype(np.float64)
+    ab = cube.true_abundance_pixels
+    em = np.asarray(cube.true_endmembers, dtype=np.float64)
+    np.testing.assert_allclose(ab.sum(axis=1), 1.0, atol=1e-9)
+    # Each pixel is a non-negative combination of the materials whose weights are ab × ψ, with ψ
+    # in [0.7, 1.3] drawn per material: recover them by least squares (no noise at 200 dB).
+    weights = np.linalg.lstsq(em.T, y.T, rcond=None)[0].T
+    present = ab > 0.05  # where a material is nearly absent its factor is not measurable
+    psi = np.where(present, weights / np.where(present, ab, 1.0), np.nan)
+    assert np.nanmin(psi) > 0.7 - 1e-2 and np.nanmax(psi) < 1.3 + 1e-2
+    # Not one factor per pixel: within a pixel the materials' factors differ.
+    both = present.sum(axis=1) >= 2
+    assert np.nanstd(psi[both], axis=1).mean() > 0.05
