@@ -6,6 +6,7 @@
     python benchmarks/bench_bundles.py --labeller-bound         # each labeller applied to every pixel
     python benchmarks/bench_bundles.py --refinement --seeds 0   # what the reference refinement's guards saw
     python benchmarks/bench_bundles.py --purest --seeds 0       # reference_purest's fractions, labeller bound
+    python benchmarks/bench_bundles.py --reference-choice       # reference="auto": N-FINDR's or VCA's
 
 Each setting is a dict of :func:`egu_widgets.engine.extract_bundles` options (below). For every
 dataset × setting × seed it trains EGU-Net-pw with the default network settings on those bundles
@@ -26,6 +27,10 @@ for the scene, RMSE after alignment) and the mean SAD of
 the N-FINDR picks, of :func:`~egu_widgets.engine.bundles.purest_reference` at each fraction
 (default 0.5 %, 1 %, 2 % and ``auto``, the default mode's choice, with the fraction it chose)
 and of the true endmembers.
+
+``--reference-choice`` trains nothing: per scene it prints, for each seed, how much lower the
+residual of VCA's prepared reference is than N-FINDR's (the gain ``reference="auto"`` compares
+with ``MIN_GAIN``), the labeller bound with each, and the kind taken.
 
 ``--labeller-bound`` trains nothing: on the robustness suite and the three datasets it applies
 each way of labelling (against the whole-image N-FINDR reference of the seed) to every pixel and
@@ -172,6 +177,46 @@ def refinement_table(scenes, seeds) -> None:
             print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 
+def reference_choice_table(scenes, seeds) -> None:
+    """Print what ``reference="auto"`` compares and takes per scene and seed (see the module doc)."""
+    from robustness_scenes import RECIPES, make_scene
+
+    from egu_widgets import metrics
+    from egu_widgets.engine.bundles import MIN_GAIN, label_spectra
+
+    print(f"reference='auto': VCA's prepared reference against N-FINDR's, seeds {seeds} ({load_average()})")
+    print(f"gain = 1 - VCA's residual / N-FINDR's (VCA taken where gain >= {MIN_GAIN}); labeller bound, 0-1 scale\n")
+    seed_cols = " / ".join(str(s) for s in seeds)
+    print(f"| scene | VCA's gain, seeds {seed_cols} | bound with N-FINDR's | bound with VCA's | taken |")
+    print("|---|---:|---:|---:|---|")
+    for name in scenes:
+        cube = make_scene(name, seed=0) if name in RECIPES else open_cube(name)
+        p = cube.n_true_endmembers
+        pixels = cube.pixels[cube.valid_mask.ravel()].astype(np.float64)
+        truth = cube.true_abundance_pixels[cube.valid_mask.ravel()]
+        em = np.asarray(cube.true_endmembers, dtype=np.float64)
+        gains, bounds, taken = [], {"nfindr": [], "vca": []}, []
+        for seed in seeds:
+            b = extract_bundles(cube, p, seed=seed, pixel_labels=0)
+            choice = b.config["reference_choice"]
+            residual = dict(zip(choice["candidates"], choice["residuals"], strict=True))
+            gains.append(f"{1 - residual['vca'] / residual['nfindr']:+.3f}")
+            taken.append(choice["taken"])
+            for kind in ("nfindr", "vca"):
+                one = (
+                    b
+                    if kind == choice["taken"]
+                    else extract_bundles(cube, p, seed=seed, pixel_labels=0, reference=kind)
+                )
+                labels, _ = label_spectra(pixels, one.reference, one.config["labeller"], one.config["label_scale"])
+                bounds[kind].append(f"{metrics.score(labels, truth, one.reference, em)['rmse']:.4f}")
+        print(
+            f"| {name} | {' / '.join(gains)} | {' / '.join(bounds['nfindr'])} | {' / '.join(bounds['vca'])} | "
+            f"{' / '.join(taken)} |",
+            flush=True,
+        )
+
+
 def _fraction_name(fraction) -> str:
     return "purest auto" if fraction == "auto" else f"purest {100 * fraction:g} %"
 
@@ -235,6 +280,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--labeller-bound", action="store_true", help="labellers on every pixel (no training)")
     ap.add_argument("--refinement", action="store_true", help="the reference refinement's guards per scene")
+    ap.add_argument("--reference-choice", action="store_true", help="what reference='auto' compares and takes")
     ap.add_argument(
         "--purest",
         nargs="*",
@@ -243,7 +289,9 @@ def main(argv=None) -> int:
         help="reference_purest's labeller bound, per fraction or 'auto' (no training)",
     )
     ap.add_argument(
-        "--scenes", nargs="+", help="--labeller-bound, --refinement, --purest: scenes (default: suite and datasets)"
+        "--scenes",
+        nargs="+",
+        help="--labeller-bound, --refinement, --purest, --reference-choice: scenes (default: suite and datasets)",
     )
     args = ap.parse_args(argv)
     if args.purest is not None:
@@ -252,6 +300,12 @@ def main(argv=None) -> int:
 
         scenes = args.scenes or [*RECIPES, "samson", "jasper-ridge", "egu-synthetic"]
         purest_table(scenes, args.purest or [0.005, 0.01, 0.02, "auto"], args.seeds[0])
+        return 0
+    if args.reference_choice:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from robustness_scenes import RECIPES
+
+        reference_choice_table(args.scenes or [*RECIPES, "samson", "jasper-ridge", "egu-synthetic"], args.seeds)
         return 0
     if args.refinement:
         sys.path.insert(0, str(Path(__file__).resolve().parent))

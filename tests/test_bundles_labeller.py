@@ -81,12 +81,12 @@ def test_fcls_labeller_solves_the_constrained_problem():
 
 def test_nnls_labeller_is_the_authors_normalised_least_squares():
     cube = _scene(scaling=0.4)
-    b = extract_bundles(cube, P, seed=1, labeller="nnls", label_scale="max", reference_purest=0.0)
+    b = extract_bundles(cube, P, seed=1, reference="nfindr", labeller="nnls", label_scale="max", reference_purest=0.0)
     ref, _ = reference_endmembers(cube, P, "nfindr", seed=1)
     expected, _ = _pseudo_abundances(b.spectra.astype(np.float64), ref / ref.max(axis=1, keepdims=True))
     np.testing.assert_allclose(b.labels, expected, atol=1e-6)
     # The default mode labels against the means of the purest pixels instead (reference_purest).
-    default = extract_bundles(cube, P, seed=1, labeller="nnls", label_scale="max")
+    default = extract_bundles(cube, P, seed=1, reference="nfindr", labeller="nnls", label_scale="max")
     means = np.asarray(default.reference)
     expected, _ = _pseudo_abundances(default.spectra.astype(np.float64), means / means.max(axis=1, keepdims=True))
     np.testing.assert_allclose(default.labels, expected, atol=1e-6)

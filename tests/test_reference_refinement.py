@@ -107,9 +107,9 @@ def test_a_fit_that_absorbed_brightness_is_not_taken_though_the_image_then_passe
 
 def test_extract_bundles_records_the_refinement_and_labels_against_it():
     cube = _scene(max_abundance=0.75)
-    plain = extract_bundles(cube, P, seed=0, reference_rounds=0)
+    plain = extract_bundles(cube, P, seed=0, reference="nfindr", reference_rounds=0)
     assert "reference_refinement" not in plain.config
-    b = extract_bundles(cube, P, seed=0, reference_rounds=3)
+    b = extract_bundles(cube, P, seed=0, reference="nfindr", reference_rounds=3)
     record = b.config["reference_refinement"]
     assert record["taken"] and record["rounds"] == 3 and b.config["reference_rounds"] == 3
     np.testing.assert_allclose(record["initial_reference"], plain.reference)

@@ -27,7 +27,9 @@ by alternating least squares before labelling (``reference_rounds``, :func:`refi
 guarded so that pure picks and scenes that break the sum-to-one model keep the picks. Where
 brightness varies (the labels are NNLS), it replaces each pick by the mean of the pixels that
 hold the largest share of it (``reference_purest``, :func:`purest_reference`): the volume N-FINDR
-maximises is then drawn out by bright pixels, which can be mixtures.
+maximises is then drawn out by bright pixels, which can be mixtures. Where N-FINDR misses a
+material that VCA finds, the image says so: VCA's spectra, prepared the same way, then explain it
+clearly better, and the default mode takes them (``reference="auto"``, :func:`prepare_reference`).
 Overlapping patches (``stride``, ``dedup``) stay available; the authors' other ideas (per-patch
 endmember counts, k-means reduction) never beat the released behaviour and are not offered.
 
@@ -66,6 +68,7 @@ __all__ = [
     "labeller_residual",
     "resolve_bundle_options",
     "resolve_label_scale",
+    "prepare_reference",
     "ABUNDANCE_SCALE_ATTR",
     "ASC_THRESHOLD",
     "LABELLERS",
@@ -103,9 +106,11 @@ BUNDLE_MODES: dict[str, dict[str, Any]] = {
 # Labelled image pixels are added to the bundles (pixel_labels="auto"); where the labels are
 # NNLS, each pick gives way to the mean of its purest 1 % of the pixels (reference_purest;
 # "auto", which lets the image choose the fraction, is opt-in: docs/bundles.md).
+# VCA's reference replaces N-FINDR's where, prepared the same way, it explains the image better
+# by MIN_GAIN (reference="auto"; docs/bundles.md, "Where N-FINDR misses a material").
 BUNDLE_MODES["default"] = dict(
     BUNDLE_MODES["faithful"],
-    reference="nfindr",
+    reference="auto",
     label_scale="auto",
     labeller="auto",
     reference_rounds=6,
@@ -774,6 +779,76 @@ def _bundle_rngs(seed: int | None) -> tuple[Any, Any]:
     return np.random.default_rng(reference), np.random.default_rng(patches)
 
 
+#: ``reference="auto"`` (the default mode's): the picked references it chooses between, the first
+#: preferred; another is taken only where its spectra, prepared the same way, explain the image
+#: better by :data:`MIN_GAIN` (:func:`prepare_reference`).
+AUTO_REFERENCE = "auto"
+AUTO_REFERENCES = ("nfindr", "vca")
+
+
+def _prepare_one(source: Any, pixels: np.ndarray, n_endmembers: int, kind: Any, opts: dict, seed: int | None) -> dict:
+    """The reference ``kind`` picked from ``source`` and what ``opts`` make of it on ``pixels``."""
+    ref, ref_kind = reference_endmembers(source, n_endmembers, kind, seed=seed)
+    labeller, label_scale, statistic = opts["labeller"], opts["label_scale"], None
+    refinement = purest = None
+    if opts["reference_rounds"] and ref_kind in PICKED_REFERENCES:
+        ref, refinement = refine_reference(pixels, ref, opts["reference_rounds"], labeller)
+    if labeller == "auto":
+        # Sum-to-one abundances in the data's units where the image obeys that model; where it
+        # does not (brightness varies from pixel to pixel), shares of the spectra's shapes. A
+        # refined reference is tested again: mixed reference pixels also fail the test.
+        statistic = (refinement or {}).get("sum_to_one_statistic")
+        if statistic is None:
+            statistic = sum_to_one_statistic(pixels, ref)
+        labeller, label_scale = ("fcls", "none") if statistic <= ASC_THRESHOLD else ("nnls", label_scale)
+    if opts["reference_purest"] and labeller == "nnls" and ref_kind in PICKED_REFERENCES:
+        ref, purest = purest_reference(pixels, ref, opts["reference_purest"], label_scale)
+    return dict(
+        reference=ref,
+        kind=ref_kind,
+        labeller=labeller,
+        label_scale=label_scale,
+        statistic=statistic,
+        refinement=refinement,
+        purest=purest,
+    )
+
+
+def prepare_reference(source: Any, pixels: np.ndarray, n_endmembers: int, opts: dict, *, seed: int | None) -> dict:
+    """The labels' reference and rule: picked, refined, tested for sum-to-one and averaged over purest pixels.
+
+    ``source`` is what :func:`reference_endmembers` picks from (a cube or an image), ``pixels``
+    (N, B) its valid pixels, which the refinement, the sum-to-one test and the purest-pixel means
+    read; ``opts`` are checked bundle options. With ``reference="auto"`` every kind of
+    :data:`AUTO_REFERENCES` is prepared, and a later one is taken only where the residual of its
+    labelling rule on ``pixels`` (at most :data:`REFINE_PIXELS`, evenly spaced) is lower than the
+    first's by :data:`MIN_GAIN`: each extractor can miss a material that the other finds (N-FINDR
+    maximises a volume that a few bright or noisy pixels can draw out, VCA follows random
+    directions), and a missed material leaves part of the image unexplained.
+
+    Returns a dict: ``reference`` (P, B), ``kind``, ``labeller``, ``label_scale``,
+    ``statistic`` (the sum-to-one test's, or None), ``refinement`` and ``purest`` (their records,
+    or None), and ``choice`` (None, or with "auto" the candidates, their residuals and the kind taken).
+    """
+    kind = opts["reference"]
+    if not (isinstance(kind, str) and kind == AUTO_REFERENCE):
+        return dict(_prepare_one(source, pixels, n_endmembers, kind, opts, seed), choice=None)
+    runs = [_prepare_one(source, pixels, n_endmembers, k, opts, seed) for k in AUTO_REFERENCES]
+    y = np.asarray(pixels[evenly_spaced(len(pixels), REFINE_PIXELS)], dtype=np.float64)
+    residuals = [labeller_residual(y, run["reference"], run["labeller"]) for run in runs]
+    taken = 0
+    for k in range(1, len(runs)):
+        if residuals[k] <= (1.0 - MIN_GAIN) * residuals[0] and residuals[k] < residuals[taken]:
+            taken = k
+    choice = dict(
+        candidates=list(AUTO_REFERENCES),
+        residuals=[float(r) for r in residuals],
+        min_gain=MIN_GAIN,
+        taken=AUTO_REFERENCES[taken],
+    )
+    return dict(runs[taken], choice=choice)
+
+
 def reference_endmembers(
     cube: Any, n_endmembers: int, reference: Any = "nfindr", *, seed: int | None = 0
 ) -> tuple[np.ndarray, str]:
@@ -806,7 +881,10 @@ def reference_endmembers(
             if em.shape[0] != n_endmembers:
                 raise InputError(f"the cube's truth has {em.shape[0]} endmembers but P={n_endmembers} was asked for")
             return em, "truth"
-        raise InputError(f"reference={reference!r}; use 'nfindr', 'vca', 'vca-pixels', 'truth' or a (P, bands) array")
+        raise InputError(
+            f"reference={reference!r}; use 'auto' (bundles only), 'nfindr', 'vca', 'vca-pixels', 'truth' "
+            f"or a (P, bands) array"
+        )
     em = np.asarray(reference, dtype=np.float64)
     if em.ndim != 2:
         raise InputError(f"reference endmembers must be (P, bands); got shape {em.shape}")
@@ -902,7 +980,10 @@ def extract_bundles(
     reference : str or ndarray
         ``"nfindr"`` (whole-image N-FINDR), ``"vca"`` (whole-image VCA, the authors'), both
         projected onto the image's top-P subspace; ``"vca-pixels"``, ``"truth"`` or a (P, bands)
-        array (a library).
+        array (a library); ``"auto"`` (the default mode's): N-FINDR's, unless VCA's, prepared the
+        same way (refinement, labelling rule, purest-pixel means), explains the image better by
+        :data:`MIN_GAIN` (:func:`prepare_reference`; ``config["reference_choice"]`` records the
+        residuals and ``config["reference"]`` the kind taken).
     label_scale : {"none", "max", "auto"}
         ``"none"``: the reference spectra as they are (the authors'); ``"max"``: each scaled to a
         maximum of 1 before the least squares, so a material's brightness is divided out of its
@@ -1002,26 +1083,17 @@ def extract_bundles(
         keep = np.sort(first)
         spectra, patch_of, pixel_of = spectra[keep], patch_of[keep], pixel_of[keep]
 
-    ref, ref_kind = reference_endmembers(cube, p, opts["reference"], seed=seed)
-    labeller, label_scale, statistic = opts["labeller"], opts["label_scale"], None
     flat = image.reshape(-1, bands)
-    # The valid pixels, read by the refinement and the sum-to-one test (a copy only where some are masked).
-    reads_image = rounds or labeller == "auto" or purest_fraction
+    # The valid pixels, read by the refinement, the sum-to-one test, the purest-pixel means and the
+    # choice of reference (a copy only where some are masked).
+    choosing = isinstance(opts["reference"], str) and opts["reference"] == AUTO_REFERENCE
+    reads_image = rounds or opts["labeller"] == "auto" or purest_fraction or choosing
     image_pixels = flat if valid.all() or not reads_image else flat[valid.ravel()]
-    refinement = None
-    if rounds and ref_kind in PICKED_REFERENCES:
-        ref, refinement = refine_reference(image_pixels, ref, rounds, labeller)
-    if labeller == "auto":
-        # Sum-to-one abundances in the data's units where the image obeys that model; where it
-        # does not (brightness varies from pixel to pixel), shares of the spectra's shapes. A
-        # refined reference is tested again: mixed reference pixels also fail the test.
-        statistic = (refinement or {}).get("sum_to_one_statistic")
-        if statistic is None:
-            statistic = sum_to_one_statistic(image_pixels, ref)
-        labeller, label_scale = ("fcls", "none") if statistic <= ASC_THRESHOLD else ("nnls", label_scale)
-    purest = None
-    if purest_fraction and labeller == "nnls" and ref_kind in PICKED_REFERENCES:
-        ref, purest = purest_reference(image_pixels, ref, purest_fraction, label_scale)
+    checked = dict(opts, reference_rounds=rounds, reference_purest=purest_fraction)
+    prepared = prepare_reference(cube, image_pixels, p, checked, seed=seed)
+    ref, ref_kind = prepared["reference"], prepared["kind"]
+    labeller, label_scale, statistic = prepared["labeller"], prepared["label_scale"], prepared["statistic"]
+    refinement, purest = prepared["refinement"], prepared["purest"]
     n_added = 0
     if n_pixel_labels:
         valid_ids = np.flatnonzero(valid.ravel())
@@ -1060,6 +1132,8 @@ def extract_bundles(
         config["reference_refinement"] = refinement
     if purest is not None:
         config["purest_reference"] = purest
+    if prepared["choice"] is not None:
+        config["reference_choice"] = prepared["choice"]
     return SpectralBundles(
         spectra=spectra, labels=labels, reference=ref, patch_index=patch_of, pixel_index=pixel_of, config=config
     )

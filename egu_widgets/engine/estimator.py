@@ -339,9 +339,10 @@ class EGUNet:
     other one.
 
     ``endmembers_`` (P, B), also stored in ``result_``: for "pw" and "ss" the reference spectra
-    the bundle labels were computed against (whole-image N-FINDR by default, refined where its
-    picks are mixtures and replaced by the means of the purest pixels where brightness varies:
-    ``reference_rounds`` and ``reference_purest`` of :func:`~egu_widgets.engine.extract_bundles`;
+    the bundle labels were computed against (whole-image N-FINDR by default, or VCA where it
+    explains the image clearly better; refined where the picks are mixtures and replaced by the
+    means of the purest pixels where brightness varies: ``reference``, ``reference_rounds`` and
+    ``reference_purest`` of :func:`~egu_widgets.engine.extract_bundles`;
     "paper": VCA), in the data's units, since output p is trained to be the abundance of reference spectrum p. The
     decoder's own spectra are ``decoder_endmembers_``; they are poorer estimates and are not used
     for the result (docs/engine.md). For "ae", which has no reference, ``endmembers_`` is the

@@ -36,16 +36,13 @@ from ..errors import InputError
 from ..validation import check_int, check_seed
 from .bundles import (
     BUNDLE_MODES,
-    PICKED_REFERENCES,
     SpectralBundles,
     check_purest,
     evenly_spaced,
     extract_bundles,
     label_spectra,
     pixel_label_count,
-    purest_reference,
-    reference_endmembers,
-    refine_reference,
+    prepare_reference,
     resolve_bundle_options,
     resolve_label_scale,
 )
@@ -184,30 +181,6 @@ def training_cube(cube: HyperCube, variant: str, n_pixels: int, *, seed: Any) ->
     return HyperCube(ds, validate=False), False
 
 
-def _auto_labeller(
-    resolved: Mapping[str, Any], pixels: np.ndarray, reference: np.ndarray, statistic: float | None = None
-) -> dict:
-    """``labeller="auto"``'s choice made on ``pixels`` (the sample), with what the config records; {} otherwise.
-
-    :func:`extract_bundles` decides it on the image it is given, which here is the mosaic of
-    sampled patches; the training sample stands for the scene (the whole image when it is read whole).
-    """
-    from . import bundles
-
-    if resolved.get("labeller") != "auto" or not hasattr(bundles, "sum_to_one_statistic"):
-        return {}
-    if statistic is None:  # else already computed for ``reference`` on ``pixels`` (the refinement's)
-        statistic = bundles.sum_to_one_statistic(pixels, reference)
-    fcls = statistic <= bundles.ASC_THRESHOLD
-    return dict(
-        labeller="fcls" if fcls else "nnls",
-        label_scale="none" if fcls else resolved["label_scale"],
-        labeller_requested="auto",
-        label_scale_requested=resolved["label_scale"],
-        sum_to_one_statistic=statistic,
-    )
-
-
 def sampled_bundles(
     cube: HyperCube,
     n_endmembers: int,
@@ -243,22 +216,22 @@ def sampled_bundles(
     if h < size or w < size:
         raise InputError(f"the cube ({h}x{w} pixels) is smaller than one {size}x{size} patch; use a smaller patch_size")
     reference = resolved["reference"]
-    if isinstance(reference, str) and reference == "truth":
-        if cube.true_endmembers is None:
-            raise InputError("reference='truth' needs a cube with truth endmembers; use 'vca' or pass an array")
-        ref, ref_kind = np.asarray(cube.true_endmembers, dtype=np.float64), "truth"
-        if ref.shape[0] != n_endmembers:
-            raise InputError(f"the cube's truth has {ref.shape[0]} endmembers but P={n_endmembers} was asked for")
-    elif isinstance(reference, str):
-        ref, ref_kind = reference_endmembers(reference_pixels[None].astype(np.float64), n_endmembers, reference,
-                                             seed=bundle_seed)  # fmt: skip
-    else:
-        ref, ref_kind = reference, "given"
-    refinement = None
     rounds = check_int("reference_rounds", resolved.get("reference_rounds", 0), 0)
     purest_fraction = check_purest(resolved.get("reference_purest", 0.0))
-    if rounds and ref_kind in PICKED_REFERENCES:  # on the training sample, as extract_bundles on the image
-        ref, refinement = refine_reference(reference_pixels, ref, rounds, resolved["labeller"])
+    is_truth = isinstance(reference, str) and reference == "truth"
+    if is_truth:
+        if cube.true_endmembers is None:
+            raise InputError("reference='truth' needs a cube with truth endmembers; use 'vca' or pass an array")
+        reference = np.asarray(cube.true_endmembers, dtype=np.float64)
+        if reference.shape[0] != n_endmembers:
+            raise InputError(f"the cube's truth has {reference.shape[0]} endmembers but P={n_endmembers} was asked for")
+    # On the training sample, as extract_bundles on the image: the same picks, refinement, test,
+    # purest-pixel means and choice of reference.
+    checked = dict(resolved, reference=reference, reference_rounds=rounds, reference_purest=purest_fraction)
+    prepared = prepare_reference(reference_pixels[None].astype(np.float64), reference_pixels, n_endmembers, checked,
+                                 seed=bundle_seed)  # fmt: skip
+    ref, ref_kind = prepared["reference"], "truth" if is_truth else prepared["kind"]
+    refinement, purest = prepared["refinement"], prepared["purest"]
     all_y, _ = patch_grid(h, w, size, stride)
     ys, xs = stratified_corners(h, w, size, n_patches, seed=bundle_seed if bundle_seed is not None else 0,
                                 stride=stride, stream="bundles", draw=_PATCH_DRAW)  # fmt: skip
@@ -278,14 +251,16 @@ def sampled_bundles(
     opts_mosaic = {key: value for key, value in opts.items() if key not in ("stride", "dedup", "reference")}
     opts_mosaic["pixel_labels"] = 0
     opts_mosaic["label_scale"] = resolved["label_scale"]
-    chosen = _auto_labeller(resolved, reference_pixels, ref, (refinement or {}).get("sum_to_one_statistic"))
-    if chosen:  # decided on the sample's pixels, as extract_bundles decides on the whole image's
+    chosen = {}
+    if resolved["labeller"] == "auto":  # decided on the sample's pixels, as extract_bundles decides on the image's
+        chosen = dict(
+            labeller=prepared["labeller"],
+            label_scale=prepared["label_scale"],
+            labeller_requested="auto",
+            label_scale_requested=resolved["label_scale"],
+            sum_to_one_statistic=prepared["statistic"],
+        )
         opts_mosaic.update(labeller=chosen["labeller"], label_scale=chosen["label_scale"])
-    purest = None
-    rule = chosen.get("labeller", resolved["labeller"])
-    if purest_fraction and rule == "nnls" and ref_kind in PICKED_REFERENCES:  # on the sample, as on the image
-        ref, purest = purest_reference(reference_pixels, ref, purest_fraction,
-                                       chosen.get("label_scale", resolved["label_scale"]))  # fmt: skip
     made = extract_bundles(mosaic, n_endmembers, mode=mode, stride=None, dedup=False, reference=ref,
                            seed=bundle_seed, **opts_mosaic)  # fmt: skip
     # Back to the cube's numbering: patch k of the mosaic is sampled patch k.
@@ -325,6 +300,8 @@ def sampled_bundles(
     config["n_pixel_labels"] = int(n_added)
     if purest is not None:
         config["purest_reference"] = purest
+    if prepared["choice"] is not None:
+        config["reference_choice"] = prepared["choice"]
     config.update(
         stride=resolved["stride"],
         dedup=resolved["dedup"],

@@ -1,6 +1,6 @@
 """Relabelling: the bundles labelled again against endmembers that fit the trained network, then a fine-tune.
 
-EGU-Net's bundles are labelled against reference spectra (whole-image N-FINDR by default), and
+EGU-Net's bundles are labelled against reference spectra (whole-image N-FINDR or VCA), and
 the network ends close to its labeller applied to every pixel (docs/bundles.md). Where the
 scene has no pure pixels those reference spectra are themselves mixtures, so the labels are
 wrong in a way no amount of training removes. One relabelling round (``EGUNet(relabel=1)``):

@@ -145,7 +145,8 @@ def markdown_table(runs: Sequence[Run], scenes: Mapping[str, Scene], plan: Plan,
         "their spectra (the package's standard scoring); *RMSE, matched by maps* pairs them by their "
         "abundance maps instead, which differs when a method's spectra are far from the references "
         "(the `ae` ablation's decoded spectra, for example). EGU-Net's endmembers are the reference spectra "
-        "its bundle labels refer to (a whole-image N-FINDR, refined where its picks are mixtures and "
+        "its bundle labels refer to (a whole-image N-FINDR, or VCA where it explains the image clearly better; "
+        "refined where the picks are mixtures and "
         "replaced by the means of its purest pixels where brightness varies). "
         "Time: seconds per run (training included).\n"
     )
