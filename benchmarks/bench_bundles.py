@@ -177,10 +177,19 @@ def refinement_table(scenes, seeds) -> None:
             print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 
-def reference_choice_table(scenes, seeds) -> None:
-    """Print what ``reference="auto"`` compares and takes per scene and seed (see the module doc)."""
+def _scene_arrays(name: str):
+    """A suite scene or dataset with what the no-training tables read: the cube, P, its valid
+    pixels (float64), their true abundances and the true endmembers (float64)."""
     from robustness_scenes import RECIPES, make_scene
 
+    cube = make_scene(name, seed=0) if name in RECIPES else open_cube(name)
+    valid = cube.valid_mask.ravel()
+    em = np.asarray(cube.true_endmembers, dtype=np.float64)
+    return cube, cube.n_true_endmembers, cube.pixels[valid].astype(np.float64), cube.true_abundance_pixels[valid], em
+
+
+def reference_choice_table(scenes, seeds) -> None:
+    """Print what ``reference="auto"`` compares and takes per scene and seed (see the module doc)."""
     from egu_widgets import metrics
     from egu_widgets.engine.bundles import MIN_GAIN, label_spectra
 
@@ -190,11 +199,7 @@ def reference_choice_table(scenes, seeds) -> None:
     print(f"| scene | VCA's gain, seeds {seed_cols} | bound with N-FINDR's | bound with VCA's | taken |")
     print("|---|---:|---:|---:|---|")
     for name in scenes:
-        cube = make_scene(name, seed=0) if name in RECIPES else open_cube(name)
-        p = cube.n_true_endmembers
-        pixels = cube.pixels[cube.valid_mask.ravel()].astype(np.float64)
-        truth = cube.true_abundance_pixels[cube.valid_mask.ravel()]
-        em = np.asarray(cube.true_endmembers, dtype=np.float64)
+        cube, p, pixels, truth, em = _scene_arrays(name)
         gains, bounds, taken = [], {"nfindr": [], "vca": []}, []
         for seed in seeds:
             b = extract_bundles(cube, p, seed=seed, pixel_labels=0)
@@ -227,8 +232,6 @@ def _fraction(text: str):
 
 def purest_table(scenes, fractions, seed: int) -> None:
     """Print what ``reference_purest`` gives per fraction where the labels are NNLS (see the module doc)."""
-    from robustness_scenes import RECIPES, make_scene
-
     from egu_widgets import metrics
     from egu_widgets.engine.bundles import label_spectra, purest_reference, resolve_label_scale, sum_to_one_statistic
 
@@ -243,12 +246,8 @@ def purest_table(scenes, fractions, seed: int) -> None:
     print("| scene | " + " | ".join(cols) + " |")
     print("|---|" + "---:|" * len(cols))
     for name in scenes:
-        cube = make_scene(name, seed=0) if name in RECIPES else open_cube(name)
-        p = cube.n_true_endmembers
-        pixels = cube.pixels[cube.valid_mask.ravel()].astype(np.float64)
-        truth = cube.true_abundance_pixels[cube.valid_mask.ravel()]
-        em = np.asarray(cube.true_endmembers, dtype=np.float64)
-        b = extract_bundles(cube, p, seed=seed, reference_purest=0.0)
+        cube, p, pixels, truth, em = _scene_arrays(name)
+        b = extract_bundles(cube, p, seed=seed, reference="nfindr", reference_purest=0.0)
         if b.config["labeller"] != "nnls":
             continue  # reference_purest applies only where the labels are NNLS
         picks = b.reference

@@ -786,6 +786,11 @@ AUTO_REFERENCE = "auto"
 AUTO_REFERENCES = ("nfindr", "vca")
 
 
+def _chooses_reference(reference: Any) -> bool:
+    """Whether ``reference`` asks for the choice among :data:`AUTO_REFERENCES` (it may be an array)."""
+    return isinstance(reference, str) and reference == AUTO_REFERENCE
+
+
 def _prepare_one(source: Any, pixels: np.ndarray, n_endmembers: int, kind: Any, opts: dict, seed: int | None) -> dict:
     """The reference ``kind`` picked from ``source`` and what ``opts`` make of it on ``pixels``."""
     ref, ref_kind = reference_endmembers(source, n_endmembers, kind, seed=seed)
@@ -830,9 +835,8 @@ def prepare_reference(source: Any, pixels: np.ndarray, n_endmembers: int, opts: 
     ``statistic`` (the sum-to-one test's, or None), ``refinement`` and ``purest`` (their records,
     or None), and ``choice`` (None, or with "auto" the candidates, their residuals and the kind taken).
     """
-    kind = opts["reference"]
-    if not (isinstance(kind, str) and kind == AUTO_REFERENCE):
-        return dict(_prepare_one(source, pixels, n_endmembers, kind, opts, seed), choice=None)
+    if not _chooses_reference(opts["reference"]):
+        return dict(_prepare_one(source, pixels, n_endmembers, opts["reference"], opts, seed), choice=None)
     runs = [_prepare_one(source, pixels, n_endmembers, k, opts, seed) for k in AUTO_REFERENCES]
     y = np.asarray(pixels[evenly_spaced(len(pixels), REFINE_PIXELS)], dtype=np.float64)
     residuals = [labeller_residual(y, run["reference"], run["labeller"]) for run in runs]
@@ -1086,8 +1090,7 @@ def extract_bundles(
     flat = image.reshape(-1, bands)
     # The valid pixels, read by the refinement, the sum-to-one test, the purest-pixel means and the
     # choice of reference (a copy only where some are masked).
-    choosing = isinstance(opts["reference"], str) and opts["reference"] == AUTO_REFERENCE
-    reads_image = rounds or opts["labeller"] == "auto" or purest_fraction or choosing
+    reads_image = rounds or opts["labeller"] == "auto" or purest_fraction or _chooses_reference(opts["reference"])
     image_pixels = flat if valid.all() or not reads_image else flat[valid.ravel()]
     checked = dict(opts, reference_rounds=rounds, reference_purest=purest_fraction)
     prepared = prepare_reference(cube, image_pixels, p, checked, seed=seed)
